@@ -16,8 +16,8 @@ namespace gonet::core {
 
 class ParseError {
  public:
-  // Long enough for a message quoting two inputs of kMaxQuoted characters each.
-  static constexpr size_t kCapacity = 256;
+  // Room for a sentence of explanation around two quoted inputs or a long file path.
+  static constexpr size_t kCapacity = 512;
   // Quoted inputs are cut to this many characters (then "...") so the message stays one line.
   static constexpr size_t kMaxQuoted = 64;
 
