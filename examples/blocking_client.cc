@@ -22,7 +22,6 @@
 #include <cstring>
 #include <cxxopts.hpp>
 #include <map>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <thread>

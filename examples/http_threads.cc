@@ -39,6 +39,10 @@ struct Request {
   std::uint64_t content_length = 0;
 };
 
+bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && strncasecmp(a.data(), b.data(), a.size()) == 0;
+}
+
 // Case-insensitive "does header line `line` have name `name`", returning its trimmed value.
 bool HeaderValue(std::string_view line, std::string_view name, std::string_view* value) {
   if (line.size() <= name.size() || line[name.size()] != ':') return false;
@@ -68,11 +72,8 @@ bool ParseHead(std::string_view head, Request* req) {
     const std::string_view line = head.substr(pos, end - pos);
     std::string_view value;
     if (HeaderValue(line, "Connection", &value)) {
-      if (strncasecmp(value.data(), "close", value.size()) == 0 && value.size() == 5) {
-        req->keep_alive = false;
-      } else if (value.size() == 10 && strncasecmp(value.data(), "keep-alive", 10) == 0) {
-        req->keep_alive = true;
-      }
+      if (EqualsIgnoreCase(value, "close")) req->keep_alive = false;
+      if (EqualsIgnoreCase(value, "keep-alive")) req->keep_alive = true;
     } else if (HeaderValue(line, "Content-Length", &value)) {
       std::from_chars(value.data(), value.data() + value.size(), req->content_length);
     }
