@@ -1,0 +1,319 @@
+#include "preload/cli_run.h"
+
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+#include <cxxopts.hpp>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/duration.h"
+#include "core/fault_spec.h"
+#include "core/launch_check.h"
+#include "preload/cli_preload.h"
+
+namespace gonet::cli {
+namespace {
+
+constexpr int kExitUsage = core::kExitRefused;
+constexpr long kMaxWorkers = 4096;
+
+const char kRunUsage[] =
+    R"(usage: gonet run [OPTIONS] [--] PROGRAM [ARGS...]
+
+Runs PROGRAM with libgonet.so preloaded. Every option is checked before PROGRAM starts;
+a bad value prints one line on stderr and exits 2.
+
+options:
+  --mode MODE              threads (default): each thread parks on its own;
+                           fibers: pthreads become fibers on a few worker threads (M:N);
+                           passthrough: interpose but never park (stats and faults only)
+  --read-timeout D         fail a blocking read/recv/accept with EAGAIN after D without data
+  --write-timeout D        fail a blocking write/send with EAGAIN (or a partial count) after D
+  --connect-timeout D      fail a blocking connect with EINPROGRESS after D
+                           (D: Go syntax, e.g. 500ms, 30s, 2m, 1h30m, 1.5s; 0 = no timeout)
+  --stats                  print a summary of gonet's counters on stderr at exit
+  --fault SPEC             inject a socket fault; repeatable. SPEC is
+                             OP:ERRNO[:p=PROB|:n=COUNT|:after=K][:port=PORT]
+                             OP:delay=DURATION[:p=PROB|:n=COUNT|:after=K][:port=PORT]
+                           OP: socket, connect, accept, read (recv family), write (send
+                           family), close; ERRNO: a name such as ECONNREFUSED, ECONNRESET,
+                           ETIMEDOUT, EPIPE, EMFILE; p= probability 0..1, n= the first COUNT
+                           matching calls, after= every call after the first K; port= the peer
+                           port (connect), local port (accept), either (read, write, close)
+  --fault-seed N           seed for p= draws (same seed, same faults)
+  --workers N              worker threads in fibers mode (default: one per core)
+  --lib PATH               libgonet.so to preload (default: $GONET_LIB, else next to the
+                           gonet executable, else ../lib/gonet/ relative to it)
+  -v, --verbose            print the environment changes and the command before exec
+  -h, --help               this text
+
+The options become environment variables that libgonet.so reads (GONET_MODE, GONET_STATS,
+GONET_READ_TIMEOUT, GONET_WRITE_TIMEOUT, GONET_CONNECT_TIMEOUT, GONET_FAULT (specs joined
+by ';'), GONET_FAULT_SEED, GONET_WORKERS); ones already in the environment are kept unless an
+option overrides them, and are checked too. libgonet.so is put first in LD_PRELOAD.
+
+gonet refuses programs LD_PRELOAD cannot reach: static executables, setuid/setgid programs
+and programs with file capabilities. A #! script is fine if its interpreter is.
+
+examples:
+  gonet run -- ./daemon --port 8080
+  gonet run --mode fibers --stats -- ./thread_per_connection_server
+  gonet run --read-timeout 30s --connect-timeout 5s -- python3 server.py
+  gonet run --fault 'connect:ECONNREFUSED:p=0.1' --fault-seed 7 -- ./client
+  gonet run --fault 'read:ECONNRESET:after=3:port=6379' --fault 'write:delay=50ms' -- ./app
+
+exit status: PROGRAM's; 2 for a refused option or program; 126 if PROGRAM cannot be
+executed; 127 if it is not found.
+)";
+
+// Options that take a value, so the argument scan knows the next word is not PROGRAM.
+constexpr std::string_view kValueOptions[] = {
+    "--mode",  "--read-timeout", "--write-timeout", "--connect-timeout",
+    "--fault", "--fault-seed",   "--workers",       "--lib"};
+
+int Fail(const char* format, ...) __attribute__((format(printf, 1, 2)));
+int Fail(const char* format, ...) {
+  va_list args;
+  va_start(args, format);
+  fputs("gonet run: ", stderr);
+  vfprintf(stderr, format, args);
+  fputc('\n', stderr);
+  va_end(args);
+  return kExitUsage;
+}
+
+// Options that take no value.
+constexpr std::string_view kFlagOptions[] = {"--stats", "--verbose", "-v", "--help", "-h"};
+
+// SplitArgs separates gonet's options from PROGRAM ARGS: at "--", or at the first word that is
+// neither an option nor an option's value. Returns the index where PROGRAM starts (== argc if
+// none) and sets *options_end to the end of the option words. An unknown option or a missing
+// value is reported in *problem (in ASCII; cxxopts' own messages use typographic quotes).
+int SplitArgs(int argc, char** argv, int* options_end, std::string* problem) {
+  for (int i = 0; i < argc; ++i) {
+    std::string_view arg = argv[i];
+    if (arg == "--") {
+      *options_end = i;
+      return i + 1;
+    }
+    if (arg.size() < 2 || arg[0] != '-') {
+      *options_end = i;
+      return i;
+    }
+    std::string_view name = arg.substr(0, arg.find('='));
+    bool known = false;
+    for (std::string_view opt : kFlagOptions) known = known || name == opt;
+    for (std::string_view opt : kValueOptions) {
+      if (name != opt) continue;
+      known = true;
+      if (name != arg) continue;  // "--mode=fibers"
+      if (i + 1 >= argc && problem->empty()) *problem = std::string(arg) + " needs a value";
+      ++i;  // "--mode fibers": the value is not PROGRAM
+    }
+    if (!known && problem->empty()) *problem = "unknown option " + std::string(arg);
+  }
+  *options_end = argc;
+  return argc;
+}
+
+// Setting is one GONET_* variable: from an option when given, else inherited, then checked.
+struct Setting {
+  const char* var;
+  std::string value;
+  bool from_option = false;
+  bool present = false;
+};
+
+bool ParseWorkers(std::string_view s, long* out) {
+  if (s.empty() || s.size() > 6) return false;
+  long v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return false;
+    v = v * 10 + (c - '0');
+  }
+  *out = v;
+  return v >= 1 && v <= kMaxWorkers;
+}
+
+// Checks one setting; returns an empty string when the value is good, else the problem.
+std::string Check(const Setting& s) {
+  std::string_view var = s.var;
+  std::string_view v = s.value;
+  if (var == "GONET_MODE") {
+    if (v == "threads" || v == "fibers" || v == "passthrough") return {};
+    return "bad mode \"" + s.value + "\" (want threads, fibers or passthrough)";
+  }
+  if (var == "GONET_READ_TIMEOUT" || var == "GONET_WRITE_TIMEOUT" ||
+      var == "GONET_CONNECT_TIMEOUT") {
+    core::DurationResult d = core::ParseDuration(v);
+    return d.ok() ? std::string() : d.error.message();
+  }
+  if (var == "GONET_FAULT") {
+    core::FaultSpecResult f = core::ParseFaultSpecs(v);
+    return f.ok() ? std::string() : f.error.message();
+  }
+  if (var == "GONET_FAULT_SEED") {
+    uint64_t seed = 0;
+    core::ParseError e = core::ParseFaultSeed(v, &seed);
+    return e.failed() ? e.message() : std::string();
+  }
+  if (var == "GONET_WORKERS") {
+    long n = 0;
+    if (ParseWorkers(v, &n)) return {};
+    return "bad worker count \"" + s.value + "\" (want an integer from 1 to " +
+           std::to_string(kMaxWorkers) + ")";
+  }
+  return {};
+}
+
+// The option that sets each variable, to name it in messages.
+const char* OptionFor(std::string_view var) {
+  if (var == "GONET_MODE") return "--mode";
+  if (var == "GONET_READ_TIMEOUT") return "--read-timeout";
+  if (var == "GONET_WRITE_TIMEOUT") return "--write-timeout";
+  if (var == "GONET_CONNECT_TIMEOUT") return "--connect-timeout";
+  if (var == "GONET_FAULT") return "--fault";
+  if (var == "GONET_FAULT_SEED") return "--fault-seed";
+  if (var == "GONET_WORKERS") return "--workers";
+  return "--stats";
+}
+
+}  // namespace
+
+const char* RunUsage() { return kRunUsage; }
+
+int RunCommand(int argc, char** argv) {
+  int options_end = 0;
+  std::string problem;
+  int program = SplitArgs(argc, argv, &options_end, &problem);
+  if (!problem.empty()) return Fail("%s (see gonet run --help)", problem.c_str());
+
+  cxxopts::Options options("gonet run");
+  // clang-format off
+  options.add_options()
+      ("mode", "", cxxopts::value<std::string>())
+      ("read-timeout", "", cxxopts::value<std::string>())
+      ("write-timeout", "", cxxopts::value<std::string>())
+      ("connect-timeout", "", cxxopts::value<std::string>())
+      ("stats", "")
+      ("fault", "", cxxopts::value<std::vector<std::string>>())
+      ("fault-seed", "", cxxopts::value<std::string>())
+      ("workers", "", cxxopts::value<std::string>())
+      ("lib", "", cxxopts::value<std::string>())
+      ("v,verbose", "")
+      ("h,help", "");
+  // clang-format on
+  std::vector<const char*> words = {"gonet run"};
+  for (int i = 0; i < options_end; ++i) words.push_back(argv[i]);
+
+  cxxopts::ParseResult parsed;
+  try {
+    parsed = options.parse(static_cast<int>(words.size()), words.data());
+  } catch (const cxxopts::exceptions::exception& e) {
+    return Fail("%s (see gonet run --help)", e.what());
+  }
+  if (parsed.count("help")) {
+    fputs(kRunUsage, stdout);
+    return 0;
+  }
+  if (program >= argc)
+    return Fail("no program given (usage: gonet run [OPTIONS] -- PROGRAM ARGS...)");
+
+  // Each --fault is checked on its own first, so the message names the argument at fault.
+  std::string faults;
+  if (parsed.count("fault")) {
+    for (const std::string& spec : parsed["fault"].as<std::vector<std::string>>()) {
+      if (spec.find(';') == std::string::npos) {
+        core::FaultRule rule;
+        core::ParseError e = core::ParseFaultRule(spec, &rule);
+        if (e.failed()) return Fail("--fault '%s': %s", spec.c_str(), e.message());
+      }
+      if (!faults.empty()) faults += ';';
+      faults += spec;
+    }
+  }
+
+  Setting settings[] = {{"GONET_MODE", {}},          {"GONET_READ_TIMEOUT", {}},
+                        {"GONET_WRITE_TIMEOUT", {}}, {"GONET_CONNECT_TIMEOUT", {}},
+                        {"GONET_STATS", {}},         {"GONET_FAULT", {}},
+                        {"GONET_FAULT_SEED", {}},    {"GONET_WORKERS", {}}};
+  for (Setting& s : settings) {
+    std::string_view option = OptionFor(s.var);
+    std::string key(option.substr(2));
+    if (key == "stats") {
+      if (parsed.count("stats")) s.value = "1", s.from_option = true;
+    } else if (key == "fault") {
+      if (!faults.empty()) s.value = faults, s.from_option = true;
+    } else if (parsed.count(key)) {
+      s.value = parsed[key].as<std::string>();
+      s.from_option = true;
+    }
+    const char* inherited = getenv(s.var);
+    if (!s.from_option && inherited != nullptr) s.value = inherited;
+    s.present = s.from_option || inherited != nullptr;
+    if (!s.present) continue;
+    std::string problem = Check(s);
+    if (problem.empty()) continue;
+    if (s.from_option) {
+      return Fail("%s %s: %s", OptionFor(s.var), s.value.c_str(), problem.c_str());
+    }
+    return Fail("%s=%s (from the environment): %s", s.var, s.value.c_str(), problem.c_str());
+  }
+  const Setting& mode = settings[0];
+  const Setting& workers = settings[7];
+  if (workers.from_option && (!mode.present || mode.value != "fibers")) {
+    fprintf(stderr, "gonet run: note: --workers only matters with --mode fibers\n");
+  }
+
+  std::string lib_option = parsed.count("lib") ? parsed["lib"].as<std::string>() : "";
+  LibraryLookup lib =
+      FindLibrary(lib_option.empty() ? nullptr : lib_option.c_str(), getenv("GONET_LIB"));
+  if (!lib.error.empty()) return Fail("%s", lib.error.c_str());
+
+  core::ResolvedProgram resolved = core::ResolveProgram(argv[program], getenv("PATH"));
+  if (!resolved.ok()) {
+    fprintf(stderr, "gonet run: %s\n", resolved.error.message());
+    return resolved.exit_code;
+  }
+  core::ParseError refusal = core::CheckPreloadable(resolved.path);
+  if (refusal.failed()) return Fail("%s", refusal.message());
+
+  bool verbose = parsed.count("verbose") > 0;
+  std::string preload = PrependPreload(lib.path, getenv("LD_PRELOAD"));
+  for (const Setting& s : settings) {
+    if (!s.from_option) continue;
+    setenv(s.var, s.value.c_str(), 1);
+    if (verbose) fprintf(stderr, "gonet run: %s=%s\n", s.var, s.value.c_str());
+  }
+  setenv("LD_PRELOAD", preload.c_str(), 1);
+  if (verbose) {
+    fprintf(stderr, "gonet run: LD_PRELOAD=%s\ngonet run: exec %s", preload.c_str(), resolved.path);
+    for (int i = program + 1; i < argc; ++i) fprintf(stderr, " %s", argv[i]);
+    fputc('\n', stderr);
+  }
+  fflush(stdout);
+  fflush(stderr);
+
+  char** program_argv = argv + program;  // argv is NULL-terminated, like main's
+  execv(resolved.path, program_argv);
+  int err = errno;
+  if (err == ENOEXEC) {
+    // Neither ELF nor "#!": hand it to /bin/sh, as execvp does (CheckPreloadable judged
+    // /bin/sh for it).
+    std::vector<char*> sh_argv = {const_cast<char*>("/bin/sh"), resolved.path};
+    for (int i = program + 1; i < argc; ++i) sh_argv.push_back(argv[i]);
+    sh_argv.push_back(nullptr);
+    execv("/bin/sh", sh_argv.data());
+    err = errno;
+  }
+  fprintf(stderr, "gonet run: exec %s: %s\n", resolved.path, strerror(err));
+  return err == ENOENT ? core::kExitNotFound : core::kExitNotExecutable;
+}
+
+}  // namespace gonet::cli

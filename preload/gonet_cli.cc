@@ -1,0 +1,77 @@
+// gonet: the launcher. `gonet run` starts a program with libgonet.so preloaded; `gonet stats`
+// and `gonet dump` will read a running program's counters and parked fibers.
+//
+// Each subcommand parses its own options (cxxopts); this file only dispatches and holds the
+// top-level help, which is the CLI's reference text.
+#include <cstdio>
+#include <cstring>
+#include <string_view>
+
+#include "preload/cli_inspect.h"
+#include "preload/cli_run.h"
+
+#ifndef GONET_VERSION
+#define GONET_VERSION "unknown"
+#endif
+
+namespace {
+
+const char kUsage[] =
+    R"(gonet: Go's network poller for unmodified blocking-socket programs
+
+usage:
+  gonet run [OPTIONS] [--] PROGRAM [ARGS...]   run PROGRAM with libgonet.so preloaded
+  gonet stats PID                              print a running program's gonet counters
+  gonet dump PID                               list its parked fibers: fd, op, how long, where
+  gonet help [run]                             this text, or run's options
+  gonet --version
+
+run options (details: gonet run --help):
+  --mode threads|fibers|passthrough   how blocked calls wait (default threads)
+  --read-timeout D  --write-timeout D  --connect-timeout D
+                                      deadlines the program never set (D: 500ms, 30s, 2m)
+  --stats                             counters summary on stderr at exit
+  --fault SPEC  --fault-seed N        socket fault injection (repeatable --fault)
+  --workers N                         worker threads for --mode fibers
+  --lib PATH                          libgonet.so to use
+
+examples:
+  gonet run -- ./daemon                                  threads mode, no policy
+  gonet run --mode fibers --stats -- ./daemon -p 8080    10k connections on a few threads
+  gonet run --read-timeout 30s -- ./daemon               slowloris protection
+  gonet run --fault 'connect:ECONNREFUSED:p=0.1' -- ./client
+  gonet run --fault 'accept:EMFILE:n=2' --fault 'write:delay=50ms:port=6379' -- ./app
+  gonet stats 4242
+  gonet dump 4242
+
+gonet refuses static, setuid/setgid and file-capability programs (LD_PRELOAD cannot reach
+them) and exits 2 on any bad option before the program starts.
+)";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    fputs(kUsage, stderr);
+    return 2;
+  }
+  std::string_view command = argv[1];
+  if (command == "run") return gonet::cli::RunCommand(argc - 2, argv + 2);
+  if (command == "stats") return gonet::cli::StatsCommand(argc - 2, argv + 2);
+  if (command == "dump") return gonet::cli::DumpCommand(argc - 2, argv + 2);
+  if (command == "--version" || command == "-V" || command == "version") {
+    printf("gonet %s\n", GONET_VERSION);
+    return 0;
+  }
+  if (command == "--help" || command == "-h" || command == "help") {
+    if (argc >= 3 && std::string_view(argv[2]) == "run") {
+      fputs(gonet::cli::RunUsage(), stdout);
+    } else {
+      fputs(kUsage, stdout);
+    }
+    return 0;
+  }
+  fprintf(stderr, "gonet: unknown command \"%s\" (commands: run, stats, dump; see gonet --help)\n",
+          argv[1]);
+  return 2;
+}
