@@ -156,20 +156,25 @@ class Daemon:
         self.stderr.seek(0)
         return self.stderr.read().decode(errors="replace").strip()
 
-    def stop(self):
-        """SIGTERM to the daemon itself (not its group): it must exit 0 on its own and leave
-        no process of its group alive."""
-        self.proc.send_signal(signal.SIGTERM)
+    def stop(self, sig=signal.SIGTERM):
+        """Sends sig to the daemon itself (not its group): it must exit 0 on its own, leave no
+        process of its group alive, and have reported no error on stderr (lines mentioning
+        gonet, the runtime's own, are not the daemon's)."""
+        self.proc.send_signal(sig)
         try:
             rc = self.proc.wait(STOP_LIMIT_S)
         except subprocess.TimeoutExpired:
-            raise Failure(f"{self.name}: still running {STOP_LIMIT_S}s after SIGTERM")
+            raise Failure(f"{self.name}: still running {STOP_LIMIT_S}s after {sig.name}")
         if rc != 0:
-            raise Failure(f"{self.name}: exit status {rc} after SIGTERM, expected 0; "
+            raise Failure(f"{self.name}: exit status {rc} after {sig.name}, expected 0; "
                           f"stderr: {self.stderr_text()}")
         left = wait_group_empty(self.proc.pid)
         if left:
             raise Failure(f"{self.name}: processes left after it exited: {left}")
+        complaints = [line for line in self.stderr_text().splitlines()
+                      if "gonet" not in line.lower()]
+        if complaints:
+            raise Failure(f"{self.name}: reported errors on stderr: {complaints}")
 
     def __exit__(self, *exc):
         kill_group(self.proc.pid)

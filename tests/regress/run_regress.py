@@ -12,6 +12,7 @@ scenarios really run. Exit 0 when every check passed, 1 otherwise.
 import argparse
 import os
 import sys
+import traceback
 
 sys.dont_write_bytecode = True  # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -51,6 +52,10 @@ def main():
         SCENARIOS[args.daemon](ctx)
     except Failure as e:
         print(f"FAIL {e}", flush=True)
+        return 1
+    except OSError as e:  # a Python-side socket in a scenario failed or timed out
+        traceback.print_exc()
+        print(f"FAIL regress.{args.daemon}.{mode}: {e!r}", flush=True)
         return 1
     print(f"PASS regress.{args.daemon}.{mode}: {ctx.checks} checks")
     return 0
