@@ -199,15 +199,16 @@ int BoundPort(int fd) {
 
 int main(int argc, char** argv) {
   cxxopts::Options options("epoll_echo", "Single-threaded edge-triggered epoll echo server");
-  options.add_options()("host", "address to listen on",
-                        cxxopts::value<std::string>()->default_value("127.0.0.1"))(
-      "port", "port to listen on (0 = pick a free port)",
-      cxxopts::value<int>()->default_value("0"))("backlog", "listen backlog",
-                                                 cxxopts::value<int>()->default_value("4096"))(
-      "corrupt-at", "flip a bit of this byte offset of every connection's echo (-1 = never)",
-      cxxopts::value<std::int64_t>()->default_value("-1"))(
-      "lifetime", "exit after this many seconds (0 = run until SIGTERM/SIGINT)",
-      cxxopts::value<double>()->default_value("0"))("h,help", "print usage");
+  auto add = options.add_options();
+  add("host", "address to listen on", cxxopts::value<std::string>()->default_value("127.0.0.1"));
+  add("port", "port to listen on (0 = pick a free port)",
+      cxxopts::value<int>()->default_value("0"));
+  add("backlog", "listen backlog", cxxopts::value<int>()->default_value("4096"));
+  add("corrupt-at", "flip a bit of this byte offset of every connection's echo (-1 = never)",
+      cxxopts::value<std::int64_t>()->default_value("-1"));
+  add("lifetime", "exit after this many seconds (0 = run until SIGTERM/SIGINT)",
+      cxxopts::value<double>()->default_value("0"));
+  add("h,help", "print usage");
   cxxopts::ParseResult args;
   try {
     args = options.parse(argc, argv);

@@ -10,7 +10,9 @@
 // Phases: connect everything (at most --connect-burst handshakes in flight, so a server's listen
 // backlog does not overflow into one-second SYN retransmits), then --warmup seconds of
 // unrecorded ping-pong, then --duration seconds (or --max-requests answers) in which each
-// completed request's latency is recorded. Requests still in flight at the end are dropped.
+// completed request's latency is recorded, then up to kDrainNs for the answers still in flight
+// (verified, not recorded), so that closing does not reset connections with unread data and
+// servers end with a clean EOF rather than ECONNRESET.
 //
 // Exit status: 0 iff every connection connected, none was closed by the server, every byte
 // matched, and at least one request completed; 1 otherwise; 2 on a usage error.
@@ -80,7 +82,7 @@ struct Conn {
   std::uint64_t measured = 0;  // requests completed inside the measurement window
 };
 
-enum class Phase { kConnect, kWarmup, kMeasure, kDone };
+enum class Phase { kConnect, kWarmup, kMeasure, kDrain, kDone };
 
 class LoadGenerator {
  public:
@@ -204,6 +206,7 @@ class LoadGenerator {
 
  private:
   static constexpr std::size_t kPatternOffsets = 251;  // prime, so offsets cycle slowly
+  static constexpr std::int64_t kDrainNs = 2'000'000'000;
 
   void StartConnect() {
     const std::size_t id = next_to_connect_++;
@@ -292,9 +295,12 @@ class LoadGenerator {
     }
     if (phase_ == Phase::kMeasure) {
       measure_elapsed_ns_ = std::min(now, measure_end_ns_) - measure_start_ns_;
-      const bool capped = opt_.max_requests > 0 && hist_.count() >= opt_.max_requests;
-      if (now >= measure_end_ns_ || capped || busy_ == 0) phase_ = Phase::kDone;
+      if (now >= measure_end_ns_ || Capped() || busy_ == 0) {
+        phase_ = Phase::kDrain;
+        drain_end_ns_ = now + kDrainNs;
+      }
     }
+    if (phase_ == Phase::kDrain && (busy_ == 0 || now >= drain_end_ns_)) phase_ = Phase::kDone;
   }
 
   void StartRequest(Conn& c, std::int64_t now) {
@@ -317,46 +323,60 @@ class LoadGenerator {
     ++c.seq;
   }
 
-  // Moves one connection as far as the socket allows: writes what is unsent, reads until the
-  // kernel has nothing more (edge-triggered: a later event comes only with new readiness).
-  // A completed answer starts the next request in place, so this loop, not recursion, carries a
-  // connection through any number of round trips the socket already allows.
+  // Moves one connection as far as the socket allows. Edge-triggered epoll only reports new
+  // readiness, so this stops only where a later event is sure to come: the kernel refused bytes
+  // (EPOLLOUT follows), a read came back short of what was asked (the queue was empty; the next
+  // arrival is an edge), or a request was just sent (its answer's arrival is an edge). Skipping
+  // the read that would only say EAGAIN saves the load side a syscall per request. Bytes a
+  // server sends unasked are still caught: they sit in front of the next answer and fail its
+  // comparison.
   void Progress(Conn& c) {
     while (c.state == Conn::State::kBusy || c.state == Conn::State::kIdle) {
-      if (c.state == Conn::State::kBusy && c.sent < c.out_len) {
-        const ssize_t n = send(c.fd, c.out + c.sent, c.out_len - c.sent, MSG_NOSIGNAL);
-        if (n > 0) {
-          c.sent += static_cast<std::size_t>(n);
-        } else if (errno != EAGAIN && errno != EINTR) {
-          Drop(c, "send", errno);
-          return;
-        }
-      }
+      if (c.state == Conn::State::kBusy && c.sent < c.out_len && !Send(c)) return;
       // An idle connection reads too: anything arriving then is unsolicited, and EOF is a drop.
       std::size_t want = scratch_.size();
       if (c.state == Conn::State::kBusy && opt_.mode == Mode::kEcho) {
         want = std::min(want, opt_.size - c.received);
       }
       const ssize_t n = recv(c.fd, scratch_.data(), want, 0);
-      if (n == 0) {
-        Drop(c, "recv", 0);
-        return;
-      }
+      if (n == 0) return Drop(c, "recv", 0);
       if (n < 0) {
         if (errno == EAGAIN || errno == EINTR) return;
-        Drop(c, "recv", errno);
-        return;
+        return Drop(c, "recv", errno);
       }
       if (c.state == Conn::State::kIdle) {
-        Corrupt(c, "bytes arrived with no request outstanding");
-        return;
+        return Corrupt(c, "bytes arrived with no request outstanding");
       }
       const std::size_t got = static_cast<std::size_t>(n);
-      if (opt_.mode == Mode::kEcho ? !ConsumeEcho(c, got) : !ConsumeHttp(c, got)) return;
+      switch (opt_.mode == Mode::kEcho ? ConsumeEcho(c, got) : ConsumeHttp(c, got)) {
+        case Answer::kCorrupt:
+          return;
+        case Answer::kComplete:
+          // Complete() started the next request unless the run is over.
+          if (c.state == Conn::State::kBusy) Send(c);
+          return;
+        case Answer::kPartial:
+          if (got < want) return;
+          break;
+      }
     }
   }
 
-  bool ConsumeEcho(Conn& c, std::size_t got) {
+  // Writes what the kernel takes of the current request. False when the caller must stop: the
+  // kernel is full (EPOLLOUT will follow) or the connection is gone.
+  bool Send(Conn& c) {
+    const ssize_t n = send(c.fd, c.out + c.sent, c.out_len - c.sent, MSG_NOSIGNAL);
+    if (n > 0) {
+      c.sent += static_cast<std::size_t>(n);
+      return true;
+    }
+    if (errno != EAGAIN && errno != EINTR) Drop(c, "send", errno);
+    return false;
+  }
+
+  enum class Answer { kPartial, kComplete, kCorrupt };
+
+  Answer ConsumeEcho(Conn& c, std::size_t got) {
     if (std::memcmp(scratch_.data(), c.expect + c.received, got) != 0) {
       std::size_t at = 0;
       while (scratch_[at] == c.expect[c.received + at]) ++at;
@@ -365,49 +385,50 @@ class LoadGenerator {
                     c.seq, c.received + at, static_cast<unsigned char>(c.expect[c.received + at]),
                     static_cast<unsigned char>(scratch_[at]));
       Corrupt(c, why);
-      return false;
+      return Answer::kCorrupt;
     }
     c.received += got;
     bytes_verified_ += got;
-    if (c.received == opt_.size) Complete(c);
-    return true;
+    if (c.received < opt_.size) return Answer::kPartial;
+    Complete(c);
+    return Answer::kComplete;
   }
 
-  bool ConsumeHttp(Conn& c, std::size_t got) {
+  Answer ConsumeHttp(Conn& c, std::size_t got) {
     std::size_t used = 0;
     const auto status = c.http.Feed(scratch_.data(), got, &used);
     if (status == bench::HttpResponseReader::Status::kError) {
       Corrupt(c, c.http.error());
-      return false;
+      return Answer::kCorrupt;
     }
     if (status == bench::HttpResponseReader::Status::kComplete && used != got) {
       Corrupt(c, "bytes after a complete response");
-      return false;
+      return Answer::kCorrupt;
     }
     c.received += used;
-    if (status == bench::HttpResponseReader::Status::kComplete) {
-      bytes_verified_ += c.received;
-      // A server that announces the end of keep-alive is about to close; the next read's EOF
-      // will count as a drop, which is what a keep-alive benchmark should report.
-      Complete(c);
-    }
-    return true;
+    if (status == bench::HttpResponseReader::Status::kNeedMore) return Answer::kPartial;
+    bytes_verified_ += c.received;
+    // A server that announces the end of keep-alive is about to close; the next read's EOF
+    // counts as a drop, which is what a keep-alive benchmark should report.
+    Complete(c);
+    return Answer::kComplete;
   }
 
   void Complete(Conn& c) {
     const std::int64_t now = NowNs();
     --busy_;
     c.state = Conn::State::kIdle;
-    if (phase_ == Phase::kMeasure && now <= measure_end_ns_) {
+    if (phase_ == Phase::kMeasure && now <= measure_end_ns_ && !Capped()) {
       hist_.Record(static_cast<std::uint64_t>(now - c.request_start_ns));
       ++c.measured;
     }
-    const bool capped = opt_.max_requests > 0 && hist_.count() >= opt_.max_requests;
     if ((phase_ == Phase::kWarmup || phase_ == Phase::kMeasure) && now < measure_end_ns_ &&
-        !capped) {
+        !Capped()) {
       StartRequest(c, now);
     }
   }
+
+  bool Capped() const { return opt_.max_requests > 0 && hist_.count() >= opt_.max_requests; }
 
   void Drop(Conn& c, const char* what, int err) {
     if (drops_reported_++ < 5) {
@@ -454,6 +475,7 @@ class LoadGenerator {
   std::int64_t measure_start_ns_ = 0;
   std::int64_t measure_end_ns_ = INT64_MAX;
   std::int64_t measure_elapsed_ns_ = 0;
+  std::int64_t drain_end_ns_ = 0;
 
   bench::LatencyHistogram hist_;
   std::uint64_t bytes_verified_ = 0;
@@ -478,22 +500,23 @@ void RaiseFdLimit(int conns) {
 
 int main(int argc, char** argv) {
   cxxopts::Options options("loadgen", "Closed-loop ping-pong load generator (echo or HTTP)");
-  options.add_options()("host", "server address",
-                        cxxopts::value<std::string>()->default_value("127.0.0.1"))(
-      "port", "server port", cxxopts::value<int>())("conns", "connections to open",
-                                                    cxxopts::value<int>()->default_value("1"))(
-      "size", "echo message size in bytes", cxxopts::value<std::size_t>()->default_value("64"))(
-      "duration", "seconds to measure", cxxopts::value<double>()->default_value("5"))(
-      "warmup", "seconds of unrecorded load before measuring",
-      cxxopts::value<double>()->default_value("0"))(
-      "mode", "echo or http (GET / with keep-alive)",
-      cxxopts::value<std::string>()->default_value("echo"))(
-      "max-requests", "stop measuring after this many answers (0 = no cap)",
-      cxxopts::value<std::uint64_t>()->default_value("0"))(
-      "connect-timeout", "seconds a handshake may take",
-      cxxopts::value<double>()->default_value("10"))(
-      "connect-burst", "handshakes in flight at once", cxxopts::value<int>()->default_value("100"))(
-      "json", "print one JSON object instead of text")("h,help", "print usage");
+  auto add = options.add_options();
+  add("host", "server address", cxxopts::value<std::string>()->default_value("127.0.0.1"));
+  add("port", "server port", cxxopts::value<int>());
+  add("conns", "connections to open", cxxopts::value<int>()->default_value("1"));
+  add("size", "echo message size in bytes", cxxopts::value<std::size_t>()->default_value("64"));
+  add("duration", "seconds to measure", cxxopts::value<double>()->default_value("5"));
+  add("warmup", "seconds of unrecorded load before measuring",
+      cxxopts::value<double>()->default_value("0"));
+  add("mode", "echo or http (GET / with keep-alive)",
+      cxxopts::value<std::string>()->default_value("echo"));
+  add("max-requests", "stop measuring after this many answers (0 = no cap)",
+      cxxopts::value<std::uint64_t>()->default_value("0"));
+  add("connect-timeout", "seconds a handshake may take",
+      cxxopts::value<double>()->default_value("10"));
+  add("connect-burst", "handshakes in flight at once", cxxopts::value<int>()->default_value("100"));
+  add("json", "print one JSON object instead of text");
+  add("h,help", "print usage");
   Options opt;
   try {
     const auto args = options.parse(argc, argv);

@@ -1,0 +1,3 @@
+module gonet.local/bench/go_echo
+
+go 1.19

@@ -1,0 +1,343 @@
+#!/usr/bin/env bash
+# gonet's benchmark (`make bench`): the same unmodified thread-per-connection servers natively
+# and under each gonet mode, beside the references they are judged against (a hand-written epoll
+# loop, the ceiling; a goroutine-per-connection Go server, the target), side by side in one run.
+#
+# Usage: scripts/bench/run.sh BUILD_DIR
+#   BENCH_QUICK=1          2 s cells at 1/100/1000 connections (checks the harness end to end)
+#   BENCH_CONNS="1 100"    connection counts of the echo cells (default 1 100 1000 10000)
+#   BENCH_DURATION=5       seconds measured per cell (after a warm-up)
+#   BENCH_SIZE=64          echo message bytes
+#   BENCH_HTTP_CONNS=500   wrk connections of the HTTP cells
+#
+# Every cell starts its server fresh with the server pinned to CPU 0 and the load (loadgen, wrk)
+# pinned to CPU 1, health-checks it, samples its peak RSS (VmHWM) and thread count from
+# /proc/PID/status while the load runs, and stops it. Results: bench/results/latest.{md,csv,png};
+# the table is printed at the end. Loopback only. Nothing outlives the script.
+set -euo pipefail
+
+if [[ $# -ne 1 ]]; then
+  echo "usage: $0 BUILD_DIR" >&2
+  exit 2
+fi
+BUILD=$(cd "$1" && pwd)
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+RESULTS=$ROOT/bench/results
+
+if [[ ${BENCH_QUICK:-0} == 1 ]]; then
+  DURATION=${BENCH_DURATION:-2}
+  CONNS=${BENCH_CONNS:-"1 100 1000"}
+  WARMUP=0.5
+else
+  DURATION=${BENCH_DURATION:-5}
+  CONNS=${BENCH_CONNS:-"1 100 1000 10000"}
+  WARMUP=1
+fi
+SIZE=${BENCH_SIZE:-64}
+HTTP_CONNS=${BENCH_HTTP_CONNS:-500}
+SERVER_CPU=0
+LOAD_CPU=1
+
+LOADGEN=$BUILD/loadgen
+PRELOAD=$BUILD/libgonet.so
+for tool in "$LOADGEN" "$BUILD/epoll_echo"; do
+  [[ -x $tool ]] || { echo "bench: $tool is missing; build first (make build)" >&2; exit 1; }
+done
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/gonet-bench.XXXXXX")
+SERVER_PID=""
+SAMPLER_PID=""
+stop_pid() {  # stop_pid PID: TERM, up to 3 s of grace, then KILL; reaps it
+  local pid=$1 i
+  kill -TERM "$pid" 2>/dev/null || return 0
+  for ((i = 0; i < 30; i++)); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+cleanup() {
+  [[ -n $SAMPLER_PID ]] && stop_pid "$SAMPLER_PID"
+  [[ -n $SERVER_PID ]] && stop_pid "$SERVER_PID"
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Thread-per-connection servers at 10,000 connections need 10,000 fds and do not raise the soft
+# limit themselves.
+ulimit -n "$(ulimit -Hn)"
+
+PIN_SERVER=(taskset -c "$SERVER_CPU")
+PIN_LOAD=(taskset -c "$LOAD_CPU")
+NOTES=()
+if (($(nproc) < 2)); then
+  PIN_SERVER=()
+  PIN_LOAD=()
+  NOTES+=("only $(nproc) CPU available: server and load were not pinned apart")
+fi
+
+log() { printf 'bench: %s\n' "$*" >&2; }
+
+# --- the servers --------------------------------------------------------------------------
+# A variant is how a program is run: natively, or preloaded with one gonet mode.
+variant_env() {  # variant_env VARIANT: prints the environment words for `env`
+  case $1 in
+    native | ref) ;;
+    gonet-threads) echo "LD_PRELOAD=$PRELOAD GONET_MODE=threads" ;;
+    gonet-passthrough) echo "LD_PRELOAD=$PRELOAD GONET_MODE=passthrough" ;;
+    gonet-fibers) echo "LD_PRELOAD=$PRELOAD GONET_MODE=fibers" ;;
+  esac
+}
+
+# start_server VARIANT PROGRAM ARGS...: starts it pinned, in the background; sets SERVER_PID and
+# SERVER_PORT, or returns 1 if it did not print "listening on PORT" within 10 s.
+start_server() {
+  local variant=$1
+  shift
+  # Truncated here, not by the background job's redirection, so that the loop below can never
+  # read the previous server's port.
+  : >"$WORK/server.out"
+  # shellcheck disable=SC2046  # variant_env's words are NAME=VALUE pairs without spaces
+  "${PIN_SERVER[@]}" env $(variant_env "$variant") "$@" >"$WORK/server.out" 2>"$WORK/server.err" &
+  SERVER_PID=$!
+  SERVER_PORT=""
+  local i
+  for ((i = 0; i < 200; i++)); do
+    SERVER_PORT=$(sed -n 's/^listening on \([0-9]*\)$/\1/p' "$WORK/server.out")
+    [[ -n $SERVER_PORT ]] && return 0
+    kill -0 "$SERVER_PID" 2>/dev/null || break
+    sleep 0.05
+  done
+  return 1
+}
+
+stop_server() {
+  [[ -n $SERVER_PID ]] && stop_pid "$SERVER_PID"
+  SERVER_PID=""
+}
+
+server_stderr() {  # the first lines the server wrote to stderr, on one line, for a note
+  head -c 300 "$WORK/server.err" | tr '\n' ' '
+}
+
+# Samples /proc/PID/status every 100 ms with shell builtins only (no fork on CPU 1 besides
+# sleep), keeping the last VmHWM (already a peak) and the highest Threads seen.
+start_sampler() {
+  local pid=$1 out=$2
+  (
+    hwm=0 threads=0
+    while [[ -r /proc/$pid/status ]]; do
+      while read -r key value _; do
+        case $key in
+          VmHWM:) hwm=$value ;;
+          Threads:) ((value > threads)) && threads=$value ;;
+        esac
+      done <"/proc/$pid/status" 2>/dev/null || true
+      echo "$hwm $threads" >"$out.tmp" && mv -f "$out.tmp" "$out"
+      sleep 0.1
+    done
+  ) &
+  SAMPLER_PID=$!
+}
+
+stop_sampler() {
+  [[ -n $SAMPLER_PID ]] && stop_pid "$SAMPLER_PID"
+  SAMPLER_PID=""
+}
+
+# --- the cells ----------------------------------------------------------------------------
+CSV=$WORK/results.csv
+echo "suite,server,conns,rps,p50_us,p99_us,p999_us,peak_rss_kb,peak_threads,status" >"$CSV"
+
+json_field() {  # json_field NAME JSON: the value of a flat JSON object's field
+  sed -n "s/.*\"$1\":\"\{0,1\}\([^,\"}]*\).*/\1/p" <<<"$2"
+}
+
+# health_check MODE: a few verified round trips on one connection
+health_check() {
+  "$LOADGEN" --mode "$1" --port "$SERVER_PORT" --conns 1 --duration 2 --max-requests 20 \
+    --json >/dev/null 2>"$WORK/health.err"
+}
+
+# run_cell SUITE LABEL VARIANT CONNS PROGRAM ARGS...: one server, one load, one CSV row.
+run_cell() {
+  local suite=$1 label=$2 variant=$3 conns=$4
+  shift 4
+  local mode=echo
+  [[ $suite == http ]] && mode=http
+  log "$suite $label, $conns connections"
+  if ! start_server "$variant" "$@"; then
+    echo "$suite,$label,$conns,,,,,,,no listening line: $(server_stderr | tr ',' ';')" >>"$CSV"
+    stop_server
+    return
+  fi
+  if ! health_check "$mode"; then
+    echo "$suite,$label,$conns,,,,,,,failed health check: $(head -c 200 "$WORK/health.err" |
+      tr '\n,' ' ;')" >>"$CSV"
+    stop_server
+    return
+  fi
+  start_sampler "$SERVER_PID" "$WORK/sample"
+  local rps p50 p99 p999 status=ok out rc=0
+  if [[ $suite == http ]]; then
+    out=$("${PIN_LOAD[@]}" wrk -t1 -c"$conns" -d"${DURATION}s" -s "$ROOT/scripts/bench/wrk_report.lua" \
+      "http://127.0.0.1:$SERVER_PORT/" 2>"$WORK/load.err") || rc=$?
+    out=$(grep '^GONET_WRK' <<<"$out" || true)
+    field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$out"; }
+    rps=$(field rps) p50=$(field p50_us) p99=$(field p99_us) p999=$(field p999_us)
+    if [[ $rc -ne 0 || -z $out ]]; then
+      status="wrk exit $rc"
+    elif [[ $(field errors) != 0 || $(field non2xx) != 0 ]]; then
+      status="wrk: $(field errors) socket errors; $(field non2xx) non-2xx"
+    fi
+  else
+    out=$("${PIN_LOAD[@]}" "$LOADGEN" --port "$SERVER_PORT" --conns "$conns" --size "$SIZE" \
+      --duration "$DURATION" --warmup "$WARMUP" --json 2>"$WORK/load.err") || rc=$?
+    rps=$(json_field rps "$out") p50=$(json_field p50_us "$out")
+    p99=$(json_field p99_us "$out") p999=$(json_field p999_us "$out")
+    if [[ $rc -ne 0 ]]; then
+      status="loadgen exit $rc: $(json_field connect_failed "$out") connect failures;"
+      status+=" $(json_field dropped "$out") dropped; $(json_field verify_errors "$out") corrupt"
+    fi
+  fi
+  # A last look before the server goes: VmHWM only grows, so this read is its peak.
+  local hwm=0 threads=0
+  [[ -r $WORK/sample ]] && read -r hwm threads <"$WORK/sample"
+  while read -r key value _; do
+    case $key in
+      VmHWM:) hwm=$value ;;
+      Threads:) ((value > threads)) && threads=$value ;;
+    esac
+  done <"/proc/$SERVER_PID/status" 2>/dev/null || true
+  stop_sampler
+  if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+    status="server died: $(server_stderr)"
+  fi
+  stop_server
+  echo "$suite,$label,$conns,$rps,$p50,$p99,$p999,$hwm,$threads,$(tr ',' ';' <<<"$status")" >>"$CSV"
+}
+
+# --- which variants can run ---------------------------------------------------------------
+VARIANTS=(native)
+if [[ -r $PRELOAD ]]; then
+  VARIANTS+=(gonet-threads gonet-passthrough)
+  # Fibers mode is opt-in and young: give it one quick round before trusting it with cells.
+  if [[ -x $BUILD/echo_threads ]] && start_server gonet-fibers "$BUILD/echo_threads" --port 0 &&
+    "$LOADGEN" --port "$SERVER_PORT" --conns 10 --duration 2 --max-requests 1000 \
+      >/dev/null 2>"$WORK/probe.err"; then
+    VARIANTS+=(gonet-fibers)
+  else
+    NOTES+=("gonet-fibers skipped: the probe (echo_threads, 10 connections, 1000 requests) failed:"
+      "$(server_stderr) $(head -c 200 "$WORK/probe.err" 2>/dev/null | tr '\n' ' ')")
+  fi
+  stop_server
+else
+  NOTES+=("gonet variants skipped: $PRELOAD is missing")
+fi
+
+GO_ECHO=$BUILD/go_echo
+if command -v go >/dev/null &&
+  (cd "$ROOT/scripts/bench/go_echo" && GOCACHE=$BUILD/go-cache GOPATH=$BUILD/go-path \
+    GOPROXY=off GOFLAGS= go build -o "$GO_ECHO" . 2>"$WORK/go.err"); then
+  :
+else
+  GO_ECHO=""
+  NOTES+=("go_echo skipped: go build failed: $(head -c 200 "$WORK/go.err" 2>/dev/null)")
+fi
+
+# --- the run ------------------------------------------------------------------------------
+START=$(date -u '+%Y-%m-%d %H:%M:%S UTC')
+for conns in $CONNS; do
+  if [[ -x $BUILD/echo_threads ]]; then
+    for v in "${VARIANTS[@]}"; do
+      run_cell echo "echo_threads $v" "$v" "$conns" "$BUILD/echo_threads" --port 0 --backlog 4096
+    done
+  fi
+  run_cell echo "epoll_echo (ref)" ref "$conns" "$BUILD/epoll_echo" --port 0
+  [[ -n $GO_ECHO ]] && run_cell echo "go_echo (ref)" ref "$conns" "$GO_ECHO" -port 0
+done
+[[ -x $BUILD/echo_threads ]] || NOTES+=("echo_threads missing: only the references ran")
+
+if [[ -x $BUILD/http_threads ]] && command -v wrk >/dev/null; then
+  for v in "${VARIANTS[@]}"; do
+    run_cell http "http_threads $v" "$v" "$HTTP_CONNS" "$BUILD/http_threads" --port 0 \
+      --backlog 4096
+  done
+else
+  NOTES+=("HTTP cells skipped: http_threads or wrk missing")
+fi
+
+# --- the report ---------------------------------------------------------------------------
+mkdir -p "$RESULTS"
+cp "$CSV" "$RESULTS/latest.csv"
+commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
+{
+  echo "# gonet benchmark"
+  echo
+  echo "$START, commit $commit, $(nproc) x $cpu, Linux $(uname -r)."
+  echo "Server pinned to CPU $SERVER_CPU, load to CPU $LOAD_CPU; ${DURATION} s measured per cell" \
+    "after ${WARMUP} s of warm-up; each server started fresh per cell."
+  echo "Echo: loadgen ping-pong with ${SIZE}-byte messages, every byte verified." \
+    "HTTP: \`wrk -t1 -c$HTTP_CONNS -d${DURATION}s\` on GET /."
+  echo "\"vs native\" is req/s over echo_threads (or http_threads) native in the same run and row group."
+  echo
+  awk -F, '
+    NR == 1 { next }
+    { n++; suite[n] = $1; server[n] = $2; conns[n] = $3; rps[n] = $4; p50[n] = $5; p99[n] = $6
+      p999[n] = $7; rss[n] = $8; thr[n] = $9; st[n] = $10
+      if ($2 ~ / native$/ && $4 != "") base[$1 "/" $3] = $4 }
+    function cell(v) { return v == "" ? "-" : v }
+    END {
+      last = ""
+      for (i = 1; i <= n; i++) {
+        if (suite[i] != last) {
+          last = suite[i]
+          printf "\n## %s\n\n", suite[i] == "echo" ? "Echo" : "HTTP"
+          print "| server | conns | req/s | vs native | p50 us | p99 us | p999 us | peak RSS MiB | peak threads | status |"
+          print "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+        }
+        b = base[suite[i] "/" conns[i]]
+        ratio = (b != "" && rps[i] != "" && b > 0) ? sprintf("%.2f", rps[i] / b) : "-"
+        mib = rss[i] > 0 ? sprintf("%.1f", rss[i] / 1024) : "-"
+        printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", server[i], conns[i],
+               rps[i] == "" ? "-" : sprintf("%.0f", rps[i]), ratio, cell(p50[i]), cell(p99[i]),
+               cell(p999[i]), mib, (thr[i] > 0 ? thr[i] : "-"), st[i]
+      }
+    }' "$CSV"
+  if ((${#NOTES[@]} > 0)); then
+    echo
+    echo "Notes:"
+    for note in "${NOTES[@]}"; do echo "- $note"; done
+  fi
+} >"$RESULTS/latest.md"
+
+# The chart: echo req/s against connections, one line per server.
+if command -v gnuplot >/dev/null; then
+  plot=()
+  while IFS= read -r server; do
+    data=$WORK/plot.$((${#plot[@]})).dat
+    awk -F, -v s="$server" '$1 == "echo" && $2 == s && $4 != "" { print $3, $4 }' "$CSV" >"$data"
+    [[ -s $data ]] && plot+=("'$data' using 1:2 with linespoints title '$server'")
+  done < <(awk -F, 'NR > 1 && $1 == "echo" && !seen[$2]++ { print $2 }' "$CSV")
+  if ((${#plot[@]} > 0)); then
+    joined=$(printf '%s, ' "${plot[@]}")
+    gnuplot <<EOF 2>"$WORK/gnuplot.err" || log "gnuplot failed: $(head -c 200 "$WORK/gnuplot.err")"
+set terminal pngcairo size 960,600 noenhanced
+set output '$RESULTS/latest.png'
+set title 'Echo, ${SIZE}-byte ping-pong: requests/s vs connections (server on 1 core)'
+set xlabel 'connections'
+set ylabel 'requests/s'
+set logscale x
+set grid
+set key outside right
+set yrange [0:*]
+plot ${joined%, }
+EOF
+  fi
+fi
+
+cat "$RESULTS/latest.md"
+log "results in $RESULTS/latest.md, latest.csv, latest.png"
