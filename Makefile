@@ -1,0 +1,42 @@
+# gonet: one entry point. Every target installs the Debian packages it needs first.
+#   make run     build and run the demo (a sample daemon under the shim, with stats)
+#   make test    build and run every test suite (unit, TSan, ASan, conformance, regression)
+#   make bench   benchmark harness (native vs gonet modes vs reference servers)
+#   make soak    long soak under load and faults
+JOBS ?= $(shell nproc)
+BUILD ?= build
+CMAKE_FLAGS ?=
+
+.PHONY: all deps build run test bench soak fuzz install clean format
+
+all: build
+
+deps:
+	@scripts/deps.sh test
+
+build: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+run: build
+	@scripts/demo.sh $(BUILD)
+
+test: build
+	@scripts/test.sh $(BUILD)
+
+bench:
+	@scripts/deps.sh bench
+	@$(MAKE) --no-print-directory build
+	@scripts/bench/run.sh $(BUILD)
+
+soak: build
+	@scripts/soak.sh $(BUILD)
+
+install: build
+	@cmake --install $(BUILD) --prefix $${PREFIX:-/usr/local}
+
+format:
+	@clang-format -i $$(git ls-files '*.cc' '*.h')
+
+clean:
+	rm -rf build build-tsan build-asan

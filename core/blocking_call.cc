@@ -1,0 +1,90 @@
+#include "core/blocking_call.h"
+
+#include <poll.h>
+
+#include "core/netpoller.h"
+#include "core/runtime.h"
+#include "core/stats.h"
+#include "core/sys.h"
+
+namespace gonet::core {
+
+CallTimeout TimeoutFor(const SocketState& s, Mode mode) {
+  int64_t app = mode == Mode::kRead ? s.rcvtimeo_ns.load(std::memory_order_relaxed)
+                                    : s.sndtimeo_ns.load(std::memory_order_relaxed);
+  if (app != 0) return {app, true};
+  const Config& c = config();
+  return {mode == Mode::kRead ? c.read_timeout_ns : c.write_timeout_ns, false};
+}
+
+CallTimeout ConnectTimeoutFor(const SocketState& s) {
+  // The kernel bounds a blocking connect by SO_SNDTIMEO.
+  int64_t app = s.sndtimeo_ns.load(std::memory_order_relaxed);
+  if (app != 0) return {app, true};
+  return {config().connect_timeout_ns, false};
+}
+
+BlockingCall::BlockingCall(FdRef& ref, Mode mode, int64_t timeout_ns, bool app_timeout)
+    : ref_(ref),
+      mode_(mode),
+      kind_(app_timeout ? WaitKind::kAlwaysEintr : WaitKind::kRestartable),
+      deadline_ns_(DeadlineAfter(timeout_ns)) {}
+
+BlockingCall::~BlockingCall() {
+  if (locked_) {
+    pd_->SetDeadline(mode_, 0);
+    pd_->Lock(mode_).Unlock();
+  }
+}
+
+int BlockingCall::WaitReady(int timeout_errno) {
+  Count(Stats().eagain_retries);
+  if (pd_ == nullptr) {
+    pd_ = ref_.ArmedPollDesc();
+    if (pd_ == nullptr) return FallbackWait(timeout_errno);
+  }
+  if (!locked_) {
+    WaitResult w = pd_->Lock(mode_).Lock(pd_->closing_flag(), deadline_ns_, kind_);
+    if (w == WaitResult::kOk) {
+      locked_ = true;
+      pd_->SetDeadline(mode_, deadline_ns_);
+      // Others may have consumed the readiness we were waiting for while we queued: try again.
+      return 0;
+    }
+    if (w == WaitResult::kClosing) return EBADF;
+    if (w == WaitResult::kTimeout) return timeout_errno;
+    return EINTR;
+  }
+  switch (pd_->Wait(mode_, kind_)) {
+    case WaitResult::kOk:
+      return 0;
+    case WaitResult::kClosing:
+      return EBADF;
+    case WaitResult::kTimeout:
+      return timeout_errno;
+    case WaitResult::kInterrupted:
+      return EINTR;
+  }
+  return EINTR;
+}
+
+// When the fd cannot join the netpoller (no memory for a pollDesc, epoll refused it), wait in the
+// kernel with ppoll: correct, just not observable, and not woken by close.
+int BlockingCall::FallbackWait(int timeout_errno) {
+  pollfd p{ref_.fd(), static_cast<short>(mode_ == Mode::kRead ? POLLIN : POLLOUT), 0};
+  timespec ts{};
+  timespec* tsp = nullptr;
+  if (deadline_ns_ != 0) {
+    int64_t left = deadline_ns_ - Nanotime();
+    if (left <= 0) return timeout_errno;
+    ts.tv_sec = static_cast<time_t>(left / 1000000000);
+    ts.tv_nsec = static_cast<long>(left % 1000000000);
+    tsp = &ts;
+  }
+  long r = sys::Call(SYS_ppoll, &p, 1, tsp, nullptr, 8);
+  if (r == 0) return timeout_errno;
+  if (r < 0) return static_cast<int>(-r);
+  return 0;
+}
+
+}  // namespace gonet::core

@@ -1,0 +1,55 @@
+// BlockingCall: one blocking-mode socket call in progress, after Go's FD.Read loop
+// (internal/poll/fd_unix.go): the caller tries the operation without blocking; on EAGAIN it calls
+// WaitReady, which parks on the fd's pollDesc and says whether to try again.
+//
+// The deadline is fixed when the call starts, as the kernel computes its timeo once per call:
+// the app's SO_RCVTIMEO/SO_SNDTIMEO, else gonet's deadline policy (--read-timeout, ...). The
+// first WaitReady takes the direction lock (DirLock: other threads waiting on the same fd and
+// direction queue behind it) and publishes the deadline on the pollDesc; the destructor releases
+// the lock. Destructors, not explicit calls, release everything, because pthread_cancel unwinds
+// out of a parked call (thread_parker.h).
+#pragma once
+
+#include <cstdint>
+
+#include "core/fd_table.h"
+#include "core/parker.h"
+#include "core/poll_desc.h"
+
+namespace gonet::core {
+
+class BlockingCall {
+ public:
+  // timeout_ns: 0 = none. app_timeout: the timeout is the app's own socket option (signal(7):
+  // such a call fails with EINTR whatever SA_RESTART says).
+  BlockingCall(FdRef& ref, Mode mode, int64_t timeout_ns, bool app_timeout);
+  ~BlockingCall();
+  BlockingCall(const BlockingCall&) = delete;
+  BlockingCall& operator=(const BlockingCall&) = delete;
+
+  // 0: ready, try again. Otherwise the errno to fail with: EBADF (closed while waiting), EAGAIN
+  // (deadline), EINTR (signal). timeout_errno replaces EAGAIN (EINPROGRESS for connect).
+  int WaitReady(int timeout_errno = EAGAIN);
+
+  int64_t deadline_ns() const { return deadline_ns_; }
+
+ private:
+  int FallbackWait(int timeout_errno);
+
+  FdRef& ref_;
+  Mode mode_;
+  WaitKind kind_;
+  int64_t deadline_ns_;
+  PollDesc* pd_ = nullptr;
+  bool locked_ = false;
+};
+
+// The app's timeout for a direction, or gonet's policy if the app set none.
+struct CallTimeout {
+  int64_t ns;
+  bool app;
+};
+CallTimeout TimeoutFor(const SocketState& s, Mode mode);
+CallTimeout ConnectTimeoutFor(const SocketState& s);
+
+}  // namespace gonet::core

@@ -1,0 +1,236 @@
+// Lifecycle and control calls: socket creation, close, dup, and the app's view of O_NONBLOCK and
+// of its timeouts.
+//
+// Close follows Go's FD.Close: mark closing (new operations fail with EBADF), evict parked
+// waiters, wait until in-flight operations have left, disarm, and only then give the number back
+// to the kernel, so a number reused by another thread's socket() is never touched by a stale
+// operation.
+#include <fcntl.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+
+#include "core/fd_table.h"
+#include "core/netpoller.h"
+#include "core/ops.h"
+#include "core/runtime.h"
+#include "core/sys.h"
+
+namespace gonet::core {
+namespace {
+
+constexpr uint64_t kRefMask = (uint64_t{1} << 31) - 1;
+constexpr uint64_t kClosingBit = uint64_t{1} << 31;
+
+// Marks e closing, evicts its waiters and waits for in-flight operations to leave. Returns false
+// if another close is already in progress (the kernel gives the loser EBADF).
+bool BeginClose(FdEntry* e) {
+  Parker* me = CurrentParker();
+  e->closer.store(me, std::memory_order_release);
+  uint64_t w = e->word.load(std::memory_order_acquire);
+  for (;;) {
+    if (w & kClosingBit) return false;
+    if (e->word.compare_exchange_weak(w, (w | kClosingBit) + 1, std::memory_order_acq_rel)) break;
+  }
+  if (PollDesc* pd = e->pd.load(std::memory_order_acquire)) pd->Evict();
+  // Our own reference is the 1 that remains when everyone else has left.
+  while ((e->word.load(std::memory_order_acquire) & kRefMask) > 1) {
+    me->Park(0, WaitKind::kRestartable);  // close itself is not interruptible here
+  }
+  return true;
+}
+
+// The slot is empty from here on; the number still belongs to us until the real close.
+void RetireSlot(FdEntry* e) {
+  if (PollDesc* pd = e->pd.exchange(nullptr, std::memory_order_acq_rel)) {
+    Netpoller::Get().Disarm(pd);
+    pd->Free();
+  }
+  FdTable::Unref(e->sock.exchange(nullptr, std::memory_order_acq_rel));
+  e->kind.store(FdKind::kUnknown, std::memory_order_release);
+}
+
+// After the real close: reopen the slot for a future incarnation, unless the number was already
+// reused and reinstalled by another thread (its generation moved on).
+void EndClose(FdEntry* e) {
+  uint64_t w = e->word.load(std::memory_order_acquire);
+  if (w & kClosingBit) {
+    uint64_t fresh = (uint64_t{static_cast<uint32_t>(w >> 32) + 1}) << 32;
+    e->word.compare_exchange_strong(w, fresh, std::memory_order_acq_rel);
+  }
+  e->closer.store(nullptr, std::memory_order_release);
+}
+
+int64_t TimevalNs(const void* value, socklen_t len) {
+  if (value == nullptr || len < static_cast<socklen_t>(sizeof(timeval))) return 0;
+  const timeval* tv = static_cast<const timeval*>(value);
+  if (tv->tv_sec < 0) return 0;
+  return static_cast<int64_t>(tv->tv_sec) * 1000000000 + static_cast<int64_t>(tv->tv_usec) * 1000;
+}
+
+SocketState* KnownSocket(int fd) {
+  FdEntry* e = FdTable::Find(fd);
+  if (e == nullptr || e->kind.load(std::memory_order_acquire) != FdKind::kSocket) return nullptr;
+  return e->sock.load(std::memory_order_acquire);
+}
+
+}  // namespace
+
+void NoteSocket(int fd, int domain, int type) {
+  if (mode() == RunMode::kOff) return;
+  ReentryGuard guard;
+  FdTable::InstallNew(fd, domain, type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC),
+                      (type & SOCK_NONBLOCK) != 0);
+}
+
+void NoteSocketPair(const int sv[2], int domain, int type) {
+  NoteSocket(sv[0], domain, type);
+  NoteSocket(sv[1], domain, type);
+}
+
+IoResult Close(int fd) {
+  if (mode() == RunMode::kOff || t_core_depth != 0) return IoResult::Passthrough();
+  ReentryGuard guard;
+  FdEntry* e = FdTable::Find(fd);
+  if (e == nullptr) return IoResult::Passthrough();
+  if (e->kind.load(std::memory_order_acquire) != FdKind::kSocket) {
+    // Whatever the number held, it will not hold it after this close.
+    e->kind.store(FdKind::kUnknown, std::memory_order_release);
+    return IoResult::Passthrough();
+  }
+  if (!BeginClose(e)) return IoResult::Err(EBADF);
+  RetireSlot(e);
+  long r = sys::Call(SYS_close, fd);
+  EndClose(e);
+  // Linux releases the fd even when close reports an error (EINTR, EIO): report it, never retry.
+  return r < 0 ? IoResult::Err(static_cast<int>(-r)) : IoResult::Ok(0);
+}
+
+void NoteDup(int oldfd, int newfd) {
+  if (mode() == RunMode::kOff || newfd < 0) return;
+  ReentryGuard guard;
+  if (SocketState* s = KnownSocket(oldfd)) {
+    FdTable::Install(newfd, s);
+  } else if (FdEntry* e = FdTable::Find(newfd)) {
+    e->kind.store(FdKind::kUnknown, std::memory_order_release);
+  }
+}
+
+IoResult Dup3(int oldfd, int newfd, int flags, bool is_dup2) {
+  if (mode() == RunMode::kOff || t_core_depth != 0) return IoResult::Passthrough();
+  if (oldfd == newfd) return IoResult::Passthrough();  // dup2: a no-op; dup3: EINVAL
+  ReentryGuard guard;
+  FdEntry* target = FdTable::Find(newfd);
+  bool evicted = false;
+  if (target != nullptr && target->kind.load(std::memory_order_acquire) == FdKind::kSocket) {
+    // dup2 over a socket closes it: treat it like close, so parked operations wake with EBADF.
+    // Check oldfd first, so a failing dup2 does not disturb newfd.
+    if (sys::Call(SYS_fcntl, oldfd, F_GETFD, 0) < 0) return IoResult::Err(EBADF);
+    if (!BeginClose(target)) return IoResult::Err(EBADF);
+    RetireSlot(target);
+    evicted = true;
+  }
+  long r = sys::Call(SYS_dup3, oldfd, newfd, is_dup2 ? 0 : flags);
+  if (evicted) EndClose(target);
+  if (r < 0) return IoResult::Err(static_cast<int>(-r));
+  if (SocketState* s = KnownSocket(oldfd)) {
+    FdTable::Install(newfd, s);
+  } else if (FdEntry* e = FdTable::Find(newfd)) {
+    e->kind.store(FdKind::kUnknown, std::memory_order_release);
+  }
+  return IoResult::Ok(r);
+}
+
+IoResult Fcntl(int fd, int cmd, unsigned long arg) {
+  if (mode() == RunMode::kOff || t_core_depth != 0) return IoResult::Passthrough();
+  switch (cmd) {
+    case F_GETFL:
+    case F_SETFL:
+    case F_DUPFD:
+    case F_DUPFD_CLOEXEC:
+      break;
+    default:
+      return IoResult::Passthrough();
+  }
+  ReentryGuard guard;
+  FdRef ref;
+  if (int a = ref.Acquire(fd); a != 0) {
+    if (a != kPassthrough) return IoResult::Err(a);
+    if (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) {
+      long r = sys::Call(SYS_fcntl, fd, cmd, arg);
+      if (r < 0) return IoResult::Err(static_cast<int>(-r));
+      NoteDup(fd, static_cast<int>(r));
+      return IoResult::Ok(r);
+    }
+    return IoResult::Passthrough();
+  }
+  SocketState& s = *ref.sock();
+  long r = sys::Call(SYS_fcntl, fd, cmd, arg);
+  if (r < 0) return IoResult::Err(static_cast<int>(-r));
+  switch (cmd) {
+    case F_GETFL:
+      // A listener gonet switched to O_NONBLOCK still shows the app's own view.
+      if (s.forced_nonblock.load(std::memory_order_acquire) &&
+          !s.app_nonblock.load(std::memory_order_relaxed)) {
+        r &= ~static_cast<long>(O_NONBLOCK);
+      }
+      break;
+    case F_SETFL:
+      s.app_nonblock.store((arg & O_NONBLOCK) != 0, std::memory_order_relaxed);
+      if (s.forced_nonblock.load(std::memory_order_acquire) && !(arg & O_NONBLOCK)) {
+        sys::Call(SYS_fcntl, fd, F_SETFL, arg | O_NONBLOCK);  // keep the kernel side switched
+      }
+      break;
+    default:  // F_DUPFD, F_DUPFD_CLOEXEC
+      FdTable::Install(static_cast<int>(r), &s);
+      break;
+  }
+  return IoResult::Ok(r);
+}
+
+IoResult IoctlFionbio(int fd, int* arg) {
+  if (mode() == RunMode::kOff || t_core_depth != 0) return IoResult::Passthrough();
+  ReentryGuard guard;
+  FdRef ref;
+  if (int a = ref.Acquire(fd); a != 0) {
+    return a == kPassthrough ? IoResult::Passthrough() : IoResult::Err(a);
+  }
+  // The kernel validates and reads *arg; gonet reads it only after the kernel accepted it.
+  long r = sys::Call(SYS_ioctl, fd, FIONBIO, arg);
+  if (r < 0) return IoResult::Err(static_cast<int>(-r));
+  SocketState& s = *ref.sock();
+  bool nonblock = *arg != 0;
+  s.app_nonblock.store(nonblock, std::memory_order_relaxed);
+  if (!nonblock && s.forced_nonblock.load(std::memory_order_acquire)) {
+    int one = 1;
+    sys::Call(SYS_ioctl, fd, FIONBIO, &one);
+  }
+  return IoResult::Ok(r);
+}
+
+IoResult SetSockOpt(int fd, int level, int name, const void* value, socklen_t len) {
+  if (mode() == RunMode::kOff || t_core_depth != 0 || level != SOL_SOCKET) {
+    return IoResult::Passthrough();
+  }
+  bool rcv = name == SO_RCVTIMEO_OLD || name == SO_RCVTIMEO_NEW;
+  bool snd = name == SO_SNDTIMEO_OLD || name == SO_SNDTIMEO_NEW;
+  if (!rcv && !snd) return IoResult::Passthrough();
+  ReentryGuard guard;
+  FdRef ref;
+  if (int a = ref.Acquire(fd); a != 0) {
+    return a == kPassthrough ? IoResult::Passthrough() : IoResult::Err(a);
+  }
+  long r = sys::Call(SYS_setsockopt, fd, level, name, value, len);
+  if (r < 0) return IoResult::Err(static_cast<int>(-r));
+  // Keep what the kernel keeps: it rounds to its tick, and getsockopt shows the rounded value.
+  timeval tv{};
+  socklen_t tlen = sizeof tv;
+  int64_t ns = TimevalNs(value, len);
+  if (sys::Call(SYS_getsockopt, fd, SOL_SOCKET, rcv ? SO_RCVTIMEO_OLD : SO_SNDTIMEO_OLD, &tv,
+                &tlen) == 0) {
+    ns = TimevalNs(&tv, tlen);
+  }
+  (rcv ? ref.sock()->rcvtimeo_ns : ref.sock()->sndtimeo_ns).store(ns, std::memory_order_relaxed);
+  return IoResult::Ok(0);
+}
+
+}  // namespace gonet::core

@@ -1,0 +1,346 @@
+// The data calls: receive and send families, on blocking-mode sockets.
+//
+// Every call is attempted with MSG_DONTWAIT, so the kernel's O_NONBLOCK of a data socket is never
+// touched (stdio on the socket, children that inherit it, calls gonet does not see keep native
+// blocking behaviour). read/readv/write/writev on a socket become recvfrom/recvmsg/sendto/sendmsg,
+// which the kernel treats the same way for sockets.
+//
+// What the kernel does for a blocking call, and gonet reproduces:
+//   - receive returns as soon as some data is there (partial), or 0 at EOF; MSG_WAITALL on a
+//     stream keeps going until the buffer is full, EOF, an error, the timeout or a signal, and
+//     returns the bytes received so far if any;
+//   - send on a stream keeps going until every byte is queued; a timeout, signal or error after
+//     some bytes returns the partial count (no SIGPIPE then: only a call that fails raises it);
+//   - datagram sockets move one message per call, whole.
+#include <sys/socket.h>
+
+#include <new>
+
+#include "core/blocking_call.h"
+#include "core/fd_table.h"
+#include "core/ops.h"
+#include "core/runtime.h"
+#include "core/stats.h"
+#include "core/sys.h"
+
+namespace gonet::core {
+namespace {
+
+// An iovec array the loop can advance past bytes already moved, without touching the app's.
+class IovCursor {
+ public:
+  IovCursor(const iovec* iov, int count) {
+    if (count <= kInline) {
+      iov_ = inline_;
+    } else {
+      heap_ = new (std::nothrow) iovec[count];
+      iov_ = heap_;
+    }
+    if (iov_ == nullptr) {
+      count_ = -1;
+      return;
+    }
+    count_ = count;
+    for (int i = 0; i < count; ++i) iov_[i] = iov[i];
+  }
+  ~IovCursor() { delete[] heap_; }
+  IovCursor(const IovCursor&) = delete;
+  IovCursor& operator=(const IovCursor&) = delete;
+
+  bool ok() const { return count_ >= 0; }
+  iovec* iov() { return iov_ + first_; }
+  int count() const { return count_ - first_; }
+  void Advance(size_t n) {
+    while (n > 0 && first_ < count_) {
+      if (n < iov_[first_].iov_len) {
+        iov_[first_].iov_base = static_cast<char*>(iov_[first_].iov_base) + n;
+        iov_[first_].iov_len -= n;
+        return;
+      }
+      n -= iov_[first_].iov_len;
+      ++first_;
+    }
+  }
+
+ private:
+  static constexpr int kInline = 16;
+  iovec inline_[kInline];
+  iovec* heap_ = nullptr;
+  iovec* iov_ = nullptr;
+  int count_ = 0;
+  int first_ = 0;
+};
+
+size_t IovTotal(const iovec* iov, int count) {
+  size_t total = 0;
+  for (int i = 0; i < count; ++i) total += iov[i].iov_len;
+  return total;
+}
+
+bool IsStream(const SocketState& s) { return s.type == SOCK_STREAM; }
+
+// Shared prologue: decides whether core handles the call at all.
+//   kPassthrough: not ours (mode, re-entry, not a socket, app non-blocking, MSG_DONTWAIT).
+//   EBADF: the fd is being closed.
+int Enter(FdRef& ref, int fd, int flags) {
+  if (flags & MSG_DONTWAIT) return kPassthrough;
+  int a = ref.Acquire(fd);
+  if (a != 0) return a;
+  if (ref.sock()->app_nonblock.load(std::memory_order_relaxed)) return kPassthrough;
+  return 0;
+}
+
+IoResult Fail(int err) { return err == kPassthrough ? IoResult::Passthrough() : IoResult::Err(err); }
+
+// The receive loop. attempt(flags) performs one non-blocking call for the bytes still wanted and
+// returns >= 0 or -errno; advance(n) moves past n received bytes.
+template <typename Attempt, typename Advance>
+IoResult ReceiveLoop(FdRef& ref, int flags, size_t want, Attempt attempt, Advance advance) {
+  const SocketState& s = *ref.sock();
+  bool waitall = (flags & MSG_WAITALL) && !(flags & MSG_PEEK) && IsStream(s) && want > 0;
+  int nbflags = (flags & ~MSG_WAITALL) | MSG_DONTWAIT;
+  CallTimeout t = TimeoutFor(s, Mode::kRead);
+  BlockingCall call(ref, Mode::kRead, t.ns, t.app);
+  size_t done = 0;
+  for (;;) {
+    long r = attempt(nbflags);
+    if (r > 0) {
+      done += static_cast<size_t>(r);
+      if (!waitall || done >= want) return IoResult::Ok(static_cast<ssize_t>(done));
+      advance(static_cast<size_t>(r));
+      continue;
+    }
+    if (r == 0) return IoResult::Ok(static_cast<ssize_t>(done));  // EOF (or a 0-byte datagram)
+    if (r != -EAGAIN) return done ? IoResult::Ok(static_cast<ssize_t>(done)) : IoResult::Err(-r);
+    int e = call.WaitReady();
+    if (e != 0) {
+      if (e == EAGAIN && !t.app) Count(Stats().deadline_policy_timeouts);
+      return done ? IoResult::Ok(static_cast<ssize_t>(done)) : IoResult::Err(e);
+    }
+  }
+}
+
+// The send loop: a stream socket queues every byte before returning, a datagram one message.
+template <typename Attempt, typename Advance>
+IoResult SendLoop(FdRef& ref, int flags, size_t total, Attempt attempt, Advance advance) {
+  const SocketState& s = *ref.sock();
+  bool stream = IsStream(s);
+  CallTimeout t = TimeoutFor(s, Mode::kWrite);
+  BlockingCall call(ref, Mode::kWrite, t.ns, t.app);
+  size_t done = 0;
+  for (;;) {
+    // After a partial send, a later failure returns the partial count and must not raise
+    // SIGPIPE: the kernel only signals the call that fails.
+    int nbflags = flags | MSG_DONTWAIT | (done ? MSG_NOSIGNAL : 0);
+    long r = attempt(nbflags);
+    if (r >= 0) {
+      done += static_cast<size_t>(r);
+      if (!stream || done >= total) return IoResult::Ok(static_cast<ssize_t>(done));
+      advance(static_cast<size_t>(r));
+      continue;
+    }
+    if (r != -EAGAIN) return done ? IoResult::Ok(static_cast<ssize_t>(done)) : IoResult::Err(-r);
+    int e = call.WaitReady();
+    if (e != 0) {
+      if (e == EAGAIN && !t.app) Count(Stats().deadline_policy_timeouts);
+      return done ? IoResult::Ok(static_cast<ssize_t>(done)) : IoResult::Err(e);
+    }
+  }
+}
+
+IoResult RecvBuffer(int fd, void* buf, size_t len, int flags, sockaddr* addr, socklen_t* alen) {
+  if (!Enabled()) return IoResult::Passthrough();
+  ReentryGuard guard;
+  FdRef ref;
+  if (int e = Enter(ref, fd, flags); e != 0) return Fail(e);
+  char* p = static_cast<char*>(buf);
+  size_t offset = 0;
+  return ReceiveLoop(
+      ref, flags, len,
+      [&](int f) { return sys::Call(SYS_recvfrom, fd, p + offset, len - offset, f, addr, alen); },
+      [&](size_t n) { offset += n; });
+}
+
+IoResult SendBuffer(int fd, const void* buf, size_t len, int flags, const sockaddr* addr,
+                    socklen_t alen) {
+  if (!Enabled()) return IoResult::Passthrough();
+  ReentryGuard guard;
+  FdRef ref;
+  if (int e = Enter(ref, fd, flags); e != 0) return Fail(e);
+  const char* p = static_cast<const char*>(buf);
+  size_t offset = 0;
+  return SendLoop(
+      ref, flags, len,
+      [&](int f) { return sys::Call(SYS_sendto, fd, p + offset, len - offset, f, addr, alen); },
+      [&](size_t n) { offset += n; });
+}
+
+IoResult RecvMessage(int fd, msghdr* msg, int flags) {
+  if (!Enabled()) return IoResult::Passthrough();
+  ReentryGuard guard;
+  FdRef ref;
+  if (int e = Enter(ref, fd, flags); e != 0) return Fail(e);
+  bool waitall = (flags & MSG_WAITALL) && IsStream(*ref.sock());
+  if (!waitall) {
+    return ReceiveLoop(
+        ref, flags, 1, [&](int f) { return sys::Call(SYS_recvmsg, fd, msg, f); },
+        [](size_t) {});
+  }
+  // MSG_WAITALL on a stream: loop over a private copy of the iovecs; the app's msghdr gets the
+  // fields of the last call (flags), as the kernel's single call would leave them.
+  IovCursor cursor(msg->msg_iov, static_cast<int>(msg->msg_iovlen));
+  if (!cursor.ok()) return IoResult::Err(ENOMEM);
+  msghdr m = *msg;
+  return ReceiveLoop(
+      ref, flags, IovTotal(msg->msg_iov, static_cast<int>(msg->msg_iovlen)),
+      [&](int f) {
+        m.msg_iov = cursor.iov();
+        m.msg_iovlen = static_cast<size_t>(cursor.count());
+        long r = sys::Call(SYS_recvmsg, fd, &m, f);
+        if (r >= 0) {
+          msg->msg_flags = m.msg_flags;
+          msg->msg_namelen = m.msg_namelen;
+          msg->msg_controllen = m.msg_controllen;
+          m.msg_control = nullptr;  // ancillary data arrives once
+          m.msg_controllen = 0;
+        }
+        return r;
+      },
+      [&](size_t n) { cursor.Advance(n); });
+}
+
+IoResult SendMessage(int fd, const msghdr* msg, int flags) {
+  if (!Enabled()) return IoResult::Passthrough();
+  ReentryGuard guard;
+  FdRef ref;
+  if (int e = Enter(ref, fd, flags); e != 0) return Fail(e);
+  if (!IsStream(*ref.sock())) {
+    return SendLoop(
+        ref, flags, 0, [&](int f) { return sys::Call(SYS_sendmsg, fd, msg, f); }, [](size_t) {});
+  }
+  IovCursor cursor(msg->msg_iov, static_cast<int>(msg->msg_iovlen));
+  if (!cursor.ok()) return IoResult::Err(ENOMEM);
+  msghdr m = *msg;
+  return SendLoop(
+      ref, flags, IovTotal(msg->msg_iov, static_cast<int>(msg->msg_iovlen)),
+      [&](int f) {
+        m.msg_iov = cursor.iov();
+        m.msg_iovlen = static_cast<size_t>(cursor.count());
+        long r = sys::Call(SYS_sendmsg, fd, &m, f);
+        if (r >= 0) {
+          m.msg_control = nullptr;  // ancillary data (SCM_RIGHTS) goes with the first bytes only
+          m.msg_controllen = 0;
+        }
+        return r;
+      },
+      [&](size_t n) { cursor.Advance(n); });
+}
+
+}  // namespace
+
+IoResult Read(int fd, void* buf, size_t len) { return RecvBuffer(fd, buf, len, 0, nullptr, nullptr); }
+
+IoResult RecvFrom(int fd, void* buf, size_t len, int flags, sockaddr* addr, socklen_t* alen) {
+  return RecvBuffer(fd, buf, len, flags, addr, alen);
+}
+
+IoResult Write(int fd, const void* buf, size_t len) {
+  return SendBuffer(fd, buf, len, 0, nullptr, 0);
+}
+
+IoResult SendTo(int fd, const void* buf, size_t len, int flags, const sockaddr* addr,
+                socklen_t alen) {
+  return SendBuffer(fd, buf, len, flags, addr, alen);
+}
+
+IoResult Readv(int fd, const iovec* iov, int iovcnt) {
+  msghdr m{};
+  m.msg_iov = const_cast<iovec*>(iov);
+  m.msg_iovlen = static_cast<size_t>(iovcnt < 0 ? 0 : iovcnt);
+  if (iovcnt < 0) return IoResult::Passthrough();  // the kernel's EINVAL
+  return RecvMessage(fd, &m, 0);
+}
+
+IoResult Writev(int fd, const iovec* iov, int iovcnt) {
+  if (iovcnt < 0) return IoResult::Passthrough();
+  msghdr m{};
+  m.msg_iov = const_cast<iovec*>(iov);
+  m.msg_iovlen = static_cast<size_t>(iovcnt);
+  return SendMessage(fd, &m, 0);
+}
+
+IoResult RecvMsg(int fd, msghdr* msg, int flags) { return RecvMessage(fd, msg, flags); }
+
+IoResult SendMsg(int fd, const msghdr* msg, int flags) { return SendMessage(fd, msg, flags); }
+
+// recvmmsg: the kernel receives each message as a blocking recvmsg would, except that after the
+// first one MSG_WAITFORONE makes the rest non-blocking, and the timeout is only checked between
+// messages (recvmmsg(2) BUGS). A failure after the first message returns the count so far.
+IoResult RecvMmsg(int fd, mmsghdr* vec, unsigned vlen, int flags, timespec* timeout) {
+  if (!Enabled() || vlen == 0 || (flags & MSG_DONTWAIT)) return IoResult::Passthrough();
+  {
+    ReentryGuard guard;
+    FdRef ref;
+    if (int e = Enter(ref, fd, flags); e != 0) return Fail(e);
+  }
+  int64_t end = 0;
+  if (timeout != nullptr) {
+    if (timeout->tv_sec < 0 || timeout->tv_nsec < 0 || timeout->tv_nsec >= 1000000000) {
+      return IoResult::Passthrough();  // the kernel's EINVAL
+    }
+    end = Nanotime() + timeout->tv_sec * INT64_C(1000000000) + timeout->tv_nsec;
+  }
+  unsigned got = 0;
+  for (; got < vlen; ++got) {
+    int f = flags & ~MSG_WAITFORONE;
+    if (got > 0 && (flags & MSG_WAITFORONE)) f |= MSG_DONTWAIT;
+    IoResult r = f & MSG_DONTWAIT ? IoResult::Passthrough() : RecvMessage(fd, &vec[got].msg_hdr, f);
+    if (r.passthrough()) {
+      long n = sys::Call(SYS_recvmsg, fd, &vec[got].msg_hdr, f);
+      r = n >= 0 ? IoResult::Ok(n) : IoResult::Err(static_cast<int>(-n));
+    }
+    if (!r.ok()) {
+      if (got > 0) break;
+      return r;
+    }
+    vec[got].msg_len = static_cast<unsigned>(r.n);
+    if (timeout != nullptr && Nanotime() >= end) {
+      ++got;
+      break;
+    }
+  }
+  if (timeout != nullptr) {
+    int64_t left = end - Nanotime();
+    if (left < 0) left = 0;
+    timeout->tv_sec = static_cast<time_t>(left / 1000000000);
+    timeout->tv_nsec = static_cast<long>(left % 1000000000);
+  }
+  return IoResult::Ok(got);
+}
+
+// sendmmsg: each message is sent as a blocking sendmsg would; a failure after the first message
+// returns the count so far.
+IoResult SendMmsg(int fd, mmsghdr* vec, unsigned vlen, int flags) {
+  if (!Enabled() || vlen == 0 || (flags & MSG_DONTWAIT)) return IoResult::Passthrough();
+  {
+    ReentryGuard guard;
+    FdRef ref;
+    if (int e = Enter(ref, fd, flags); e != 0) return Fail(e);
+  }
+  unsigned sent = 0;
+  for (; sent < vlen; ++sent) {
+    IoResult r = SendMessage(fd, &vec[sent].msg_hdr, flags);
+    if (r.passthrough()) {
+      long n = sys::Call(SYS_sendmsg, fd, &vec[sent].msg_hdr, flags);
+      r = n >= 0 ? IoResult::Ok(n) : IoResult::Err(static_cast<int>(-n));
+    }
+    if (!r.ok()) {
+      if (sent > 0) break;
+      return r;
+    }
+    vec[sent].msg_len = static_cast<unsigned>(r.n);
+  }
+  return IoResult::Ok(sent);
+}
+
+}  // namespace gonet::core

@@ -1,0 +1,48 @@
+// Process-wide counters. A plain block of relaxed atomics with a fixed layout, so it can live in
+// a shared-memory segment that `gonet stats PID` maps read-only. Relaxed is enough: each counter
+// is read on its own, and no decision in gonet is taken on a counter's value.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+namespace gonet::core {
+
+// X-macro: name, help. The order is the layout; append only.
+#define GONET_STATS_COUNTERS(X)                                             \
+  X(parks, "operations that parked waiting for readiness")                  \
+  X(wakes_io, "parked operations woken by readiness")                       \
+  X(wakes_timeout, "parked operations woken by a deadline")                 \
+  X(wakes_close, "parked operations woken by close (EBADF)")                \
+  X(wakes_signal, "parked operations interrupted by a signal (EINTR)")      \
+  X(eagain_retries, "non-blocking attempts that returned EAGAIN")           \
+  X(epoll_waits, "epoll_wait calls by the netpoller")                       \
+  X(epoll_events, "events returned by epoll_wait")                          \
+  X(stale_events, "events dropped for a closed or reused fd (fdseq)")       \
+  X(fds_armed, "fds registered with the netpoller (now)")                   \
+  X(fds_adopted, "inherited or unknown sockets adopted on first use")       \
+  X(threads_parked, "threads or fibers parked right now")                   \
+  X(fibers_live, "fibers alive (fibers mode)")                              \
+  X(faults_injected, "faults injected by --fault")                          \
+  X(deadline_policy_timeouts, "timeouts from --read/--write/--connect-timeout") \
+  X(invariant_failures, "broken internal invariants (a gonet bug)")
+
+struct Counters {
+#define GONET_DECLARE_COUNTER(name, help) std::atomic<int64_t> name{0};
+  GONET_STATS_COUNTERS(GONET_DECLARE_COUNTER)
+#undef GONET_DECLARE_COUNTER
+};
+
+// The live block. Points at a static block until the runtime moves it into shared memory.
+Counters& Stats();
+void SetStatsBlock(Counters* block);
+
+inline void Count(std::atomic<int64_t>& c, int64_t n = 1) {
+  c.fetch_add(n, std::memory_order_relaxed);
+}
+
+// Writes "name value" lines for every counter into buf (no allocation, async-signal-safe apart
+// from the caller's write). Returns the length written.
+size_t FormatStats(const Counters& c, char* buf, size_t cap);
+
+}  // namespace gonet::core

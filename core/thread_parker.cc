@@ -1,0 +1,133 @@
+#include "core/thread_parker.h"
+
+#include <linux/futex.h>
+#include <pthread.h>
+#include <sys/syscall.h>
+
+#include <climits>
+#include <new>
+
+#include "core/base.h"
+#include "core/signal_policy.h"
+#include "core/spinlock.h"
+#include "core/sys.h"
+
+namespace gonet::core {
+
+// Parkers are never freed (parker.h: a late Unpark must land on valid memory): threads return
+// theirs here at exit and new threads reuse them.
+class ThreadParkerPool {
+ public:
+  static ThreadParker* Get() {
+    {
+      SpinGuard g(mu_);
+      if (free_ != nullptr) {
+        ThreadParker* p = free_;
+        free_ = p->next_free_;
+        p->next_free_ = nullptr;
+        return p;
+      }
+    }
+    // Plain new: this runs on a thread's first park, never in a signal handler or loader init.
+    return new (std::nothrow) ThreadParker();
+  }
+  static void Put(ThreadParker* p) {
+    SpinGuard g(mu_);
+    p->next_free_ = free_;
+    free_ = p;
+  }
+
+ private:
+  static inline Spinlock mu_;
+  static inline ThreadParker* free_ GONET_GUARDED_BY(mu_) = nullptr;
+};
+
+namespace {
+
+// Returns the parker to the pool when the thread exits. thread_local with a destructor is the
+// cheapest portable hook for that; the pointer itself is read through initial-exec TLS.
+struct ParkerOwner {
+  ThreadParker* p = nullptr;
+  ~ParkerOwner() {
+    if (p != nullptr) ThreadParkerPool::Put(p);
+  }
+};
+
+thread_local ParkerOwner t_owner;
+__thread ThreadParker* t_parker __attribute__((tls_model("initial-exec"))) = nullptr;
+
+std::atomic<ParkerLookup> g_lookup{nullptr};
+
+// A far deadline for kAlwaysEintr waits with no deadline: a timed futex wait gives the kernel's
+// "EINTR whatever SA_RESTART" rule; the wait simply starts again if it ever expires.
+constexpr int64_t kFarFutureNs = INT64_C(365) * 24 * 3600 * 1000000000;
+
+long FutexWait(std::atomic<uint32_t>* word, int64_t deadline_ns, bool timed) {
+  int old_type = 0;
+  pthread_setcanceltype(PTHREAD_CANCEL_ASYNCHRONOUS, &old_type);
+  long r;
+  if (timed) {
+    timespec ts{static_cast<time_t>(deadline_ns / 1000000000),
+                static_cast<long>(deadline_ns % 1000000000)};
+    r = sys::Call(SYS_futex, word, FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG, 2, &ts, nullptr,
+                  FUTEX_BITSET_MATCH_ANY);
+  } else {
+    r = sys::Call(SYS_futex, word, FUTEX_WAIT | FUTEX_PRIVATE_FLAG, 2, nullptr);
+  }
+  pthread_setcanceltype(old_type, nullptr);
+  return r;
+}
+
+}  // namespace
+
+ThreadParker* ThreadParker::ForCurrentThread() {
+  ThreadParker* p = t_parker;
+  if (GONET_LIKELY(p != nullptr)) return p;
+  p = ThreadParkerPool::Get();
+  t_parker = p;
+  t_owner.p = p;
+  return p;
+}
+
+// permit_: 0 = no permit, 1 = permit, 2 = owner asleep in the futex. Unpark only pays for a
+// FUTEX_WAKE when it finds 2, so waking a thread that has not gone to sleep yet costs no syscall.
+ParkResult ThreadParker::Park(int64_t deadline_ns, WaitKind kind) {
+  for (;;) {
+    if (permit_.exchange(0, std::memory_order_acquire) == 1) return ParkResult::kUnparked;
+    bool timed = deadline_ns != 0 || kind == WaitKind::kAlwaysEintr;
+    int64_t d = deadline_ns;
+    if (timed && d == 0) d = DeadlineAfter(kFarFutureNs);
+    if (timed && d <= Nanotime()) return ParkResult::kTimedOut;
+    uint32_t expect = 0;
+    if (!permit_.compare_exchange_strong(expect, 2, std::memory_order_acq_rel)) continue;
+    long r = FutexWait(&permit_, d, timed);
+    uint32_t after = permit_.exchange(0, std::memory_order_acquire);
+    if (after == 1) return ParkResult::kUnparked;
+    if (r == -ETIMEDOUT) {
+      if (deadline_ns != 0) return ParkResult::kTimedOut;
+      continue;  // the far deadline expired: keep waiting
+    }
+    if (r == -EINTR && (kind == WaitKind::kAlwaysEintr || !timed || !AllHandlersRestart())) {
+      return ParkResult::kInterrupted;
+    }
+    // Woken without a permit (spurious) or a restartable signal: sleep again.
+  }
+}
+
+void ThreadParker::Unpark() {
+  if (permit_.exchange(1, std::memory_order_release) == 2) {
+    sys::Call(SYS_futex, &permit_, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, 1);
+  }
+}
+
+Parker* CurrentParker() {
+  ParkerLookup lookup = g_lookup.load(std::memory_order_acquire);
+  if (lookup != nullptr) {
+    if (Parker* p = lookup()) return p;
+  }
+  return ThreadParker::ForCurrentThread();
+}
+
+void SetParkerLookup(ParkerLookup lookup) { g_lookup.store(lookup, std::memory_order_release); }
+
+}  // namespace gonet::core

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Runs every suite and ends with one summary line over all of them:
+#   N passed, N failed
+# Suites: the release build's ctest (unit, conformance, regression), then core's
+# unit tests under ThreadSanitizer and under AddressSanitizer+UBSan.
+set -uo pipefail
+build=${1:-build}
+jobs=$(nproc)
+passed=0
+failed=0
+failed_suites=()
+
+# count_ctest LOG: adds ctest's "N tests failed out of M" to the totals.
+count_ctest() {
+  local line total bad
+  line=$(grep -E 'tests passed, [0-9]+ tests? failed out of [0-9]+' "$1" | tail -n 1)
+  if [[ -z "$line" ]]; then
+    failed=$((failed + 1))
+    return 1
+  fi
+  bad=$(sed -E 's/.* ([0-9]+) tests? failed out of ([0-9]+).*/\1/' <<<"$line")
+  total=$(sed -E 's/.* failed out of ([0-9]+).*/\1/' <<<"$line")
+  passed=$((passed + total - bad))
+  failed=$((failed + bad))
+  ((bad == 0))
+}
+
+run_suite() {  # NAME BUILD_DIR [ctest args...]
+  local name=$1 dir=$2
+  shift 2
+  local log="$dir/ctest-$name.log"
+  echo "=== suite: $name ($dir)"
+  (cd "$dir" && ctest --output-on-failure -j "$jobs" --timeout 300 "$@") 2>&1 | tee "$log" | \
+    grep -E '^(\s*[0-9]+/[0-9]+ Test|.*tests passed|.*\*\*\*Failed|.*Timeout|.*Exception)' || true
+  count_ctest "$log" || failed_suites+=("$name")
+}
+
+run_suite main "$build"
+
+for san in thread address; do
+  dir="build-${san/thread/tsan}"
+  dir="${dir/address/asan}"
+  echo "=== building core under -fsanitize=$san in $dir"
+  if cmake -S . -B "$dir" -DGONET_CORE_ONLY=ON -DGONET_SANITIZE=$san \
+       -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null && \
+     cmake --build "$dir" -j "$jobs" >"$dir.build.log" 2>&1; then
+    TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+    ASAN_OPTIONS="detect_leaks=1:abort_on_error=0" \
+      run_suite "core-$san" "$dir"
+  else
+    tail -n 30 "$dir.build.log" 2>/dev/null
+    failed=$((failed + 1))
+    failed_suites+=("core-$san (build)")
+  fi
+done
+
+if ((${#failed_suites[@]})); then
+  echo "failing suites: ${failed_suites[*]}"
+fi
+echo "$passed passed, $failed failed"
+((failed == 0))

@@ -1,0 +1,137 @@
+#include "shim/real.h"
+
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <atomic>
+
+namespace gonet::real {
+namespace {
+
+// Set while this thread is inside dlsym: a nested real:: call must not call dlsym again.
+__thread int t_resolving __attribute__((tls_model("initial-exec"))) = 0;
+
+template <typename Fn>
+Fn Resolve(std::atomic<Fn>& slot, const char* name) {
+  Fn fn = slot.load(std::memory_order_acquire);
+  if (__builtin_expect(fn != nullptr, 1)) return fn;
+  if (t_resolving) return nullptr;
+  ++t_resolving;
+  fn = reinterpret_cast<Fn>(dlsym(RTLD_NEXT, name));
+  --t_resolving;
+  if (fn != nullptr) slot.store(fn, std::memory_order_release);
+  return fn;
+}
+
+}  // namespace
+
+// GONET_REAL(ret, name, params, args, fallback): defines real::name, which calls the next `name`
+// or, while that cannot be resolved, `fallback` (a raw syscall with the same meaning).
+#define GONET_REAL(ret, name, params, args, fallback)                            \
+  namespace {                                                                    \
+  std::atomic<ret(*) params> slot_##name{nullptr};                               \
+  }                                                                              \
+  ret name params {                                                              \
+    if (auto fn = Resolve(slot_##name, #name)) return fn args;                   \
+    return static_cast<ret>(fallback);                                           \
+  }
+
+GONET_REAL(int, socket, (int d, int t, int p), (d, t, p), syscall(SYS_socket, d, t, p))
+GONET_REAL(int, socketpair, (int d, int t, int p, int sv[2]), (d, t, p, sv),
+           syscall(SYS_socketpair, d, t, p, sv))
+GONET_REAL(int, accept, (int fd, sockaddr* a, socklen_t* l), (fd, a, l),
+           syscall(SYS_accept4, fd, a, l, 0))
+GONET_REAL(int, accept4, (int fd, sockaddr* a, socklen_t* l, int f), (fd, a, l, f),
+           syscall(SYS_accept4, fd, a, l, f))
+GONET_REAL(int, connect, (int fd, const sockaddr* a, socklen_t l), (fd, a, l),
+           syscall(SYS_connect, fd, a, l))
+GONET_REAL(ssize_t, read, (int fd, void* b, size_t n), (fd, b, n), syscall(SYS_read, fd, b, n))
+GONET_REAL(ssize_t, readv, (int fd, const iovec* v, int c), (fd, v, c),
+           syscall(SYS_readv, fd, v, c))
+GONET_REAL(ssize_t, write, (int fd, const void* b, size_t n), (fd, b, n),
+           syscall(SYS_write, fd, b, n))
+GONET_REAL(ssize_t, writev, (int fd, const iovec* v, int c), (fd, v, c),
+           syscall(SYS_writev, fd, v, c))
+GONET_REAL(ssize_t, recv, (int fd, void* b, size_t n, int f), (fd, b, n, f),
+           syscall(SYS_recvfrom, fd, b, n, f, nullptr, nullptr))
+GONET_REAL(ssize_t, recvfrom, (int fd, void* b, size_t n, int f, sockaddr* a, socklen_t* l),
+           (fd, b, n, f, a, l), syscall(SYS_recvfrom, fd, b, n, f, a, l))
+GONET_REAL(ssize_t, recvmsg, (int fd, msghdr* m, int f), (fd, m, f),
+           syscall(SYS_recvmsg, fd, m, f))
+GONET_REAL(int, recvmmsg, (int fd, mmsghdr* v, unsigned n, int f, timespec* t), (fd, v, n, f, t),
+           syscall(SYS_recvmmsg, fd, v, n, f, t))
+GONET_REAL(ssize_t, send, (int fd, const void* b, size_t n, int f), (fd, b, n, f),
+           syscall(SYS_sendto, fd, b, n, f, nullptr, 0))
+GONET_REAL(ssize_t, sendto,
+           (int fd, const void* b, size_t n, int f, const sockaddr* a, socklen_t l),
+           (fd, b, n, f, a, l), syscall(SYS_sendto, fd, b, n, f, a, l))
+GONET_REAL(ssize_t, sendmsg, (int fd, const msghdr* m, int f), (fd, m, f),
+           syscall(SYS_sendmsg, fd, m, f))
+GONET_REAL(int, sendmmsg, (int fd, mmsghdr* v, unsigned n, int f), (fd, v, n, f),
+           syscall(SYS_sendmmsg, fd, v, n, f))
+GONET_REAL(int, close, (int fd), (fd), syscall(SYS_close, fd))
+GONET_REAL(int, close_range, (unsigned a, unsigned b, int f), (a, b, f),
+           syscall(SYS_close_range, a, b, f))
+GONET_REAL(int, dup, (int fd), (fd), syscall(SYS_dup, fd))
+GONET_REAL(int, dup2, (int a, int b), (a, b),
+           a == b ? (syscall(SYS_fcntl, a, F_GETFD) < 0 ? -1 : b) : syscall(SYS_dup3, a, b, 0))
+GONET_REAL(int, dup3, (int a, int b, int f), (a, b, f), syscall(SYS_dup3, a, b, f))
+GONET_REAL(int, fcntl, (int fd, int c, unsigned long a), (fd, c, a), syscall(SYS_fcntl, fd, c, a))
+GONET_REAL(int, fcntl64, (int fd, int c, unsigned long a), (fd, c, a),
+           syscall(SYS_fcntl, fd, c, a))
+GONET_REAL(int, ioctl, (int fd, unsigned long r, void* a), (fd, r, a), syscall(SYS_ioctl, fd, r, a))
+GONET_REAL(int, setsockopt, (int fd, int lv, int n, const void* v, socklen_t l), (fd, lv, n, v, l),
+           syscall(SYS_setsockopt, fd, lv, n, v, l))
+// No raw fallback for these: the kernel's sigaction ABI differs from glibc's, and glibc's own
+// restorer is needed. They are resolved in the constructor, before any program code runs.
+GONET_REAL(int, sigaction, (int s, const struct sigaction* a, struct sigaction* o), (s, a, o),
+           (errno = ENOSYS, -1))
+GONET_REAL(sighandler_t, signal, (int s, sighandler_t h), (s, h), (errno = ENOSYS, SIG_ERR))
+GONET_REAL(ssize_t, __read_chk, (int fd, void* b, size_t n, size_t bl), (fd, b, n, bl),
+           syscall(SYS_read, fd, b, n))
+GONET_REAL(ssize_t, __recv_chk, (int fd, void* b, size_t n, size_t bl, int f), (fd, b, n, bl, f),
+           syscall(SYS_recvfrom, fd, b, n, f, nullptr, nullptr))
+GONET_REAL(ssize_t, __recvfrom_chk,
+           (int fd, void* b, size_t n, size_t bl, int f, sockaddr* a, socklen_t* l),
+           (fd, b, n, bl, f, a, l), syscall(SYS_recvfrom, fd, b, n, f, a, l))
+
+#undef GONET_REAL
+
+void ResolveAll() {
+  Resolve(slot_socket, "socket");
+  Resolve(slot_socketpair, "socketpair");
+  Resolve(slot_accept, "accept");
+  Resolve(slot_accept4, "accept4");
+  Resolve(slot_connect, "connect");
+  Resolve(slot_read, "read");
+  Resolve(slot_readv, "readv");
+  Resolve(slot_write, "write");
+  Resolve(slot_writev, "writev");
+  Resolve(slot_recv, "recv");
+  Resolve(slot_recvfrom, "recvfrom");
+  Resolve(slot_recvmsg, "recvmsg");
+  Resolve(slot_recvmmsg, "recvmmsg");
+  Resolve(slot_send, "send");
+  Resolve(slot_sendto, "sendto");
+  Resolve(slot_sendmsg, "sendmsg");
+  Resolve(slot_sendmmsg, "sendmmsg");
+  Resolve(slot_close, "close");
+  Resolve(slot_close_range, "close_range");
+  Resolve(slot_dup, "dup");
+  Resolve(slot_dup2, "dup2");
+  Resolve(slot_dup3, "dup3");
+  Resolve(slot_fcntl, "fcntl");
+  Resolve(slot_fcntl64, "fcntl64");
+  Resolve(slot_ioctl, "ioctl");
+  Resolve(slot_setsockopt, "setsockopt");
+  Resolve(slot_sigaction, "sigaction");
+  Resolve(slot_signal, "signal");
+  Resolve(slot___read_chk, "__read_chk");
+  Resolve(slot___recv_chk, "__recv_chk");
+  Resolve(slot___recvfrom_chk, "__recvfrom_chk");
+}
+
+}  // namespace gonet::real

@@ -1,0 +1,25 @@
+// sigaction/signal: gonet only watches which handlers lack SA_RESTART (core/signal_policy.h).
+#include <signal.h>
+
+#include "core/signal_policy.h"
+#include "shim/abi.h"
+#include "shim/real.h"
+
+namespace core = gonet::core;
+namespace real = gonet::real;
+
+GONET_HOOK int sigaction(int sig, const struct sigaction* act, struct sigaction* old) {
+  int r = real::sigaction(sig, act, old);
+  if (r == 0 && act != nullptr) core::NoteSigaction(sig, act);
+  return r;
+}
+
+// glibc's signal() installs through its internal sigaction, which no hook sees: ask afterwards.
+GONET_HOOK sighandler_t signal(int sig, sighandler_t handler) {
+  sighandler_t prev = real::signal(sig, handler);
+  if (prev != SIG_ERR) {
+    struct sigaction now {};
+    if (real::sigaction(sig, nullptr, &now) == 0) core::NoteSigaction(sig, &now);
+  }
+  return prev;
+}
