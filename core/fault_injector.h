@@ -17,6 +17,10 @@
 // advances; the first errno rule that fires (in spec order) supplies the error, and the delays
 // of all delay rules that fire add up.
 //
+// Lifetime: the constructor is constexpr, so the runtime's instance can be a `constinit` global,
+// ready (and off) before any constructor runs, including when the loader calls into the shim
+// before libgonet.so's own initialisers.
+//
 // LOCKING: none. Install() writes the rules once, at start-up, before any Decide() (the preload
 // constructor runs before the program's threads exist); it publishes them with a release store
 // of op_mask_, which Decide's acquire load pairs with. Reinstalling while Decide() runs is not

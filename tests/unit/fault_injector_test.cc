@@ -18,6 +18,14 @@ std::unique_ptr<FaultInjector> Injector(std::string_view specs, uint64_t seed = 
   return f;
 }
 
+// The runtime's instance must be usable before any constructor runs (see the header).
+constinit FaultInjector g_constant_initialized;
+
+TEST(FaultInjector, GlobalInstanceIsOffBeforeAnyConstructorRuns) {
+  EXPECT_FALSE(g_constant_initialized.enabled());
+  EXPECT_TRUE(g_constant_initialized.Decide(FaultOp::kRead).none());
+}
+
 TEST(FaultInjector, NothingConfiguredDecidesNothing) {
   FaultInjector f;
   EXPECT_FALSE(f.enabled());
