@@ -122,12 +122,14 @@ int SplitArgs(int argc, char** argv, int* options_end, std::string* problem) {
   return argc;
 }
 
-// Setting is one GONET_* variable: from an option when given, else inherited, then checked.
+// Setting is one GONET_* variable: from its option when given, else inherited, then checked.
 struct Setting {
+  Setting(const char* var_name, const char* option_name) : var(var_name), option(option_name) {}
   const char* var;
+  const char* option;  // e.g. "--read-timeout", to name it in messages
   std::string value;
   bool from_option = false;
-  bool present = false;
+  bool present = false;  // set by the option or (non-empty) in the environment
 };
 
 bool ParseWorkers(std::string_view s, long* out) {
@@ -170,18 +172,6 @@ std::string Check(const Setting& s) {
            std::to_string(kMaxWorkers) + ")";
   }
   return {};
-}
-
-// The option that sets each variable, to name it in messages.
-const char* OptionFor(std::string_view var) {
-  if (var == "GONET_MODE") return "--mode";
-  if (var == "GONET_READ_TIMEOUT") return "--read-timeout";
-  if (var == "GONET_WRITE_TIMEOUT") return "--write-timeout";
-  if (var == "GONET_CONNECT_TIMEOUT") return "--connect-timeout";
-  if (var == "GONET_FAULT") return "--fault";
-  if (var == "GONET_FAULT_SEED") return "--fault-seed";
-  if (var == "GONET_WORKERS") return "--workers";
-  return "--stats";
 }
 
 }  // namespace
@@ -239,34 +229,39 @@ int RunCommand(int argc, char** argv) {
     }
   }
 
-  Setting settings[] = {{"GONET_MODE", {}},          {"GONET_READ_TIMEOUT", {}},
-                        {"GONET_WRITE_TIMEOUT", {}}, {"GONET_CONNECT_TIMEOUT", {}},
-                        {"GONET_STATS", {}},         {"GONET_FAULT", {}},
-                        {"GONET_FAULT_SEED", {}},    {"GONET_WORKERS", {}}};
-  for (Setting& s : settings) {
-    std::string_view option = OptionFor(s.var);
-    std::string key(option.substr(2));
-    if (key == "stats") {
-      if (parsed.count("stats")) s.value = "1", s.from_option = true;
-    } else if (key == "fault") {
-      if (!faults.empty()) s.value = faults, s.from_option = true;
+  Setting mode{"GONET_MODE", "--mode"};
+  Setting read_timeout{"GONET_READ_TIMEOUT", "--read-timeout"};
+  Setting write_timeout{"GONET_WRITE_TIMEOUT", "--write-timeout"};
+  Setting connect_timeout{"GONET_CONNECT_TIMEOUT", "--connect-timeout"};
+  Setting stats{"GONET_STATS", "--stats"};
+  Setting fault{"GONET_FAULT", "--fault"};
+  Setting fault_seed{"GONET_FAULT_SEED", "--fault-seed"};
+  Setting workers{"GONET_WORKERS", "--workers"};
+  Setting* settings[] = {&mode,  &read_timeout, &write_timeout, &connect_timeout,
+                         &stats, &fault,        &fault_seed,    &workers};
+  for (Setting* s : settings) {
+    std::string key = s->option + 2;
+    if (s == &stats) {
+      if (parsed.count(key)) s->value = "1", s->from_option = true;
+    } else if (s == &fault) {
+      if (!faults.empty()) s->value = faults, s->from_option = true;
     } else if (parsed.count(key)) {
-      s.value = parsed[key].as<std::string>();
-      s.from_option = true;
+      s->value = parsed[key].as<std::string>();
+      s->from_option = true;
     }
-    const char* inherited = getenv(s.var);
-    if (!s.from_option && inherited != nullptr) s.value = inherited;
-    s.present = s.from_option || inherited != nullptr;
-    if (!s.present) continue;
-    std::string problem = Check(s);
+    // The runtime treats an empty variable as unset; so does the check.
+    const char* inherited = getenv(s->var);
+    bool inherits = !s->from_option && inherited != nullptr && *inherited != '\0';
+    if (inherits) s->value = inherited;
+    s->present = s->from_option || inherits;
+    if (!s->present) continue;
+    std::string problem = Check(*s);
     if (problem.empty()) continue;
-    if (s.from_option) {
-      return Fail("%s %s: %s", OptionFor(s.var), s.value.c_str(), problem.c_str());
+    if (s->from_option) {
+      return Fail("%s %s: %s", s->option, s->value.c_str(), problem.c_str());
     }
-    return Fail("%s=%s (from the environment): %s", s.var, s.value.c_str(), problem.c_str());
+    return Fail("%s=%s (from the environment): %s", s->var, s->value.c_str(), problem.c_str());
   }
-  const Setting& mode = settings[0];
-  const Setting& workers = settings[7];
   if (workers.from_option && (!mode.present || mode.value != "fibers")) {
     fprintf(stderr, "gonet run: note: --workers only matters with --mode fibers\n");
   }
@@ -286,10 +281,10 @@ int RunCommand(int argc, char** argv) {
 
   bool verbose = parsed.count("verbose") > 0;
   std::string preload = PrependPreload(lib.path, getenv("LD_PRELOAD"));
-  for (const Setting& s : settings) {
-    if (!s.from_option) continue;
-    setenv(s.var, s.value.c_str(), 1);
-    if (verbose) fprintf(stderr, "gonet run: %s=%s\n", s.var, s.value.c_str());
+  for (const Setting* s : settings) {
+    if (!s->from_option) continue;
+    setenv(s->var, s->value.c_str(), 1);
+    if (verbose) fprintf(stderr, "gonet run: %s=%s\n", s->var, s->value.c_str());
   }
   setenv("LD_PRELOAD", preload.c_str(), 1);
   if (verbose) {

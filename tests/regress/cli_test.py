@@ -317,6 +317,9 @@ def bad_inherited_environment_refused(ctx):
     # An option overrides (and so hides) a bad inherited value.
     r = ctx.gonet_run("--fault", "read:EIO", "--", "/usr/bin/env", env=env)
     check(r.returncode == 0 and env_of(r).get("GONET_FAULT") == "read:EIO", "override", r)
+    # An empty variable is unset for the runtime, so it is not refused either.
+    r = ctx.gonet_run("--", "/usr/bin/env", env=ctx.env(GONET_MODE="", GONET_READ_TIMEOUT=""))
+    check(r.returncode == 0, "empty inherited values are ignored", r)
 
 
 def unknown_option_refused(ctx):
