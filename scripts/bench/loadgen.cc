@@ -8,11 +8,14 @@
 // the harness runs it natively beside the server it measures.
 //
 // Phases: connect everything (at most --connect-burst handshakes in flight, so a server's listen
-// backlog does not overflow into one-second SYN retransmits), then --warmup seconds of
-// unrecorded ping-pong, then --duration seconds (or --max-requests answers) in which each
-// completed request's latency is recorded, then up to kDrainNs for the answers still in flight
-// (verified, not recorded), so that closing does not reset connections with unread data and
-// servers end with a clean EOF rather than ECONNRESET.
+// backlog does not overflow into one-second SYN retransmits), then unrecorded ping-pong for
+// --warmup seconds and until every connection has had an answer (a thread-per-connection server
+// on a busy core can take seconds to accept 10,000 connections; measuring before then would
+// measure fewer connections than asked for; this wait is bounded by --connect-timeout), then
+// --duration seconds (or --max-requests answers) in which each completed request's latency is
+// recorded, then up to kDrainNs for the answers still in flight (verified, not recorded), so that
+// closing does not reset connections with unread data and servers end with a clean EOF rather than
+// ECONNRESET.
 //
 // Exit status: 0 iff every connection connected, none was closed by the server, every byte
 // matched, and at least one request completed; 1 otherwise; 2 on a usage error.
@@ -79,6 +82,7 @@ struct Conn {
   const char* expect = nullptr;  // echo mode: the bytes the answer must equal
   std::size_t received = 0;      // bytes of the current answer consumed
   bench::HttpResponseReader http;
+  bool answered = false;       // completed at least one request
   std::uint64_t measured = 0;  // requests completed inside the measurement window
 };
 
@@ -283,12 +287,14 @@ class LoadGenerator {
       warmup_end_ns_ = now + SecondsToNs(opt_.warmup_s);
       for (Conn& c : conns_) {
         if (c.state != Conn::State::kIdle) continue;
+        ++unanswered_;
         StartRequest(c, now);
         Progress(c);
       }
       now = NowNs();
     }
-    if (phase_ == Phase::kWarmup && now >= warmup_end_ns_) {
+    if (phase_ == Phase::kWarmup && now >= warmup_end_ns_ &&
+        (unanswered_ == 0 || now >= warmup_end_ns_ + SecondsToNs(opt_.connect_timeout_s))) {
       phase_ = Phase::kMeasure;
       measure_start_ns_ = now;
       measure_end_ns_ = now + SecondsToNs(opt_.duration_s);
@@ -418,6 +424,10 @@ class LoadGenerator {
     const std::int64_t now = NowNs();
     --busy_;
     c.state = Conn::State::kIdle;
+    if (!c.answered) {
+      c.answered = true;
+      --unanswered_;
+    }
     if (phase_ == Phase::kMeasure && now <= measure_end_ns_ && !Capped()) {
       hist_.Record(static_cast<std::uint64_t>(now - c.request_start_ns));
       ++c.measured;
@@ -451,6 +461,7 @@ class LoadGenerator {
 
   void Retire(Conn& c, Conn::State state) {
     if (c.state == Conn::State::kBusy) --busy_;
+    if (!c.answered && phase_ != Phase::kConnect) --unanswered_;  // counted from kWarmup on
     c.state = state;
     close(c.fd);
     c.fd = -1;
@@ -470,7 +481,8 @@ class LoadGenerator {
   std::size_t next_to_connect_ = 0;
   int connecting_ = 0;  // handshakes in flight
   int connected_ = 0;
-  int busy_ = 0;  // connections with a request outstanding
+  int busy_ = 0;        // connections with a request outstanding
+  int unanswered_ = 0;  // connections yet to complete their first request
   std::int64_t warmup_end_ns_ = 0;
   std::int64_t measure_start_ns_ = 0;
   std::int64_t measure_end_ns_ = INT64_MAX;

@@ -6,31 +6,26 @@
 set -euo pipefail
 server_bin=$1 loadgen_bin=$2 expect=$3
 shift 3
+# shellcheck source=server_control.sh
+. "$(dirname "$0")/server_control.sh"
 
 tmp=$(mktemp -d)
-server_pid=""
+SERVER_PID=""
 cleanup() {
-  [[ -n "$server_pid" ]] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
+  [[ -n $SERVER_PID ]] && stop_pid "$SERVER_PID"
   rm -rf "$tmp"
 }
 trap cleanup EXIT
 
 # --lifetime bounds the server even if this script is killed before its trap runs.
-"$server_bin" --port 0 --lifetime 60 "$@" >"$tmp/out" 2>"$tmp/err" &
-server_pid=$!
-port=""
-while [[ -z "$port" ]]; do
-  if ! kill -0 "$server_pid" 2>/dev/null; then
-    echo "epoll_echo exited before listening:" >&2
-    cat "$tmp/err" >&2
-    exit 1
-  fi
-  port=$(sed -n 's/^listening on \([0-9]*\)$/\1/p' "$tmp/out")
-  [[ -n "$port" ]] || sleep 0.05
-done
+if ! start_server "$tmp/out" "$tmp/err" "$server_bin" --port 0 --lifetime 60 "$@"; then
+  echo "epoll_echo did not start listening:" >&2
+  cat "$tmp/err" >&2
+  exit 1
+fi
 
 set +e
-"$loadgen_bin" --port "$port" --conns 10 --size 64 --duration 1
+"$loadgen_bin" --port "$SERVER_PORT" --conns 10 --size 64 --duration 1
 rc=$?
 set -e
 case "$expect:$rc" in

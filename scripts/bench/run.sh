@@ -44,19 +44,12 @@ for tool in "$LOADGEN" "$BUILD/epoll_echo"; do
   [[ -x $tool ]] || { echo "bench: $tool is missing; build first (make build)" >&2; exit 1; }
 done
 
+# shellcheck source=server_control.sh
+. "$ROOT/scripts/bench/server_control.sh"
+
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/gonet-bench.XXXXXX")
 SERVER_PID=""
 SAMPLER_PID=""
-stop_pid() {  # stop_pid PID: TERM, up to 3 s of grace, then KILL; reaps it
-  local pid=$1 i
-  kill -TERM "$pid" 2>/dev/null || return 0
-  for ((i = 0; i < 30; i++)); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
 cleanup() {
   [[ -n $SAMPLER_PID ]] && stop_pid "$SAMPLER_PID"
   [[ -n $SERVER_PID ]] && stop_pid "$SERVER_PID"
@@ -91,26 +84,14 @@ variant_env() {  # variant_env VARIANT: prints the environment words for `env`
   esac
 }
 
-# start_server VARIANT PROGRAM ARGS...: starts it pinned, in the background; sets SERVER_PID and
-# SERVER_PORT, or returns 1 if it did not print "listening on PORT" within 10 s.
-start_server() {
+# launch VARIANT PROGRAM ARGS...: starts the program pinned to the server CPU with the variant's
+# environment; see start_server.
+launch() {
   local variant=$1
   shift
-  # Truncated here, not by the background job's redirection, so that the loop below can never
-  # read the previous server's port.
-  : >"$WORK/server.out"
   # shellcheck disable=SC2046  # variant_env's words are NAME=VALUE pairs without spaces
-  "${PIN_SERVER[@]}" env $(variant_env "$variant") "$@" >"$WORK/server.out" 2>"$WORK/server.err" &
-  SERVER_PID=$!
-  SERVER_PORT=""
-  local i
-  for ((i = 0; i < 200; i++)); do
-    SERVER_PORT=$(sed -n 's/^listening on \([0-9]*\)$/\1/p' "$WORK/server.out")
-    [[ -n $SERVER_PORT ]] && return 0
-    kill -0 "$SERVER_PID" 2>/dev/null || break
-    sleep 0.05
-  done
-  return 1
+  start_server "$WORK/server.out" "$WORK/server.err" \
+    "${PIN_SERVER[@]}" env $(variant_env "$variant") "$@"
 }
 
 stop_server() {
@@ -122,11 +103,14 @@ server_stderr() {  # the first lines the server wrote to stderr, on one line, fo
   head -c 300 "$WORK/server.err" | tr '\n' ' '
 }
 
-# Samples /proc/PID/status every 100 ms with shell builtins only (no fork on CPU 1 besides
-# sleep), keeping the last VmHWM (already a peak) and the highest Threads seen.
+# Samples /proc/PID/status every 100 ms with shell builtins only (no fork besides sleep),
+# keeping the last VmHWM (already a peak) and the highest Threads seen. It runs on the load CPU:
+# on the server's CPU it would queue behind thousands of runnable server threads and miss the
+# peak.
 start_sampler() {
   local pid=$1 out=$2
   (
+    ((${#PIN_LOAD[@]} == 0)) || taskset -cp "$LOAD_CPU" "$BASHPID" >/dev/null
     hwm=0 threads=0
     while [[ -r /proc/$pid/status ]]; do
       while read -r key value _; do
@@ -168,7 +152,7 @@ run_cell() {
   local mode=echo
   [[ $suite == http ]] && mode=http
   log "$suite $label, $conns connections"
-  if ! start_server "$variant" "$@"; then
+  if ! launch "$variant" "$@"; then
     echo "$suite,$label,$conns,,,,,,,no listening line: $(server_stderr | tr ',' ';')" >>"$CSV"
     stop_server
     return
@@ -200,6 +184,9 @@ run_cell() {
     if [[ $rc -ne 0 ]]; then
       status="loadgen exit $rc: $(json_field connect_failed "$out") connect failures;"
       status+=" $(json_field dropped "$out") dropped; $(json_field verify_errors "$out") corrupt"
+    elif [[ $(json_field stalled "$out") != 0 ]]; then
+      # Connected, but never answered while measured: typically still in the accept queue.
+      status="ok; $(json_field stalled "$out") connections unanswered in the window"
     fi
   fi
   # A last look before the server goes: VmHWM only grows, so this read is its peak.
@@ -224,7 +211,7 @@ VARIANTS=(native)
 if [[ -r $PRELOAD ]]; then
   VARIANTS+=(gonet-threads gonet-passthrough)
   # Fibers mode is opt-in and young: give it one quick round before trusting it with cells.
-  if [[ -x $BUILD/echo_threads ]] && start_server gonet-fibers "$BUILD/echo_threads" --port 0 &&
+  if [[ -x $BUILD/echo_threads ]] && launch gonet-fibers "$BUILD/echo_threads" --port 0 &&
     "$LOADGEN" --port "$SERVER_PORT" --conns 10 --duration 2 --max-requests 1000 \
       >/dev/null 2>"$WORK/probe.err"; then
     VARIANTS+=(gonet-fibers)

@@ -1,0 +1,35 @@
+# Sourced by run.sh and ../demo.sh: starting a sample server in the background, learning its
+# port, and stopping it (or anything else this shell started) without leaving it behind.
+
+# stop_pid PID: SIGTERM, up to 3 s of grace, then SIGKILL; reaps it if it is our child.
+stop_pid() {
+  local pid=$1 i
+  kill -TERM "$pid" 2>/dev/null || return 0
+  for ((i = 0; i < 30; i++)); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+
+# start_server OUT ERR COMMAND...: runs COMMAND in the background with stdout in OUT and stderr
+# in ERR, and waits up to 10 s for its "listening on PORT" line. Sets SERVER_PID (always) and
+# SERVER_PORT; returns 1 if the line never came.
+start_server() {
+  local out=$1 err=$2 i
+  shift 2
+  # Truncated here, not by the background job's redirection, so that the loop below can never
+  # read the port of a previous server that used the same file.
+  : >"$out"
+  "$@" >"$out" 2>"$err" &
+  SERVER_PID=$!
+  SERVER_PORT=""
+  for ((i = 0; i < 200; i++)); do
+    SERVER_PORT=$(sed -n 's/^listening on \([0-9]*\)$/\1/p' "$out")
+    [[ -n $SERVER_PORT ]] && return 0
+    kill -0 "$SERVER_PID" 2>/dev/null || break
+    sleep 0.05
+  done
+  return 1
+}
