@@ -103,27 +103,32 @@ server_stderr() {  # the first lines the server wrote to stderr, on one line, fo
   head -c 300 "$WORK/server.err" | tr '\n' ' '
 }
 
-# Samples /proc/PID/status every 100 ms with shell builtins only (no fork besides sleep),
-# keeping the last VmHWM (already a peak) and the highest Threads seen. It runs on the load CPU:
-# on the server's CPU it would queue behind thousands of runnable server threads and miss the
-# peak.
+# Appends "VmHWM Threads" from /proc/PID/status to OUT every 100 ms, with shell builtins only: it
+# waits with `read -t` on a pipe nobody writes, so no sleep child outlives it. It runs on the
+# load CPU: on the server's CPU it would queue behind thousands of runnable server threads and
+# miss the peak.
 start_sampler() {
   local pid=$1 out=$2
   (
     ((${#PIN_LOAD[@]} == 0)) || taskset -cp "$LOAD_CPU" "$BASHPID" >/dev/null
-    hwm=0 threads=0
+    exec 3<> <(:)
     while [[ -r /proc/$pid/status ]]; do
-      while read -r key value _; do
-        case $key in
-          VmHWM:) hwm=$value ;;
-          Threads:) ((value > threads)) && threads=$value ;;
-        esac
-      done <"/proc/$pid/status" 2>/dev/null || true
-      echo "$hwm $threads" >"$out.tmp" && mv -f "$out.tmp" "$out"
-      sleep 0.1
+      read_status "$pid" >>"$out"
+      read -r -t 0.1 -u 3 _ || true
     done
   ) &
   SAMPLER_PID=$!
+}
+
+read_status() {  # read_status PID: prints "VmHWM_KB THREADS" of a live process
+  local key value _ hwm=0 threads=0
+  while read -r key value _; do
+    case $key in
+      VmHWM:) hwm=$value ;;
+      Threads:) threads=$value ;;
+    esac
+  done <"/proc/$1/status" 2>/dev/null || true
+  echo "$hwm $threads"
 }
 
 stop_sampler() {
@@ -163,6 +168,7 @@ run_cell() {
     stop_server
     return
   fi
+  : >"$WORK/sample"
   start_sampler "$SERVER_PID" "$WORK/sample"
   local rps p50 p99 p999 status=ok out rc=0
   if [[ $suite == http ]]; then
@@ -189,16 +195,13 @@ run_cell() {
       status="ok; $(json_field stalled "$out") connections unanswered in the window"
     fi
   fi
-  # A last look before the server goes: VmHWM only grows, so this read is its peak.
-  local hwm=0 threads=0
-  [[ -r $WORK/sample ]] && read -r hwm threads <"$WORK/sample"
-  while read -r key value _; do
-    case $key in
-      VmHWM:) hwm=$value ;;
-      Threads:) ((value > threads)) && threads=$value ;;
-    esac
-  done <"/proc/$SERVER_PID/status" 2>/dev/null || true
+  # A last look before the server goes (VmHWM only grows, so this one is its peak), then the
+  # highest thread count of all samples.
+  read_status "$SERVER_PID" >>"$WORK/sample"
   stop_sampler
+  local hwm threads
+  read -r hwm threads < <(awk '$1 > h { h = $1 } $2 > t { t = $2 } END { print h + 0, t + 0 }' \
+    "$WORK/sample")
   if ! kill -0 "$SERVER_PID" 2>/dev/null; then
     status="server died: $(server_stderr)"
   fi
