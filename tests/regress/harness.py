@@ -135,7 +135,15 @@ class Daemon:
             raise Failure(f"{self.name}: expected 'listening on PORT', got {line!r}; "
                           f"stderr: {self.stderr_text()}")
         self.port = int(line.split()[2])
+        if not self.mode.native and not self._maps_preload():
+            raise Failure(f"{self.name}: {self.mode.preload} is not mapped into the daemon, "
+                          f"so mode {self.mode} would test nothing")
         return self
+
+    def _maps_preload(self):
+        real = os.path.realpath(self.mode.preload)
+        with open(f"/proc/{self.proc.pid}/maps") as f:
+            return any(line.rstrip().endswith(real) for line in f)
 
     def _read_line(self, limit_s):
         deadline = time.monotonic() + limit_s
