@@ -84,12 +84,45 @@ def echo_threads(ctx):
         ctx.expect_client("echo_threads.large_messages_survive_partial_io", d.port,
                           ["--conns", 2, "--requests", 3, "--size", 4 << 20],
                           all_ok(2, 3, 4 << 20))
-        check_stops_cleanly(ctx, d, "echo_threads.sigterm_interrupts_accept_and_exits_0")
+        # Connection threads blocked in recv must not keep the process from exiting; their
+        # peers see the connection end.
+        held = [_echoing_connection(d.port) for _ in range(3)]
+        try:
+            check_stops_cleanly(ctx, d, "echo_threads.sigterm_exits_0_with_connections_in_recv")
+            ctx.check("echo_threads.held_connections_end_at_exit",
+                      [_recv_until_closed(s) for s in held], [b""] * 3)
+        finally:
+            for s in held:
+                s.close()
     # Excess clients wait in the backlog until a connection thread frees its slot.
     with ctx.daemon("echo_threads", "--max-conns", 2) as d:
         ctx.expect_client("echo_threads.max_conns_queues_excess_clients", d.port,
                           ["--conns", 6, "--requests", 5, "--size", 1000], all_ok(6, 5, 1000))
         check_stops_cleanly(ctx, d, "echo_threads.sigterm_wakes_slot_wait")
+
+
+def _echoing_connection(port):
+    """A connection whose server thread has echoed once, so it is now blocked in recv."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=30)
+    s.sendall(b"hello")
+    got = b""
+    while len(got) < 5:
+        chunk = s.recv(5 - len(got))
+        if not chunk:
+            raise Failure("echo connection closed before echoing")
+        got += chunk
+    return s
+
+
+def _recv_until_closed(s):
+    """Reads until EOF or reset; returns what arrived after the last echo (b"" expected)."""
+    data = b""
+    try:
+        while chunk := s.recv(4096):
+            data += chunk
+    except ConnectionResetError:
+        pass
+    return data
 
 
 def _curl(ctx, *args):
@@ -128,6 +161,11 @@ def http_threads(ctx):
                           ["--mode", "http", "--conns", 3, "--requests", 0, "--await-close",
                            "--recv-timeout", 30000],
                           [summary(3, 3, 0, 0, 0, eof=3)])
+        # The timeout also ends a connection that stalls halfway through a request head.
+        with socket.create_connection(("127.0.0.1", d.port), timeout=30) as s:
+            s.sendall(b"GET /bytes/10 HTTP/1.1\r\nHost: x\r\n")
+            ctx.check("http_threads.idle_timeout_closes_stalled_request",
+                      _recv_until_closed(s), b"")
         check_stops_cleanly(ctx, d, "http_threads.sigint_exits_0", signal.SIGINT)
 
 
@@ -256,6 +294,12 @@ def blocking_client(ctx):
         ctx.expect_client("blocking_client.recv_timeout_is_eagain", silent.getsockname()[1],
                           ["--requests", 1, "--recv-timeout", 200],
                           [summary(1, 1, 0, 1, 0), "recv: EAGAIN count=1"])
+    # SO_SNDTIMEO on send: a peer that never reads lets the buffers fill, then the blocked
+    # send gives up with EAGAIN (SendAll has already retried the partial count it got first).
+    with _listener(8) as sink:
+        ctx.expect_client("blocking_client.send_timeout_is_eagain", sink.getsockname()[1],
+                          ["--requests", 1, "--size", 64 << 20, "--connect-timeout", 200],
+                          [summary(1, 1, 0, 1, 0), "send: EAGAIN count=1"])
     # A server that reads the request and resets the connection.
     with _listener(8) as resetter:
         t = threading.Thread(target=_accept_read_reset, args=(resetter,))
