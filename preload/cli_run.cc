@@ -33,9 +33,11 @@ options:
   --mode MODE              threads (default): each thread parks on its own;
                            fibers: pthreads become fibers on a few worker threads (M:N);
                            passthrough: interpose but never park (stats and faults only)
-  --read-timeout D         fail a blocking read/recv/accept with EAGAIN after D without data
-  --write-timeout D        fail a blocking write/send with EAGAIN (or a partial count) after D
-  --connect-timeout D      fail a blocking connect with EINPROGRESS after D
+  --read-timeout D         a blocking read/recv with no data for D fails with EAGAIN,
+                           as if the program had set SO_RCVTIMEO (its own setting wins)
+  --write-timeout D        a blocking write/send stuck for D returns a partial count or
+                           EAGAIN, as with SO_SNDTIMEO (the program's own setting wins)
+  --connect-timeout D      a blocking connect not done after D fails with EINPROGRESS
                            (D: Go syntax, e.g. 500ms, 30s, 2m, 1h30m, 1.5s; 0 = no timeout)
   --stats                  print a summary of gonet's counters on stderr at exit
   --fault SPEC             inject a socket fault; repeatable. SPEC is
