@@ -1,5 +1,6 @@
 #include "core/fault_injector.h"
 
+#include <cstdio>
 #include <limits>
 
 namespace gonet::core {
@@ -34,7 +35,12 @@ void FaultInjector::Install(const FaultSpecList& specs, uint64_t seed) noexcept 
   specs_ = specs;
   seed_ = seed;
   uint32_t mask = 0;
-  for (size_t i = 0; i < specs_.size; ++i) mask |= OpBit(specs_.rules[i].op);
+  uint32_t ports = 0;
+  for (size_t i = 0; i < specs_.size; ++i) {
+    mask |= OpBit(specs_.rules[i].op);
+    if (specs_.rules[i].port != 0) ports |= OpBit(specs_.rules[i].op);
+  }
+  port_mask_.store(ports, std::memory_order_relaxed);
   for (auto& m : matches_) m.store(0, std::memory_order_relaxed);
   for (auto& c : errors_) c.store(0, std::memory_order_relaxed);
   for (auto& c : delays_) c.store(0, std::memory_order_relaxed);
@@ -86,6 +92,26 @@ FaultDecision FaultInjector::DecideSlow(FaultOp op, FaultPorts ports) noexcept {
   if (d.err != 0) errors_[Index(op)].fetch_add(1, std::memory_order_relaxed);
   if (d.delay_ns != 0) delays_[Index(op)].fetch_add(1, std::memory_order_relaxed);
   return d;
+}
+
+size_t FaultInjector::FormatInjections(char* buf, size_t cap) const noexcept {
+  if (cap == 0) return 0;
+  size_t len = 0;
+  buf[0] = '\0';
+  uint32_t mask = op_mask_.load(std::memory_order_relaxed);
+  for (size_t i = 0; i < kFaultOpCount; ++i) {
+    if ((mask & (1u << i)) == 0) continue;
+    int n = snprintf(buf + len, cap - len, "  fault %-8s %llu failed, %llu delayed\n",
+                     FaultOpName(static_cast<FaultOp>(i)),
+                     static_cast<unsigned long long>(errors_[i].load(std::memory_order_relaxed)),
+                     static_cast<unsigned long long>(delays_[i].load(std::memory_order_relaxed)));
+    if (n < 0 || static_cast<size_t>(n) >= cap - len) {
+      buf[len] = '\0';  // drop a line that does not fit whole
+      break;
+    }
+    len += static_cast<size_t>(n);
+  }
+  return len;
 }
 
 }  // namespace gonet::core

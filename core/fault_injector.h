@@ -75,6 +75,12 @@ class FaultInjector {
 
   bool enabled() const noexcept { return op_mask_.load(std::memory_order_relaxed) != 0; }
 
+  // WantsPorts says whether a rule for `op` filters by port, so the caller looks up the
+  // socket's ports (getsockname/getpeername) only when a Decide would use them.
+  bool WantsPorts(FaultOp op) const noexcept {
+    return (port_mask_.load(std::memory_order_relaxed) & OpBit(op)) != 0;
+  }
+
   // Injections so far, per op, for stats: calls failed with an errno, calls delayed.
   uint64_t injected_errors(FaultOp op) const noexcept {
     return errors_[Index(op)].load(std::memory_order_relaxed);
@@ -82,6 +88,11 @@ class FaultInjector {
   uint64_t injected_delays(FaultOp op) const noexcept {
     return delays_[Index(op)].load(std::memory_order_relaxed);
   }
+
+  // FormatInjections writes one line per op that has rules, "  fault connect: 3 failed,
+  // 0 delayed\n", into `buf` (NUL-terminated) for the exit summary and `gonet stats`.
+  // No allocation. Returns the length written.
+  size_t FormatInjections(char* buf, size_t cap) const noexcept;
 
  private:
   static size_t Index(FaultOp op) noexcept { return static_cast<size_t>(op); }
@@ -92,6 +103,8 @@ class FaultInjector {
   // Bit per op that has at least one rule; 0 means fault injection is off. Written by Install
   // (release), read by Decide: relaxed on the fast path, acquire before the rules are read.
   std::atomic<uint32_t> op_mask_{0};
+  // Bit per op that has a rule with port=; written by Install before op_mask_ is published.
+  std::atomic<uint32_t> port_mask_{0};
   // Written only by Install, before op_mask_ publishes them; read-only afterwards.
   FaultSpecList specs_;
   uint64_t seed_ = 0;

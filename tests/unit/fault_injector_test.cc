@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cerrno>
+#include <cstring>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -146,6 +147,29 @@ TEST(FaultInjector, RefusedConfigurationChangesNothing) {
   ParseError e = f->Configure("connect:EBOGUS", 1);
   EXPECT_TRUE(e.failed());
   EXPECT_EQ(f->Decide(FaultOp::kConnect).err, ECONNREFUSED);
+}
+
+TEST(FaultInjector, WantsPortsOnlyForOpsWithAPortFilter) {
+  auto f = Injector("read:EIO:port=80;write:EPIPE;connect:delay=1ms");
+  EXPECT_TRUE(f->WantsPorts(FaultOp::kRead));
+  EXPECT_FALSE(f->WantsPorts(FaultOp::kWrite));
+  EXPECT_FALSE(f->WantsPorts(FaultOp::kConnect));
+  EXPECT_FALSE(FaultInjector().WantsPorts(FaultOp::kRead));
+}
+
+TEST(FaultInjector, FormatInjectionsListsOpsWithRules) {
+  auto f = Injector("connect:ECONNREFUSED:n=2;write:delay=1ms");
+  for (int i = 0; i < 3; ++i) f->Decide(FaultOp::kConnect);
+  f->Decide(FaultOp::kWrite);
+  char buf[256];
+  size_t len = f->FormatInjections(buf, sizeof buf);
+  EXPECT_EQ(len, strlen(buf));
+  EXPECT_STREQ(buf,
+               "  fault connect  2 failed, 0 delayed\n"
+               "  fault write    0 failed, 1 delayed\n");
+  char tiny[20];
+  EXPECT_EQ(f->FormatInjections(tiny, sizeof tiny), 0u) << "a line that does not fit is dropped";
+  EXPECT_STREQ(tiny, "");
 }
 
 TEST(FaultInjector, CountTriggerIsExactAcrossThreads) {
