@@ -6,8 +6,7 @@
 // Unlike Go, negative durations are refused: every gonet duration is a timeout or a delay.
 // The result is exact in integer nanoseconds (fractions below 1ns are truncated) and must fit
 // in int64 (about 292 years).
-#ifndef GONET_CORE_DURATION_H_
-#define GONET_CORE_DURATION_H_
+#pragma once
 
 #include <cstddef>
 #include <cstdint>
@@ -34,5 +33,3 @@ inline constexpr size_t kFormattedDurationSize = 32;
 const char* FormatDuration(int64_t ns, char* out, size_t size) noexcept;
 
 }  // namespace gonet::core
-
-#endif  // GONET_CORE_DURATION_H_

@@ -26,8 +26,7 @@
 // of op_mask_, which Decide's acquire load pairs with. Reinstalling while Decide() runs is not
 // supported. Decide() touches only atomics after that: safe in any thread and in a signal
 // handler, and after fork (the child inherits the counts, as it inherits every counter).
-#ifndef GONET_CORE_FAULT_INJECTOR_H_
-#define GONET_CORE_FAULT_INJECTOR_H_
+#pragma once
 
 #include <array>
 #include <atomic>
@@ -116,5 +115,3 @@ class FaultInjector {
 };
 
 }  // namespace gonet::core
-
-#endif  // GONET_CORE_FAULT_INJECTOR_H_

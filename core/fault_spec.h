@@ -25,8 +25,7 @@
 //   accept:EMFILE:n=2;write:delay=50ms:p=0.5
 //
 // This file only parses; core/fault_injector.h decides, per call, whether a spec fires.
-#ifndef GONET_CORE_FAULT_SPEC_H_
-#define GONET_CORE_FAULT_SPEC_H_
+#pragma once
 
 #include <array>
 #include <cstddef>
@@ -89,5 +88,3 @@ int ErrnoFromName(std::string_view name) noexcept;
 const char* ErrnoName(int err) noexcept;
 
 }  // namespace gonet::core
-
-#endif  // GONET_CORE_FAULT_SPEC_H_

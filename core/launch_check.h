@@ -12,8 +12,7 @@
 // libgonet.so. A file that is neither ELF nor "#!" is run by /bin/sh, as execvp does.
 //
 // The checks read files and allocate nothing; they are used by the launcher only.
-#ifndef GONET_CORE_LAUNCH_CHECK_H_
-#define GONET_CORE_LAUNCH_CHECK_H_
+#pragma once
 
 #include <limits.h>
 
@@ -45,5 +44,3 @@ ResolvedProgram ResolveProgram(std::string_view name, const char* path_env) noex
 ParseError CheckPreloadable(const char* path) noexcept;
 
 }  // namespace gonet::core
-
-#endif  // GONET_CORE_LAUNCH_CHECK_H_

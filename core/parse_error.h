@@ -6,8 +6,7 @@
 // is unwelcome, so a parse failure is a fixed-size message in the result value, in the spirit of
 // Abseil's status.h ("return the most specific error that applies"): it names the bad part of
 // the input, e.g. `unknown unit "x" in duration "5x"`.
-#ifndef GONET_CORE_PARSE_ERROR_H_
-#define GONET_CORE_PARSE_ERROR_H_
+#pragma once
 
 #include <cstddef>
 #include <string_view>
@@ -47,5 +46,3 @@ struct QuoteBuffer {
 };
 
 }  // namespace gonet::core
-
-#endif  // GONET_CORE_PARSE_ERROR_H_

@@ -1,6 +1,5 @@
 // `gonet stats PID` and `gonet dump PID`: look into a running gonet program.
-#ifndef GONET_PRELOAD_CLI_INSPECT_H_
-#define GONET_PRELOAD_CLI_INSPECT_H_
+#pragma once
 
 namespace gonet::cli {
 
@@ -9,5 +8,3 @@ int StatsCommand(int argc, char** argv);
 int DumpCommand(int argc, char** argv);
 
 }  // namespace gonet::cli
-
-#endif  // GONET_PRELOAD_CLI_INSPECT_H_

@@ -1,6 +1,5 @@
 // Where `gonet run` finds libgonet.so, and how it puts it into LD_PRELOAD.
-#ifndef GONET_PRELOAD_CLI_PRELOAD_H_
-#define GONET_PRELOAD_CLI_PRELOAD_H_
+#pragma once
 
 #include <string>
 
@@ -26,5 +25,3 @@ LibraryLookup FindLibrary(const char* explicit_path, const char* env_path);
 std::string PrependPreload(const std::string& library, const char* existing);
 
 }  // namespace gonet::cli
-
-#endif  // GONET_PRELOAD_CLI_PRELOAD_H_

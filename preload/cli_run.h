@@ -1,6 +1,5 @@
 // `gonet run`: validate the options, set GONET_* and LD_PRELOAD, exec the program.
-#ifndef GONET_PRELOAD_CLI_RUN_H_
-#define GONET_PRELOAD_CLI_RUN_H_
+#pragma once
 
 namespace gonet::cli {
 
@@ -14,5 +13,3 @@ const char* RunUsage();
 int RunCommand(int argc, char** argv);
 
 }  // namespace gonet::cli
-
-#endif  // GONET_PRELOAD_CLI_RUN_H_
