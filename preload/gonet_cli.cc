@@ -25,6 +25,7 @@ usage:
   gonet dump PID                               list its parked fibers: fd, op, how long, where
   gonet help [run]                             this text, or run's options
   gonet --version
+  (stats and dump answer "not yet available" until the runtime publishes its counters)
 
 run options (details: gonet run --help):
   --mode threads|fibers|passthrough   how blocked calls wait (default threads)
