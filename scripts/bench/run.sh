@@ -258,6 +258,12 @@ if [[ -x $BUILD/http_threads ]] && command -v wrk >/dev/null; then
 else
   NOTES+=("HTTP cells skipped: http_threads or wrk missing")
 fi
+# Fibers mode exists to serve many connections on a few threads; say so when a run shows it did
+# not (the mode may fall back to a thread per connection while it is incomplete).
+while IFS= read -r row; do
+  NOTES+=("$row")
+done < <(awk -F, '$2 ~ /gonet-fibers/ && $3 >= 100 && $9 > $3 {
+  printf "%s at %s connections peaked at %s threads: not M:N\n", $2, $3, $9 }' "$CSV")
 
 # --- the report ---------------------------------------------------------------------------
 mkdir -p "$RESULTS"
@@ -315,14 +321,24 @@ if command -v gnuplot >/dev/null; then
   if ((${#plot[@]} > 0)); then
     joined=$(printf '%s, ' "${plot[@]}")
     gnuplot <<EOF 2>"$WORK/gnuplot.err" || log "gnuplot failed: $(head -c 200 "$WORK/gnuplot.err")"
-set terminal pngcairo size 960,600 noenhanced
+set terminal pngcairo size 960,640 noenhanced
 set output '$RESULTS/latest.png'
 set title 'Echo, ${SIZE}-byte ping-pong: requests/s vs connections (server on 1 core)'
 set xlabel 'connections'
 set ylabel 'requests/s'
 set logscale x
 set grid
-set key outside right
+set key below
+set bmargin 8
+# Colours that stay apart on white (no yellow).
+set linetype 1 lc rgb '#1f77b4' lw 2 pt 7
+set linetype 2 lc rgb '#ff7f0e' lw 2 pt 5
+set linetype 3 lc rgb '#2ca02c' lw 2 pt 9
+set linetype 4 lc rgb '#d62728' lw 2 pt 11
+set linetype 5 lc rgb '#9467bd' lw 2 pt 13
+set linetype 6 lc rgb '#8c564b' lw 2 pt 3
+set linetype 7 lc rgb '#7f7f7f' lw 2 pt 1
+set linetype cycle 7
 set yrange [0:*]
 plot ${joined%, }
 EOF
