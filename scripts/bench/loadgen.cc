@@ -7,20 +7,20 @@
 // and the server, not the client, is what a benchmark cell measures. It must never use gonet:
 // the harness runs it natively beside the server it measures.
 //
-// Phases: connect everything (at most --connect-burst handshakes in flight, so a server's listen
-// backlog does not overflow into one-second SYN retransmits), then unrecorded ping-pong for
-// --warmup seconds and until every connection has had an answer (a thread-per-connection server
-// on a busy core can take seconds to accept 10,000 connections; measuring before then would
-// measure fewer connections than asked for; this wait is bounded by --connect-timeout), then
-// --duration seconds (or --max-requests answers) in which each completed request's latency is
-// recorded, then up to kDrainNs for the answers still in flight (verified, not recorded), so that
-// closing does not reset connections with unread data and servers end with a clean EOF rather than
-// ECONNRESET.
+// Phases:
+//   connect  every connection, with at most --connect-burst handshakes in flight so that a
+//            server's listen backlog does not overflow into one-second SYN retransmits;
+//   warmup   unrecorded ping-pong for --warmup seconds and until every connection has had an
+//            answer (bounded by --connect-timeout): a thread-per-connection server on a busy
+//            core can take seconds to accept 10,000 connections, and measuring before then
+//            would measure fewer connections than asked for;
+//   measure  --duration seconds (or --max-requests answers), each answer's latency recorded;
+//   drain    up to kDrainNs for answers still in flight (verified, not recorded), so that
+//            closing does not reset connections holding unread data: servers see a clean EOF.
 //
 // Exit status: 0 iff every connection connected, none was closed by the server, every byte
 // matched, and at least one request completed; 1 otherwise; 2 on a usage error.
 #include <errno.h>
-#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -132,8 +132,7 @@ class LoadGenerator {
   }
 
   void Run() {
-    next_to_connect_ = 0;
-    while (next_to_connect_ < conns_.size() && connecting_ < opt_.connect_burst) StartConnect();
+    ConnectMore();
     std::vector<epoll_event> events(1024);
     while (phase_ != Phase::kDone) {
       const int n = epoll_wait(epfd_, events.data(), static_cast<int>(events.size()), 5);
@@ -212,6 +211,10 @@ class LoadGenerator {
   static constexpr std::size_t kPatternOffsets = 251;  // prime, so offsets cycle slowly
   static constexpr std::int64_t kDrainNs = 2'000'000'000;
 
+  void ConnectMore() {
+    while (next_to_connect_ < conns_.size() && connecting_ < opt_.connect_burst) StartConnect();
+  }
+
   void StartConnect() {
     const std::size_t id = next_to_connect_++;
     Conn& c = conns_[id];
@@ -255,7 +258,7 @@ class LoadGenerator {
       c.state = Conn::State::kIdle;
       ++connected_;
     }
-    while (next_to_connect_ < conns_.size() && connecting_ < opt_.connect_burst) StartConnect();
+    ConnectMore();
   }
 
   void ConnectFailed(Conn& c, const char* what, int err) {
@@ -277,7 +280,7 @@ class LoadGenerator {
           ConnectFailed(c, "connect", ETIMEDOUT);
         }
       }
-      while (next_to_connect_ < conns_.size() && connecting_ < opt_.connect_burst) StartConnect();
+      ConnectMore();
       if (next_to_connect_ < conns_.size() || connecting_ > 0) return;
       if (connected_ == 0) {
         phase_ = Phase::kDone;
