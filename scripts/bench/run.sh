@@ -144,6 +144,10 @@ json_field() {  # json_field NAME JSON: the value of a flat JSON object's field
   sed -n "s/.*\"$1\":\"\{0,1\}\([^,\"}]*\).*/\1/p" <<<"$2"
 }
 
+wrk_field() {  # wrk_field NAME LINE: the value of NAME=VALUE in wrk_report.lua's line
+  sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"
+}
+
 # health_check MODE: a few verified round trips on one connection
 health_check() {
   "$LOADGEN" --mode "$1" --port "$SERVER_PORT" --conns 1 --duration 2 --max-requests 20 \
@@ -172,15 +176,16 @@ run_cell() {
   start_sampler "$SERVER_PID" "$WORK/sample"
   local rps p50 p99 p999 status=ok out rc=0
   if [[ $suite == http ]]; then
-    out=$("${PIN_LOAD[@]}" wrk -t1 -c"$conns" -d"${DURATION}s" -s "$ROOT/scripts/bench/wrk_report.lua" \
-      "http://127.0.0.1:$SERVER_PORT/" 2>"$WORK/load.err") || rc=$?
+    out=$("${PIN_LOAD[@]}" wrk -t1 -c"$conns" -d"${DURATION}s" \
+      -s "$ROOT/scripts/bench/wrk_report.lua" "http://127.0.0.1:$SERVER_PORT/" \
+      2>"$WORK/load.err") || rc=$?
     out=$(grep '^GONET_WRK' <<<"$out" || true)
-    field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$out"; }
-    rps=$(field rps) p50=$(field p50_us) p99=$(field p99_us) p999=$(field p999_us)
+    rps=$(wrk_field rps "$out") p50=$(wrk_field p50_us "$out")
+    p99=$(wrk_field p99_us "$out") p999=$(wrk_field p999_us "$out")
     if [[ $rc -ne 0 || -z $out ]]; then
       status="wrk exit $rc"
-    elif [[ $(field errors) != 0 || $(field non2xx) != 0 ]]; then
-      status="wrk: $(field errors) socket errors; $(field non2xx) non-2xx"
+    elif [[ $(wrk_field errors "$out") != 0 || $(wrk_field non2xx "$out") != 0 ]]; then
+      status="wrk: $(wrk_field errors "$out") socket errors; $(wrk_field non2xx "$out") non-2xx"
     fi
   else
     out=$("${PIN_LOAD[@]}" "$LOADGEN" --port "$SERVER_PORT" --conns "$conns" --size "$SIZE" \
@@ -246,7 +251,9 @@ for conns in $CONNS; do
     done
   fi
   run_cell echo "epoll_echo (ref)" ref "$conns" "$BUILD/epoll_echo" --port 0
-  [[ -n $GO_ECHO ]] && run_cell echo "go_echo (ref)" ref "$conns" "$GO_ECHO" -port 0
+  if [[ -n $GO_ECHO ]]; then
+    run_cell echo "go_echo (ref)" ref "$conns" "$GO_ECHO" -port 0
+  fi
 done
 [[ -x $BUILD/echo_threads ]] || NOTES+=("echo_threads missing: only the references ran")
 
@@ -275,10 +282,12 @@ cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
   echo
   echo "$START, commit $commit, $(nproc) x $cpu, Linux $(uname -r)."
   echo "Server pinned to CPU $SERVER_CPU, load to CPU $LOAD_CPU; ${DURATION} s measured per cell" \
-    "after ${WARMUP} s of warm-up; each server started fresh per cell."
+    "after a warm-up of at least ${WARMUP} s that lasts until every connection has been answered;" \
+    "each server started fresh per cell."
   echo "Echo: loadgen ping-pong with ${SIZE}-byte messages, every byte verified." \
     "HTTP: \`wrk -t1 -c$HTTP_CONNS -d${DURATION}s\` on GET /."
-  echo "\"vs native\" is req/s over echo_threads (or http_threads) native in the same run and row group."
+  echo "\"vs native\" is req/s over echo_threads (or http_threads) native at the same" \
+    "connection count in this run."
   echo
   awk -F, '
     NR == 1 { next }
@@ -292,7 +301,8 @@ cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
         if (suite[i] != last) {
           last = suite[i]
           printf "\n## %s\n\n", suite[i] == "echo" ? "Echo" : "HTTP"
-          print "| server | conns | req/s | vs native | p50 us | p99 us | p999 us | peak RSS MiB | peak threads | status |"
+          printf "| server | conns | req/s | vs native | p50 us | p99 us | p999 us |"
+          print " peak RSS MiB | peak threads | status |"
           print "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"
         }
         b = base[suite[i] "/" conns[i]]
