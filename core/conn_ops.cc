@@ -42,8 +42,10 @@ IoResult Accept(int fd, sockaddr* addr, socklen_t* addrlen, int flags) {
   // Switched once, on the first blocking accept; every accept after that is a plain
   // non-blocking attempt. If the switch fails, the kernel's blocking accept is still correct.
   if (ForceNonblock(ref) != 0) return IoResult::Passthrough();
-  CallTimeout t = TimeoutFor(s, Mode::kRead);
-  BlockingCall call(ref, Mode::kRead, t.ns, t.app);
+  // Only the app's own SO_RCVTIMEO bounds accept: gonet's --read-timeout protects against slow
+  // clients, and an idle listener is not one.
+  int64_t app_timeout = s.rcvtimeo_ns.load(std::memory_order_relaxed);
+  BlockingCall call(ref, Mode::kRead, app_timeout, app_timeout != 0);
   for (;;) {
     long r = sys::Call(SYS_accept4, fd, addr, addrlen, flags);
     if (r >= 0) {
@@ -100,25 +102,22 @@ IoResult Connect(int fd, const sockaddr* addr, socklen_t addrlen) {
 
   long r = sys::Call(SYS_connect, fd, addr, addrlen);
   if (r == 0) return IoResult::Ok(0);
-  // EALREADY: a connect interrupted earlier is still in progress; a blocking connect waits for it.
+  // EALREADY: a connect that timed out or was interrupted earlier is still in progress; a
+  // blocking connect waits for it too, and reports EALREADY if it times out again.
   if (r != -EINPROGRESS && r != -EALREADY) return IoResult::Err(static_cast<int>(-r));
+  const int timeout_errno = r == -EALREADY ? EALREADY : EINPROGRESS;
   CallTimeout t = ConnectTimeoutFor(s);
   BlockingCall call(ref, Mode::kWrite, t.ns, t.app);
   for (;;) {
-    int e = call.WaitReady(EINPROGRESS);
+    int e = call.WaitReady(timeout_errno);
     if (e != 0) return IoResult::Err(e);
-    int soerr = 0;
-    socklen_t len = sizeof soerr;
-    long g = sys::Call(SYS_getsockopt, fd, SOL_SOCKET, SO_ERROR, &soerr, &len);
-    if (g < 0) return IoResult::Err(static_cast<int>(-g));
-    if (soerr == EINPROGRESS || soerr == EALREADY || soerr == EINTR) continue;
-    if (soerr != 0) return IoResult::Err(soerr);
-    // Writable with no error may still be a spurious wake-up: connected means a peer exists.
-    sockaddr_storage peer;
-    socklen_t plen = sizeof peer;
-    long p = sys::Call(SYS_getpeername, fd, &peer, &plen);
-    if (p == 0) return IoResult::Ok(0);
-    if (p != -ENOTCONN) return IoResult::Err(static_cast<int>(-p));
+    // Ask connect itself rather than SO_ERROR (Go's way): on a failed handshake the kernel's
+    // connect reports the error *and* resets the socket to unconnected, exactly as the blocking
+    // call would have, so a later connect retries instead of failing with ECONNABORTED.
+    r = sys::Call(SYS_connect, fd, addr, addrlen);
+    if (r == 0 || r == -EISCONN) return IoResult::Ok(0);
+    if (r == -EALREADY || r == -EINPROGRESS) continue;  // woken early: still in progress
+    return IoResult::Err(static_cast<int>(-r));
   }
 }
 

@@ -63,7 +63,7 @@ void EndClose(FdEntry* e) {
 int64_t TimevalNs(const void* value, socklen_t len) {
   if (value == nullptr || len < static_cast<socklen_t>(sizeof(timeval))) return 0;
   const timeval* tv = static_cast<const timeval*>(value);
-  if (tv->tv_sec < 0) return 0;
+  if (tv->tv_sec < 0) return kImmediateTimeoutNs;
   return static_cast<int64_t>(tv->tv_sec) * 1000000000 + static_cast<int64_t>(tv->tv_usec) * 1000;
 }
 
@@ -222,10 +222,13 @@ IoResult SetSockOpt(int fd, int level, int name, const void* value, socklen_t le
   long r = sys::Call(SYS_setsockopt, fd, level, name, value, len);
   if (r < 0) return IoResult::Err(static_cast<int>(-r));
   // Keep what the kernel keeps: it rounds to its tick, and getsockopt shows the rounded value.
+  // A negative tv_sec makes the kernel store a zero timeout: the call returns EAGAIN at once,
+  // although getsockopt then shows {0, 0} like "no timeout".
   timeval tv{};
   socklen_t tlen = sizeof tv;
   int64_t ns = TimevalNs(value, len);
-  if (sys::Call(SYS_getsockopt, fd, SOL_SOCKET, rcv ? SO_RCVTIMEO_OLD : SO_SNDTIMEO_OLD, &tv,
+  if (ns != kImmediateTimeoutNs &&
+      sys::Call(SYS_getsockopt, fd, SOL_SOCKET, rcv ? SO_RCVTIMEO_OLD : SO_SNDTIMEO_OLD, &tv,
                 &tlen) == 0) {
     ns = TimevalNs(&tv, tlen);
   }

@@ -29,6 +29,10 @@
 
 namespace gonet::core {
 
+// A timeout the kernel keeps as "zero": the call fails with EAGAIN at once (SO_RCVTIMEO with a
+// negative tv_sec). 1 ns after the call starts is already past when the call first waits.
+inline constexpr int64_t kImmediateTimeoutNs = 1;
+
 struct SocketState {
   std::atomic<int> refs{0};                // fds sharing this open file
   std::atomic<bool> app_nonblock{false};   // the app's view of O_NONBLOCK

@@ -12,6 +12,7 @@
 //   - send on a stream keeps going until every byte is queued; a timeout, signal or error after
 //     some bytes returns the partial count (no SIGPIPE then: only a call that fails raises it);
 //   - datagram sockets move one message per call, whole.
+#include <poll.h>
 #include <sys/socket.h>
 
 #include <new>
@@ -79,6 +80,16 @@ size_t IovTotal(const iovec* iov, int count) {
 
 bool IsStream(const SocketState& s) { return s.type == SOCK_STREAM; }
 
+// True if the socket has a pending error or the peer has hung up (poll's POLLERR/POLLRDHUP),
+// looked at without consuming the error. A call that already moved bytes must return them and
+// leave a pending error for the next call, as the kernel does: a further attempt would consume
+// it (ECONNRESET), and the next call would then see only EPIPE.
+bool PendingErrorOrHangup(int fd, short events) {
+  pollfd p{fd, events, 0};
+  timespec zero{};
+  return sys::Call(SYS_ppoll, &p, 1, &zero, nullptr, 8) == 1 && (p.revents & events);
+}
+
 // Shared prologue: decides whether core handles the call at all.
 //   kPassthrough: not ours (mode, re-entry, not a socket, app non-blocking, MSG_DONTWAIT).
 //   EBADF: the fd is being closed.
@@ -97,13 +108,28 @@ IoResult Fail(int err) { return err == kPassthrough ? IoResult::Passthrough() : 
 template <typename Attempt, typename Advance>
 IoResult ReceiveLoop(FdRef& ref, int flags, size_t want, Attempt attempt, Advance advance) {
   const SocketState& s = *ref.sock();
-  bool waitall = (flags & MSG_WAITALL) && !(flags & MSG_PEEK) && IsStream(s) && want > 0;
+  bool waitall = (flags & MSG_WAITALL) && IsStream(s) && want > 0;
+  bool peek = (flags & MSG_PEEK) != 0;
   int nbflags = (flags & ~MSG_WAITALL) | MSG_DONTWAIT;
   CallTimeout t = TimeoutFor(s, Mode::kRead);
   BlockingCall call(ref, Mode::kRead, t.ns, t.app);
   size_t done = 0;
   for (;;) {
+    if (done > 0 && PendingErrorOrHangup(ref.fd(), POLLERR)) {
+      return IoResult::Ok(static_cast<ssize_t>(done));
+    }
     long r = attempt(nbflags);
+    if (r > 0 && waitall && peek) {
+      // MSG_WAITALL|MSG_PEEK: the kernel waits until `want` bytes are queued (or EOF, error,
+      // timeout, signal), then peeks them all. Peeking again starts from the front.
+      if (static_cast<size_t>(r) >= want ||
+          PendingErrorOrHangup(ref.fd(), POLLERR | POLLRDHUP | POLLHUP)) {
+        return IoResult::Ok(r);
+      }
+      int e = call.WaitReady();
+      if (e != 0) return IoResult::Ok(r);
+      continue;
+    }
     if (r > 0) {
       done += static_cast<size_t>(r);
       if (!waitall || done >= want) return IoResult::Ok(static_cast<ssize_t>(done));
@@ -132,6 +158,9 @@ IoResult SendLoop(FdRef& ref, int flags, size_t total, Attempt attempt, Advance 
     // After a partial send, a later failure returns the partial count and must not raise
     // SIGPIPE: the kernel only signals the call that fails.
     int nbflags = flags | MSG_DONTWAIT | (done ? MSG_NOSIGNAL : 0);
+    if (done > 0 && PendingErrorOrHangup(ref.fd(), POLLERR)) {
+      return IoResult::Ok(static_cast<ssize_t>(done));
+    }
     long r = attempt(nbflags);
     if (r >= 0) {
       done += static_cast<size_t>(r);
