@@ -67,9 +67,9 @@ def all_ok(conns, requests, size):
     return [summary(conns, conns, conns * requests, 0, conns * requests * size)]
 
 
-def check_stops_cleanly(ctx, d, label, sig=signal.SIGTERM):
+def check_stops_cleanly(ctx, d, label, sig=signal.SIGTERM, via_tid=None):
     try:
-        d.stop(sig)
+        d.stop(sig, via_tid)
     except Failure as e:
         raise Failure(f"{label} [{ctx.mode}]: {e}")
     ctx.check(label, True, True)
@@ -289,6 +289,17 @@ def udp_echo(ctx):
         # Ctrl-C must stop a blocking server under gonet as it does natively.
         check_stops_cleanly(ctx, d, "udp_echo.sigint_interrupts_recvfrom_and_exits_0",
                             signal.SIGINT)
+    # A process-directed signal may run its handler on any thread that does not block it. The
+    # daemon has one thread of its own; any other thread (a runtime's) must not change how the
+    # stop goes. The handler runs there while the daemon's thread sits in recvfrom, so the stop
+    # comes from the handler's shutdown(): a blocking recvfrom on a shut-down UDP socket
+    # returns 0.
+    with ctx.daemon("udp_echo") as d:
+        ctx.expect_client("udp_echo.echoes_before_foreign_thread_stop", d.port,
+                          ["--udp", "--conns", 1, "--requests", 1, "--size", 10],
+                          all_ok(1, 1, 10))
+        check_stops_cleanly(ctx, d, "udp_echo.stop_handled_on_another_thread_exits_0",
+                            signal.SIGTERM, via_tid=d.threads()[-1])
 
 
 def _listener(backlog):
