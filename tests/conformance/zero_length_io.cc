@@ -60,10 +60,13 @@ int main() {
   sockaddr_in to = Loopback(LocalPort(b));
   Show(connect(a, reinterpret_cast<sockaddr*>(&to), sizeof to), "connect");
   char buf[16];
-  Show(read(b, buf, 0), "read 0, nothing queued");
   constexpr int kTimeoutMs = 150;
+  // Set first so that a read of 0 that wrongly waits shows in the transcript instead of hanging.
   SetTimeout(b, SO_RCVTIMEO, kTimeoutMs);
   Stopwatch sw;
+  Show(read(b, buf, 0), "read 0, nothing queued");
+  Say("read 0 returned %s", sw.Before(kTimeoutMs));
+  sw = Stopwatch();
   Show(recv(b, buf, 0, 0), "recv 0, nothing queued, SO_RCVTIMEO 150 ms");
   Say("recv 0 %s", sw.Waited(kTimeoutMs));
   Show(recv(b, buf, 0, MSG_DONTWAIT), "recv 0 MSG_DONTWAIT, nothing queued");
