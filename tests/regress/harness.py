@@ -54,6 +54,10 @@ class Mode:
         env.update(extra or {})
         return env
 
+    def shell_prefix(self):
+        """The environment assignments that reproduce this mode in a shell command line."""
+        return "" if self.native else f"LD_PRELOAD={self.preload} GONET_MODE={self.name} "
+
     def __str__(self):
         return self.name
 
@@ -180,7 +184,8 @@ class Daemon:
         try:
             rc = self.proc.wait(STOP_LIMIT_S)
         except subprocess.TimeoutExpired:
-            raise Failure(f"{self.name}: still running {STOP_LIMIT_S}s after {sig.name}")
+            raise Failure(f"{self.name}: still running {STOP_LIMIT_S}s after {sig.name} "
+                          f"(daemon: {self.mode.shell_prefix()}{' '.join(self.cmd)})")
         if rc != 0:
             raise Failure(f"{self.name}: exit status {rc} after {sig.name}, expected 0; "
                           f"stderr: {self.stderr_text()}")

@@ -43,14 +43,14 @@ class Context:
                           + (f"\n  {detail}" if detail else ""))
         print(f"ok   {label}", flush=True)
 
-    def expect_client(self, label, port, args, lines, rc=None):
+    def expect_client(self, label, port, args, lines):
         """Runs blocking_client and checks its whole output and its exit code (0 iff the
-        expected output has no error lines, unless rc says otherwise)."""
+        expected output has no error lines)."""
         cmd, got_rc, out, err = self.client(port, *args)
-        if rc is None:
-            rc = 0 if len(lines) == 1 else 1
+        rc = 0 if len(lines) == 1 else 1
         self.check(label, (got_rc, out.splitlines()), (rc, lines),
-                   f"command: {' '.join(cmd)}\n  client stderr: {err.strip()}")
+                   f"command: {self.mode.shell_prefix()}{' '.join(cmd)}\n"
+                   f"  client stderr: {err.strip()}")
 
 
 def summary(conns, connected, ok, errors, nbytes, eof=None):
