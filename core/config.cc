@@ -67,6 +67,13 @@ void LoadConfigFromEnv(Config* out) {
   if (const char* s = getenv("GONET_STATS"); s != nullptr && *s != '\0' && strcmp(s, "0") != 0) {
     c.stats_at_exit = true;
   }
+  if (const char* w = getenv("GONET_THREADS_WAIT"); w != nullptr && *w != '\0') {
+    if (strcmp(w, "netpoller") == 0) {
+      c.threads_wait_kernel = false;
+    } else if (strcmp(w, "kernel") != 0) {
+      Complain("GONET_THREADS_WAIT", "expected kernel or netpoller");
+    }
+  }
   if (const char* w = getenv("GONET_WORKERS"); w != nullptr && *w != '\0') {
     c.workers = atoi(w);
   }

@@ -7,6 +7,8 @@
 #include <sys/socket.h>
 
 #include "core/blocking_call.h"
+#include "core/direct_call.h"
+#include "core/kernel_wait.h"
 #include "core/fd_table.h"
 #include "core/ops.h"
 #include "core/runtime.h"
@@ -28,6 +30,21 @@ int ForceNonblock(FdRef& ref) {
   return 0;
 }
 
+// Linux sockets from accept do not inherit O_NONBLOCK (accept4 flags decide), but do inherit
+// SO_RCVTIMEO/SO_SNDTIMEO from the listener.
+void InstallAccepted(const SocketState& s, int nfd, int flags) {
+  if (!FdTable::InstallNew(nfd, s.family, SOCK_STREAM, (flags & SOCK_NONBLOCK) != 0)) return;
+  SocketState* ns = FdTable::Find(nfd)->sock.load(std::memory_order_acquire);
+  ns->rcvtimeo_ns.store(s.rcvtimeo_ns.load(std::memory_order_relaxed), std::memory_order_relaxed);
+  ns->sndtimeo_ns.store(s.sndtimeo_ns.load(std::memory_order_relaxed), std::memory_order_relaxed);
+  int type = 0;
+  socklen_t len = sizeof type;
+  if (s.type != SOCK_STREAM &&
+      sys::Call(SYS_getsockopt, nfd, SOL_SOCKET, SO_TYPE, &type, &len) == 0) {
+    ns->type = type;  // SOCK_SEQPACKET listeners accept SOCK_SEQPACKET sockets
+  }
+}
+
 }  // namespace
 
 IoResult Accept(int fd, sockaddr* addr, socklen_t* addrlen, int flags) {
@@ -39,6 +56,11 @@ IoResult Accept(int fd, sockaddr* addr, socklen_t* addrlen, int flags) {
   }
   SocketState& s = *ref.sock();
   if (s.app_nonblock.load(std::memory_order_relaxed)) return IoResult::Passthrough();
+  if (KernelWaitEnabled() && !s.forced_nonblock.load(std::memory_order_acquire)) {
+    IoResult r = DirectCall(ref, 'a', [&] { return sys::Call(SYS_accept4, fd, addr, addrlen, flags); });
+    if (r.ok()) InstallAccepted(s, static_cast<int>(r.n), flags);
+    return r;
+  }
   // Switched once, on the first blocking accept; every accept after that is a plain
   // non-blocking attempt. If the switch fails, the kernel's blocking accept is still correct.
   if (ForceNonblock(ref) != 0) return IoResult::Passthrough();
@@ -49,23 +71,8 @@ IoResult Accept(int fd, sockaddr* addr, socklen_t* addrlen, int flags) {
   for (;;) {
     long r = sys::Call(SYS_accept4, fd, addr, addrlen, flags);
     if (r >= 0) {
-      int nfd = static_cast<int>(r);
-      // Linux sockets from accept do not inherit O_NONBLOCK (accept4 flags decide), but do
-      // inherit SO_RCVTIMEO/SO_SNDTIMEO from the listener.
-      if (FdTable::InstallNew(nfd, s.family, SOCK_STREAM, (flags & SOCK_NONBLOCK) != 0)) {
-        SocketState* ns = FdTable::Find(nfd)->sock.load(std::memory_order_acquire);
-        ns->rcvtimeo_ns.store(s.rcvtimeo_ns.load(std::memory_order_relaxed),
-                              std::memory_order_relaxed);
-        ns->sndtimeo_ns.store(s.sndtimeo_ns.load(std::memory_order_relaxed),
-                              std::memory_order_relaxed);
-        int type = 0;
-        socklen_t len = sizeof type;
-        if (s.type != SOCK_STREAM &&
-            sys::Call(SYS_getsockopt, nfd, SOL_SOCKET, SO_TYPE, &type, &len) == 0) {
-          ns->type = type;  // SOCK_SEQPACKET listeners accept SOCK_SEQPACKET sockets
-        }
-      }
-      return IoResult::Ok(nfd);
+      InstallAccepted(s, static_cast<int>(r), flags);
+      return IoResult::Ok(r);
     }
     if (r != -EAGAIN) return IoResult::Err(static_cast<int>(-r));
     int e = call.WaitReady();
@@ -87,6 +94,10 @@ IoResult Connect(int fd, const sockaddr* addr, socklen_t addrlen) {
       (s.family != AF_INET && s.family != AF_INET6)) {
     return IoResult::Passthrough();
   }
+  CallTimeout t = ConnectTimeoutFor(s);
+  if (KernelWaitEnabled() && (t.ns == 0 || t.app)) {
+    return DirectCall(ref, 'c', [&] { return sys::Call(SYS_connect, fd, addr, addrlen); });
+  }
   long fl = sys::Call(SYS_fcntl, fd, F_GETFL, 0);
   if (fl < 0) return IoResult::Err(static_cast<int>(-fl));
   bool flip = !(fl & O_NONBLOCK);
@@ -106,7 +117,6 @@ IoResult Connect(int fd, const sockaddr* addr, socklen_t addrlen) {
   // blocking connect waits for it too, and reports EALREADY if it times out again.
   if (r != -EINPROGRESS && r != -EALREADY) return IoResult::Err(static_cast<int>(-r));
   const int timeout_errno = r == -EALREADY ? EALREADY : EINPROGRESS;
-  CallTimeout t = ConnectTimeoutFor(s);
   BlockingCall call(ref, Mode::kWrite, t.ns, t.app);
   for (;;) {
     int e = call.WaitReady(timeout_errno);

@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 
 #include "core/fd_table.h"
+#include "core/kernel_wait.h"
 #include "core/netpoller.h"
 #include "core/ops.h"
 #include "core/runtime.h"
@@ -23,7 +24,7 @@ constexpr uint64_t kClosingBit = uint64_t{1} << 31;
 
 // Marks e closing, evicts its waiters and waits for in-flight operations to leave. Returns false
 // if another close is already in progress (the kernel gives the loser EBADF).
-bool BeginClose(FdEntry* e) {
+bool BeginClose(int fd, FdEntry* e) {
   Parker* me = CurrentParker();
   e->closer.store(me, std::memory_order_release);
   uint64_t w = e->word.load(std::memory_order_acquire);
@@ -32,9 +33,14 @@ bool BeginClose(FdEntry* e) {
     if (e->word.compare_exchange_weak(w, (w | kClosingBit) + 1, std::memory_order_acq_rel)) break;
   }
   if (PollDesc* pd = e->pd.load(std::memory_order_acquire)) pd->Evict();
-  // Our own reference is the 1 that remains when everyone else has left.
-  while ((e->word.load(std::memory_order_acquire) & kRefMask) > 1) {
-    me->Park(0, WaitKind::kRestartable);  // close itself is not interruptible here
+  // Our own reference is the 1 that remains when everyone else has left. Operations parked on
+  // the pollDesc leave at once; threads blocked in the kernel (kernel_wait.h) leave when SIGURG
+  // reaches them, so it is sent again every millisecond. A thread that blocks SIGURG never
+  // leaves: after a second the number is closed anyway, the kernel's own behaviour.
+  for (int tries = 0; (e->word.load(std::memory_order_acquire) & kRefMask) > 1; ++tries) {
+    if (tries == 1000) break;
+    WakeKernelWaiters(fd);
+    me->Park(DeadlineAfter(1000000), WaitKind::kRestartable);
   }
   return true;
 }
@@ -97,7 +103,7 @@ IoResult Close(int fd) {
     e->kind.store(FdKind::kUnknown, std::memory_order_release);
     return IoResult::Passthrough();
   }
-  if (!BeginClose(e)) return IoResult::Err(EBADF);
+  if (!BeginClose(fd, e)) return IoResult::Err(EBADF);
   RetireSlot(e);
   long r = sys::Call(SYS_close, fd);
   EndClose(e);
@@ -125,7 +131,7 @@ IoResult Dup3(int oldfd, int newfd, int flags, bool is_dup2) {
     // dup2 over a socket closes it: treat it like close, so parked operations wake with EBADF.
     // Check oldfd first, so a failing dup2 does not disturb newfd.
     if (sys::Call(SYS_fcntl, oldfd, F_GETFD, 0) < 0) return IoResult::Err(EBADF);
-    if (!BeginClose(target)) return IoResult::Err(EBADF);
+    if (!BeginClose(newfd, target)) return IoResult::Err(EBADF);
     RetireSlot(target);
     evicted = true;
   }

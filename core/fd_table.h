@@ -93,6 +93,10 @@ class FdRef {
 
   int fd() const { return fd_; }
   FdEntry* entry() const { return entry_; }
+  // The fd is being closed (or dup2'd over): the operation must end with EBADF.
+  bool closing() const {
+    return (entry_->word.load(std::memory_order_seq_cst) >> 31) & 1;
+  }
   SocketState* sock() const { return sock_; }
   // The fd's pollDesc, allocated and armed with the netpoller on first need. nullptr if the fd
   // cannot be polled or memory is exhausted: the caller falls back to a plain blocking call.

@@ -18,6 +18,7 @@
 #include <new>
 
 #include "core/blocking_call.h"
+#include "core/direct_call.h"
 #include "core/fd_table.h"
 #include "core/ops.h"
 #include "core/runtime.h"
@@ -103,6 +104,14 @@ int Enter(FdRef& ref, int fd, int flags) {
 
 IoResult Fail(int err) { return err == kPassthrough ? IoResult::Passthrough() : IoResult::Err(err); }
 
+// Threads mode makes the blocking call itself unless a gonet deadline policy needs the
+// netpoller's timer for this direction (kernel_wait.h).
+bool UseDirectCall(const SocketState& s, Mode mode) {
+  if (!KernelWaitEnabled()) return false;
+  CallTimeout t = TimeoutFor(s, mode);
+  return t.ns == 0 || t.app;
+}
+
 // The receive loop. attempt(flags) performs one non-blocking call for the bytes still wanted and
 // returns >= 0 or -errno; advance(n) moves past n received bytes.
 template <typename Attempt, typename Advance>
@@ -182,6 +191,9 @@ IoResult RecvBuffer(int fd, void* buf, size_t len, int flags, sockaddr* addr, so
   ReentryGuard guard;
   FdRef ref;
   if (int e = Enter(ref, fd, flags); e != 0) return Fail(e);
+  if (UseDirectCall(*ref.sock(), Mode::kRead)) {
+    return DirectCall(ref, 'r', [&] { return sys::Call(SYS_recvfrom, fd, buf, len, flags, addr, alen); });
+  }
   char* p = static_cast<char*>(buf);
   size_t offset = 0;
   return ReceiveLoop(
@@ -196,6 +208,9 @@ IoResult SendBuffer(int fd, const void* buf, size_t len, int flags, const sockad
   ReentryGuard guard;
   FdRef ref;
   if (int e = Enter(ref, fd, flags); e != 0) return Fail(e);
+  if (UseDirectCall(*ref.sock(), Mode::kWrite)) {
+    return DirectCall(ref, 'w', [&] { return sys::Call(SYS_sendto, fd, buf, len, flags, addr, alen); });
+  }
   const char* p = static_cast<const char*>(buf);
   size_t offset = 0;
   return SendLoop(
@@ -209,6 +224,9 @@ IoResult RecvMessage(int fd, msghdr* msg, int flags) {
   ReentryGuard guard;
   FdRef ref;
   if (int e = Enter(ref, fd, flags); e != 0) return Fail(e);
+  if (UseDirectCall(*ref.sock(), Mode::kRead)) {
+    return DirectCall(ref, 'r', [&] { return sys::Call(SYS_recvmsg, fd, msg, flags); });
+  }
   bool waitall = (flags & MSG_WAITALL) && IsStream(*ref.sock());
   if (!waitall) {
     return ReceiveLoop(
@@ -243,6 +261,9 @@ IoResult SendMessage(int fd, const msghdr* msg, int flags) {
   ReentryGuard guard;
   FdRef ref;
   if (int e = Enter(ref, fd, flags); e != 0) return Fail(e);
+  if (UseDirectCall(*ref.sock(), Mode::kWrite)) {
+    return DirectCall(ref, 'w', [&] { return sys::Call(SYS_sendmsg, fd, msg, flags); });
+  }
   if (!IsStream(*ref.sock())) {
     return SendLoop(
         ref, flags, 0, [&](int f) { return sys::Call(SYS_sendmsg, fd, msg, f); }, [](size_t) {});
@@ -311,6 +332,10 @@ IoResult RecvMmsg(int fd, mmsghdr* vec, unsigned vlen, int flags, timespec* time
     ReentryGuard guard;
     FdRef ref;
     if (int e = Enter(ref, fd, flags); e != 0) return Fail(e);
+    if (UseDirectCall(*ref.sock(), Mode::kRead)) {
+      return DirectCall(ref, 'r',
+                        [&] { return sys::Call(SYS_recvmmsg, fd, vec, vlen, flags, timeout); });
+    }
   }
   int64_t end = 0;
   if (timeout != nullptr) {
@@ -355,6 +380,9 @@ IoResult SendMmsg(int fd, mmsghdr* vec, unsigned vlen, int flags) {
     ReentryGuard guard;
     FdRef ref;
     if (int e = Enter(ref, fd, flags); e != 0) return Fail(e);
+    if (UseDirectCall(*ref.sock(), Mode::kWrite)) {
+      return DirectCall(ref, 'w', [&] { return sys::Call(SYS_sendmmsg, fd, vec, vlen, flags); });
+    }
   }
   unsigned sent = 0;
   for (; sent < vlen; ++sent) {

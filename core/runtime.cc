@@ -10,6 +10,7 @@
 
 #include "core/config.h"
 #include "core/fd_table.h"
+#include "core/kernel_wait.h"
 #include "core/netpoller.h"
 #include "core/poll_desc.h"
 #include "core/signal_policy.h"
@@ -42,6 +43,7 @@ void AtForkChild() {
   FdTable::ResetAfterFork();
   PollDesc::ResetAllAfterFork();
   Netpoller::Get().AfterForkChild();
+  KernelWaitAfterForkChild();
 }
 
 void AtExitStats() { PrintStatsSummary(); }
@@ -74,12 +76,14 @@ void Init() {
   pthread_atfork(nullptr, nullptr, AtForkChild);
   if (c.stats_at_exit) atexit(AtExitStats);
   Configure(c);
+  if (c.mode == RunMode::kThreads && c.threads_wait_kernel) InstallKernelWaitHandler();
 }
 
 void InitForTest(const Config& c) {
   static std::atomic<bool> once{false};
   if (!once.exchange(true)) pthread_atfork(nullptr, nullptr, AtForkChild);
   Configure(c);
+  if (c.mode == RunMode::kThreads && c.threads_wait_kernel) InstallKernelWaitHandler();
 }
 
 const Config& config() { return g_config; }

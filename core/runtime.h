@@ -19,6 +19,9 @@ struct Config {
   int64_t write_timeout_ns = 0;    // policy for sockets whose app set no SO_SNDTIMEO
   int64_t connect_timeout_ns = 0;  // policy for connects on sockets with no SO_SNDTIMEO
   bool stats_at_exit = false;
+  // Threads mode: make blocking calls in the kernel and wake them with SIGURG on close
+  // (kernel_wait.h), instead of parking on a futex until the netpoller thread says ready.
+  bool threads_wait_kernel = true;
   int workers = 0;  // fibers mode: 0 = one per CPU in the affinity mask
 };
 

@@ -1,6 +1,9 @@
-// sigaction/signal: gonet only watches which handlers lack SA_RESTART (core/signal_policy.h).
+// sigaction/signal: gonet watches which handlers lack SA_RESTART (core/signal_policy.h), and
+// keeps the program's own view of SIGURG, which threads mode uses to wake blocked calls
+// (core/kernel_wait.h).
 #include <signal.h>
 
+#include "core/kernel_wait.h"
 #include "core/signal_policy.h"
 #include "shim/abi.h"
 #include "shim/real.h"
@@ -9,6 +12,11 @@ namespace core = gonet::core;
 namespace real = gonet::real;
 
 GONET_HOOK int sigaction(int sig, const struct sigaction* act, struct sigaction* old) {
+  int virtual_result = 0;
+  if (core::VirtualSigaction(sig, act, old, &virtual_result)) {
+    if (act != nullptr) core::NoteSigaction(sig, act);
+    return virtual_result;
+  }
   int r = real::sigaction(sig, act, old);
   if (r == 0 && act != nullptr) core::NoteSigaction(sig, act);
   return r;
@@ -16,6 +24,15 @@ GONET_HOOK int sigaction(int sig, const struct sigaction* act, struct sigaction*
 
 // glibc's signal() installs through its internal sigaction, which no hook sees: ask afterwards.
 GONET_HOOK sighandler_t signal(int sig, sighandler_t handler) {
+  struct sigaction act {};
+  act.sa_handler = handler;
+  act.sa_flags = SA_RESTART;  // BSD semantics, as glibc's signal()
+  struct sigaction old {};
+  int virtual_result = 0;
+  if (core::VirtualSigaction(sig, &act, &old, &virtual_result)) {
+    core::NoteSigaction(sig, &act);
+    return old.sa_handler;
+  }
   sighandler_t prev = real::signal(sig, handler);
   if (prev != SIG_ERR) {
     struct sigaction now {};
