@@ -101,8 +101,10 @@ std::string EchoRequest(const Config& cfg, int fd, int conn, int request, std::s
 
 // One keep-alive GET /bytes/size, with status, Content-Length and every body byte checked.
 std::string HttpRequest(const Config& cfg, int fd, std::string* in) {
-  const std::string req = "GET /bytes/" + std::to_string(cfg.size) +
-                          " HTTP/1.1\r\nHost: " + cfg.host +
+  // An IPv6 literal needs brackets in a Host header.
+  const std::string host =
+      cfg.host.find(':') == std::string::npos ? cfg.host : "[" + cfg.host + "]";
+  const std::string req = "GET /bytes/" + std::to_string(cfg.size) + " HTTP/1.1\r\nHost: " + host +
                           "\r\nUser-Agent: blocking_client\r\n\r\n";
   if (!examples::SendAll(fd, req.data(), req.size())) return Fail("send");
   std::size_t head_end;
