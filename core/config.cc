@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "core/duration.h"
+#include "core/faults.h"
 #include "core/sys.h"
 
 namespace gonet::core {
@@ -77,6 +78,7 @@ void LoadConfigFromEnv(Config* out) {
   if (const char* w = getenv("GONET_WORKERS"); w != nullptr && *w != '\0') {
     c.workers = atoi(w);
   }
+  ConfigureFaultsFromEnv();
   *out = c;
 }
 

@@ -9,6 +9,7 @@
 #include "core/blocking_call.h"
 #include "core/direct_call.h"
 #include "core/kernel_wait.h"
+#include "core/faults.h"
 #include "core/fd_table.h"
 #include "core/ops.h"
 #include "core/runtime.h"
@@ -48,6 +49,7 @@ void InstallAccepted(const SocketState& s, int nfd, int flags) {
 }  // namespace
 
 IoResult Accept(int fd, sockaddr* addr, socklen_t* addrlen, int flags) {
+  GONET_INJECT_FAULT(kAccept, fd);
   if (!Enabled()) return IoResult::Passthrough();
   ReentryGuard guard;
   FdRef ref;
@@ -81,6 +83,7 @@ IoResult Accept(int fd, sockaddr* addr, socklen_t* addrlen, int flags) {
 }
 
 IoResult Connect(int fd, const sockaddr* addr, socklen_t addrlen) {
+  GONET_INJECT_FAULT(kConnect, fd);
   if (!Enabled()) return IoResult::Passthrough();
   ReentryGuard guard;
   FdRef ref;

@@ -9,6 +9,7 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 
+#include "core/faults.h"
 #include "core/fd_table.h"
 #include "core/kernel_wait.h"
 #include "core/netpoller.h"
@@ -95,6 +96,18 @@ void NoteSocketPair(const int sv[2], int domain, int type) {
 
 IoResult Close(int fd) {
   if (mode() == RunMode::kOff || t_core_depth != 0) return IoResult::Passthrough();
+  // A close fault still closes: the kernel releases the fd whatever close reports.
+  if (IoResult f = InjectFault(FaultOp::kClose, fd); !f.ok()) {
+    IoResult r = CloseSocket(fd);
+    if (r.passthrough()) sys::Call(SYS_close, fd);
+    return f;
+  }
+  return CloseSocket(fd);
+}
+
+IoResult SocketFault() { return InjectFault(FaultOp::kSocket, -1); }
+
+IoResult CloseSocket(int fd) {
   ReentryGuard guard;
   FdEntry* e = FdTable::Find(fd);
   if (e == nullptr) return IoResult::Passthrough();

@@ -19,6 +19,7 @@
 
 #include "core/blocking_call.h"
 #include "core/direct_call.h"
+#include "core/faults.h"
 #include "core/fd_table.h"
 #include "core/ops.h"
 #include "core/runtime.h"
@@ -288,22 +289,29 @@ IoResult SendMessage(int fd, const msghdr* msg, int flags) {
 
 }  // namespace
 
-IoResult Read(int fd, void* buf, size_t len) { return RecvBuffer(fd, buf, len, 0, nullptr, nullptr); }
+IoResult Read(int fd, void* buf, size_t len) {
+  GONET_INJECT_FAULT(kRead, fd);
+  return RecvBuffer(fd, buf, len, 0, nullptr, nullptr);
+}
 
 IoResult RecvFrom(int fd, void* buf, size_t len, int flags, sockaddr* addr, socklen_t* alen) {
+  GONET_INJECT_FAULT(kRead, fd);
   return RecvBuffer(fd, buf, len, flags, addr, alen);
 }
 
 IoResult Write(int fd, const void* buf, size_t len) {
+  GONET_INJECT_FAULT(kWrite, fd);
   return SendBuffer(fd, buf, len, 0, nullptr, 0);
 }
 
 IoResult SendTo(int fd, const void* buf, size_t len, int flags, const sockaddr* addr,
                 socklen_t alen) {
+  GONET_INJECT_FAULT(kWrite, fd);
   return SendBuffer(fd, buf, len, flags, addr, alen);
 }
 
 IoResult Readv(int fd, const iovec* iov, int iovcnt) {
+  GONET_INJECT_FAULT(kRead, fd);
   msghdr m{};
   m.msg_iov = const_cast<iovec*>(iov);
   m.msg_iovlen = static_cast<size_t>(iovcnt < 0 ? 0 : iovcnt);
@@ -312,6 +320,7 @@ IoResult Readv(int fd, const iovec* iov, int iovcnt) {
 }
 
 IoResult Writev(int fd, const iovec* iov, int iovcnt) {
+  GONET_INJECT_FAULT(kWrite, fd);
   if (iovcnt < 0) return IoResult::Passthrough();
   msghdr m{};
   m.msg_iov = const_cast<iovec*>(iov);
@@ -319,14 +328,21 @@ IoResult Writev(int fd, const iovec* iov, int iovcnt) {
   return SendMessage(fd, &m, 0);
 }
 
-IoResult RecvMsg(int fd, msghdr* msg, int flags) { return RecvMessage(fd, msg, flags); }
+IoResult RecvMsg(int fd, msghdr* msg, int flags) {
+  GONET_INJECT_FAULT(kRead, fd);
+  return RecvMessage(fd, msg, flags);
+}
 
-IoResult SendMsg(int fd, const msghdr* msg, int flags) { return SendMessage(fd, msg, flags); }
+IoResult SendMsg(int fd, const msghdr* msg, int flags) {
+  GONET_INJECT_FAULT(kWrite, fd);
+  return SendMessage(fd, msg, flags);
+}
 
 // recvmmsg: the kernel receives each message as a blocking recvmsg would, except that after the
 // first one MSG_WAITFORONE makes the rest non-blocking, and the timeout is only checked between
 // messages (recvmmsg(2) BUGS). A failure after the first message returns the count so far.
 IoResult RecvMmsg(int fd, mmsghdr* vec, unsigned vlen, int flags, timespec* timeout) {
+  GONET_INJECT_FAULT(kRead, fd);
   if (!Enabled() || vlen == 0 || (flags & MSG_DONTWAIT)) return IoResult::Passthrough();
   {
     ReentryGuard guard;
@@ -375,6 +391,7 @@ IoResult RecvMmsg(int fd, mmsghdr* vec, unsigned vlen, int flags, timespec* time
 // sendmmsg: each message is sent as a blocking sendmsg would; a failure after the first message
 // returns the count so far.
 IoResult SendMmsg(int fd, mmsghdr* vec, unsigned vlen, int flags) {
+  GONET_INJECT_FAULT(kWrite, fd);
   if (!Enabled() || vlen == 0 || (flags & MSG_DONTWAIT)) return IoResult::Passthrough();
   {
     ReentryGuard guard;

@@ -38,6 +38,9 @@ IoResult Connect(int fd, const sockaddr* addr, socklen_t addrlen);
 void NoteSocket(int fd, int domain, int type);
 void NoteSocketPair(const int sv[2], int domain, int type);
 IoResult Close(int fd);
+IoResult CloseSocket(int fd);  // Close without fault injection
+// The shim asks before creating a socket: Err(errno) if a fault rule says so.
+IoResult SocketFault();
 // After a successful real dup/F_DUPFD: newfd shares oldfd's open file.
 void NoteDup(int oldfd, int newfd);
 // dup2/dup3: newfd is closed first by the kernel; core evicts operations parked on it.

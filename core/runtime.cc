@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "core/config.h"
+#include "core/faults.h"
 #include "core/fd_table.h"
 #include "core/kernel_wait.h"
 #include "core/netpoller.h"
@@ -96,6 +97,9 @@ void PrintStatsSummary() {
                       ModeName(g_mode));
   size_t len = head > 0 ? static_cast<size_t>(head) : 0;
   len += FormatStats(Stats(), buf + len, sizeof buf - len);
+  if (Faults().enabled() && len < sizeof buf) {
+    len += Faults().FormatInjections(buf + len, sizeof buf - len);
+  }
   sys::Call(SYS_write, 2, buf, len);
 }
 

@@ -10,6 +10,7 @@ namespace core = gonet::core;
 namespace real = gonet::real;
 
 GONET_HOOK int socket(int domain, int type, int protocol) {
+  if (core::IoResult f = core::SocketFault(); !f.ok()) return ToCAbi<int>(f);
   int fd = real::socket(domain, type, protocol);
   if (fd >= 0) core::NoteSocket(fd, domain, type);
   return fd;
