@@ -134,6 +134,14 @@ class Daemon:
     def __enter__(self):
         self.proc = subprocess.Popen(self.cmd, env=self.mode.env(), stdout=subprocess.PIPE,
                                      stderr=self.stderr, start_new_session=True)
+        try:
+            return self._await_listening()
+        except BaseException:
+            # A `with` statement does not call __exit__ when __enter__ raises.
+            self.__exit__(None, None, None)
+            raise
+
+    def _await_listening(self):
         line = self._read_line(STARTUP_LIMIT_S)
         if not line.startswith("listening on "):
             raise Failure(f"{self.name}: expected 'listening on PORT', got {line!r}; "

@@ -11,6 +11,7 @@ scenarios really run. Exit 0 when every check passed, 1 otherwise.
 
 import argparse
 import os
+import signal
 import sys
 import traceback
 
@@ -46,6 +47,9 @@ def main():
             return 1
 
     become_subreaper()
+    # Daemons run in sessions of their own, so a signal to the runner does not reach them:
+    # turn SIGTERM into an exception so that every `with` block kills what it started.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("FAIL: runner got SIGTERM"))
     ctx = Context(build, mode, Mode("native", preload), args.corrupt)
     print(f"regress.{args.daemon}.{mode}", flush=True)
     try:
