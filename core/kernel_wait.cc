@@ -82,6 +82,8 @@ bool KernelWaitEnabled() {
 
 KernelWait::KernelWait(int fd, char op) : rec_(MyRecord()) {
   t_woken = 0;
+  // The gauge that `gonet stats` shows and tests wait on: a thread in a blocking call is parked.
+  Count(Stats().threads_parked);
   if (rec_ == nullptr) return;
   rec_->op.store(op, std::memory_order_relaxed);
   rec_->since_ns.store(Nanotime(), std::memory_order_relaxed);
@@ -92,6 +94,7 @@ KernelWait::KernelWait(int fd, char op) : rec_(MyRecord()) {
 }
 
 KernelWait::~KernelWait() {
+  Count(Stats().threads_parked, -1);
   if (rec_ != nullptr) rec_->fd.store(-1, std::memory_order_release);
 }
 
