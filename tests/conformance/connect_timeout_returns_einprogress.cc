@@ -12,7 +12,7 @@ using namespace conf;
 namespace {
 constexpr int kTimeoutMs = 200;
 constexpr int kClients = 4;
-}
+}  // namespace
 
 int main() {
   uint16_t port;

@@ -25,9 +25,9 @@ void Boundaries(int tx, int rx, const sockaddr* to, socklen_t tolen, bool udp) {
   for (size_t size : kSizes) {
     sockaddr_in from{};
     socklen_t fromlen = sizeof from;
-    ssize_t n = Show(recvfrom(rx, in.data(), in.size(), 0, reinterpret_cast<sockaddr*>(&from),
-                              &fromlen),
-                     "recvfrom 65536");
+    ssize_t n =
+        Show(recvfrom(rx, in.data(), in.size(), 0, reinterpret_cast<sockaddr*>(&from), &fromlen),
+             "recvfrom 65536");
     Pattern(out.data(), size, size);
     bool same = n == static_cast<ssize_t>(size) && memcmp(in.data(), out.data(), size) == 0;
     if (udp) {

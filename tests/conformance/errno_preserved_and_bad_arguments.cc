@@ -13,13 +13,13 @@ namespace {
 constexpr int kMarker = 12345;
 
 // Runs a call that must succeed with errno preset to kMarker and prints errno afterwards.
-#define KEEPS_ERRNO(what, call)                                                             \
-  do {                                                                                      \
-    errno = kMarker;                                                                        \
-    long r_ = (call);                                                                       \
-    int e_ = errno;                                                                         \
-    Say("%s -> %s, errno %s", what, r_ >= 0 ? "ok" : "FAILED",                              \
-        e_ == kMarker ? "untouched" : ErrnoName(e_));                                       \
+#define KEEPS_ERRNO(what, call)                                \
+  do {                                                         \
+    errno = kMarker;                                           \
+    long r_ = (call);                                          \
+    int e_ = errno;                                            \
+    Say("%s -> %s, errno %s", what, r_ >= 0 ? "ok" : "FAILED", \
+        e_ == kMarker ? "untouched" : ErrnoName(e_));          \
   } while (0)
 
 }  // namespace
@@ -43,8 +43,7 @@ int main() {
   KEEPS_ERRNO("read of queued bytes", read(server, buf, sizeof buf));
   int one = 1;
   KEEPS_ERRNO("setsockopt", setsockopt(server, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one));
-  KEEPS_ERRNO("setsockopt SO_RCVTIMEO",
-              (SetTimeout(server, SO_RCVTIMEO, 5000), 0));
+  KEEPS_ERRNO("setsockopt SO_RCVTIMEO", (SetTimeout(server, SO_RCVTIMEO, 5000), 0));
   socklen_t len = sizeof one;
   KEEPS_ERRNO("getsockopt", getsockopt(server, SOL_SOCKET, SO_TYPE, &one, &len));
   KEEPS_ERRNO("fcntl F_GETFL", fcntl(server, F_GETFL));

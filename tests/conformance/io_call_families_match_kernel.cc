@@ -40,7 +40,8 @@ void StreamCalls() {
   ssize_t n = Show(read(p.server, buf, sizeof buf), "read 64");
   Said("read", buf, n);
 
-  iovec out[3] = {{const_cast<char*>("abc"), 3}, {const_cast<char*>("defgh"), 5},
+  iovec out[3] = {{const_cast<char*>("abc"), 3},
+                  {const_cast<char*>("defgh"), 5},
                   {const_cast<char*>("ijklmnop"), 8}};
   Show(writev(p.client, out, 3), "writev 3+5+8");
   WaitQueued(p.server, 16);
@@ -134,8 +135,8 @@ void StreamCalls() {
   {
     bool same = false;
     std::thread reader([&] { same = drain(3 * kChunk); });
-    iovec v[3] = {{data.data(), kChunk}, {data.data() + kChunk, kChunk},
-                  {data.data() + 2 * kChunk, kChunk}};
+    iovec v[3] = {
+        {data.data(), kChunk}, {data.data() + kChunk, kChunk}, {data.data() + 2 * kChunk, kChunk}};
     Show(writev(p.client, v, 3), "writev 3 x 1 MiB");
     reader.join();
     Say("  reader got the same bytes: %s", YesNo(same));

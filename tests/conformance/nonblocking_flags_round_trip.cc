@@ -17,8 +17,7 @@ void ShowFlags(int fd, const char* what) {
     Say("F_GETFL %s -> -1 %s", what, ErrnoName(errno));
     return;
   }
-  Say("F_GETFL %s -> %#x (O_NONBLOCK %s)", what, static_cast<unsigned>(fl),
-      YesNo(fl & O_NONBLOCK));
+  Say("F_GETFL %s -> %#x (O_NONBLOCK %s)", what, static_cast<unsigned>(fl), YesNo(fl & O_NONBLOCK));
 }
 
 void RecvNow(int fd, const char* what) {
@@ -62,7 +61,8 @@ int main() {
   Show(ioctl(p.server, FIONBIO, &on), "FIONBIO 1");
   Show(send(p.client, "abc", 3, 0), "send 3");
   WaitQueued(p.server, 3);
-  Show(recv(p.server, reinterpret_cast<char*>(&on), 3, 0), "recv 3 queued on the non-blocking socket");
+  Show(recv(p.server, reinterpret_cast<char*>(&on), 3, 0),
+       "recv 3 queued on the non-blocking socket");
   CloseBoth(p);
 
   Say("== SOCK_NONBLOCK in socket(): connect says EINPROGRESS, recv EAGAIN");
@@ -97,7 +97,8 @@ int main() {
   close(c2);
   close(a4);
   close(nb);
-  Show(fcntl(listener, F_SETFL, fcntl(listener, F_GETFL) & ~O_NONBLOCK), "listener back to blocking");
+  Show(fcntl(listener, F_SETFL, fcntl(listener, F_GETFL) & ~O_NONBLOCK),
+       "listener back to blocking");
 
   Say("== a blocking listener stays blocking after blocking accepts");
   ShowFlags(listener, "listener");

@@ -16,7 +16,7 @@ using namespace conf;
 namespace {
 constexpr int kChildren = 3;
 constexpr int kConnections = 6;
-}
+}  // namespace
 
 int main() {
   uint16_t port;

@@ -24,8 +24,8 @@ void ShowTimeout(int fd, int optname, const char* name) {
 
 void SetAndShow(int fd, long sec, long usec) {
   timeval tv{sec, usec};
-  Show(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv), "setsockopt(SO_RCVTIMEO, {%ld, %ld})",
-       sec, usec);
+  Show(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv),
+       "setsockopt(SO_RCVTIMEO, {%ld, %ld})", sec, usec);
   ShowTimeout(fd, SO_RCVTIMEO, "SO_RCVTIMEO");
 }
 
@@ -53,7 +53,8 @@ int main() {
     ShowTimeout(p.server, SO_RCVTIMEO, "SO_RCVTIMEO");
     Show(setsockopt(p.server, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv - 1),
          "setsockopt(SO_RCVTIMEO, optlen too small)");
-    Show(setsockopt(p.server, SOL_SOCKET, SO_RCVTIMEO, &tv, 4), "setsockopt(SO_RCVTIMEO, optlen 4)");
+    Show(setsockopt(p.server, SOL_SOCKET, SO_RCVTIMEO, &tv, 4),
+         "setsockopt(SO_RCVTIMEO, optlen 4)");
     ShowTimeout(p.server, SO_RCVTIMEO, "SO_RCVTIMEO");
     timeval out{-7, -7};
     socklen_t len = 8;

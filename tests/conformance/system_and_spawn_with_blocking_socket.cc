@@ -54,7 +54,8 @@ int main() {
   Say("== posix_spawn");
   pid_t pid;
   char* true_argv[] = {const_cast<char*>("/bin/true"), nullptr};
-  Show(posix_spawn(&pid, "/bin/true", nullptr, nullptr, true_argv, environ), "posix_spawn /bin/true");
+  Show(posix_spawn(&pid, "/bin/true", nullptr, nullptr, true_argv, environ),
+       "posix_spawn /bin/true");
   int status = 0;
   waitpid(pid, &status, 0);
   ShowStatus("/bin/true", status);
