@@ -5,6 +5,7 @@
 
 #include "core/arena.h"
 #include "core/base.h"
+#include "core/dump.h"
 #include "core/runtime.h"
 #include "core/signal_policy.h"
 #include "core/spinlock.h"
@@ -54,6 +55,16 @@ KernelWaitRecord* MyRecord() {
 void WakeHandler(int sig, siginfo_t* si, void* uc) {
   if (si != nullptr && si->si_code == SI_TKILL && si->si_pid == g_pid.load(std::memory_order_relaxed)) {
     t_woken = 1;
+    return;
+  }
+  // ops (issue 6): `gonet dump`'s request (dump.h), sent by another process with SI_QUEUE. A
+  // thread inside a DirectCall answers and marks the wake-up as gonet's, so DirectCall restarts
+  // the interrupted call; any other thread only helps copy the records.
+  if (IsDumpRequest(si)) {
+    KernelWaitRecord* r = t_record;
+    bool in_call = r != nullptr && r->fd.load(std::memory_order_relaxed) >= 0;
+    if (in_call) t_woken = 1;
+    AnswerDumpRequest(si, uc, in_call ? r : nullptr);
     return;
   }
   // Not ours: the program's SIGURG (out-of-band data, or its own use), to its own handler.

@@ -16,6 +16,7 @@
 #include "core/poll_desc.h"
 #include "core/signal_policy.h"
 #include "core/stats.h"
+#include "core/stats_shm.h"  // ops (issue 6): live-stats segment
 #include "core/sys.h"
 
 namespace gonet::core {
@@ -45,6 +46,7 @@ void AtForkChild() {
   PollDesc::ResetAllAfterFork();
   Netpoller::Get().AfterForkChild();
   KernelWaitAfterForkChild();
+  StatsSegmentAfterForkChild();  // ops (issue 6): the child's own live-stats segment
 }
 
 void AtExitStats() { PrintStatsSummary(); }
@@ -78,6 +80,9 @@ void Init() {
   if (c.stats_at_exit) atexit(AtExitStats);
   Configure(c);
   if (c.mode == RunMode::kThreads && c.threads_wait_kernel) InstallKernelWaitHandler();
+  // ops (issue 6): publish the counters for `gonet stats`; last, so the flags are final.
+  CreateStatsSegment(static_cast<int>(c.mode),
+                     KernelWaitEnabled() ? uint32_t{kShmFlagKernelWait} : 0u);
 }
 
 void InitForTest(const Config& c) {

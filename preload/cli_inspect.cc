@@ -1,14 +1,53 @@
+// `gonet stats` and `gonet dump`: read a running program's live-stats segment (core/stats_shm.h)
+// and run the dump protocol (core/dump.h) against it.
+//
+// Who may look: the segment is a 0600 file owned by the program's user. The CLI checks the
+// owner before opening it, so that root's `gonet` works on anyone's program and anybody else's
+// is refused with a message saying why, rather than with a bare EACCES.
+//
+// Stale segments: a program killed by a signal, or exec'd into a program without gonet, leaves
+// its file behind. The file is live only while a process with its pid maps it (/proc/PID/maps),
+// which also tells a reused pid from the original program.
 #include "preload/cli_inspect.h"
 
+#include <arpa/inet.h>
+#include <cxxabi.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <pwd.h>
 #include <signal.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <string>
 #include <string_view>
+#include <vector>
+
+#include "core/dump.h"
+#include "core/duration.h"
+#include "core/stats_shm.h"
 
 namespace gonet::cli {
 namespace {
+
+using core::DumpArea;
+using core::DumpSlot;
+using core::ShmHeader;
+
+constexpr int kExitUsage = 2;
+constexpr int kExitFailed = 1;
 
 // ParsePid accepts a positive decimal process id.
 bool ParsePid(std::string_view s, long* pid) {
@@ -22,37 +61,574 @@ bool ParsePid(std::string_view s, long* pid) {
   return v > 0;
 }
 
-// Inspect validates `gonet NAME PID` and reports what it cannot do yet.
-int Inspect(const char* name, const char* what, int argc, char** argv) {
-  if (argc == 1 && (std::string_view(argv[0]) == "-h" || std::string_view(argv[0]) == "--help")) {
-    printf("usage: gonet %s PID\n  %s\n", name, what);
-    return 0;
-  }
-  long pid = 0;
-  if (argc != 1 || !ParsePid(argv[0], &pid)) {
-    fprintf(stderr, "gonet %s: usage: gonet %s PID\n", name, name);
-    return 2;
-  }
-  if (kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) {
-    fprintf(stderr, "gonet %s: no process %ld\n", name, pid);
-    return 2;
-  }
-  // The runtime does not publish its shared-memory segment yet; say so rather than print
-  // zeros that look like an idle program.
-  fprintf(stderr, "gonet %s: not yet available: the runtime does not publish its %s yet\n", name,
-          std::string_view(name) == "stats" ? "counters" : "parked-fiber table");
-  return 2;
+int64_t MonoNs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 }
+
+std::string SegmentPath(long pid) {
+  return std::string(core::kShmDir) + core::kShmPrefix + std::to_string(pid);
+}
+
+const char* ModeName(int mode) {
+  switch (mode) {
+    case 1:
+      return "threads";
+    case 2:
+      return "fibers";
+    case 3:
+      return "passthrough";
+    default:
+      return "off";
+  }
+}
+
+// Durations for people: 3 significant decimals are plenty for "how long has it waited".
+std::string Seconds(int64_t ns) {
+  char buf[32];
+  if (ns < 0) ns = 0;
+  if (ns < 1000000000) {
+    snprintf(buf, sizeof buf, "%.1fms", static_cast<double>(ns) / 1e6);
+  } else {
+    snprintf(buf, sizeof buf, "%.3fs", static_cast<double>(ns) / 1e9);
+  }
+  return buf;
+}
+
+bool ProcessExists(long pid) { return kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM; }
+
+// True when process pid has path mapped: the segment is its live one.
+bool MapsSegment(long pid, const std::string& path) {
+  FILE* f = fopen(("/proc/" + std::to_string(pid) + "/maps").c_str(), "r");
+  if (f == nullptr) return false;
+  char line[4096];
+  bool found = false;
+  while (!found && fgets(line, sizeof line, f) != nullptr) {
+    std::string_view l(line);
+    while (!l.empty() && (l.back() == '\n')) l.remove_suffix(1);
+    if (l.size() >= path.size() && l.substr(l.size() - path.size()) == path) found = true;
+  }
+  fclose(f);
+  return found;
+}
+
+std::string UserName(uid_t uid) {
+  passwd* pw = getpwuid(uid);
+  return pw != nullptr ? std::string(pw->pw_name) : "uid " + std::to_string(uid);
+}
+
+// A mapped, validated segment.
+struct Segment {
+  std::string path;
+  int fd = -1;
+  void* mem = nullptr;
+  size_t size = 0;
+  const ShmHeader* header = nullptr;
+
+  ~Segment() {
+    if (mem != nullptr) munmap(mem, size);
+    if (fd >= 0) close(fd);
+  }
+  const char* Name(uint32_t i) const {
+    return static_cast<const char*>(mem) + header->names_offset + i * core::kShmCounterNameSize;
+  }
+  int64_t Counter(uint32_t i) const {
+    auto* c = reinterpret_cast<const std::atomic<int64_t>*>(static_cast<const char*>(mem) +
+                                                            header->counters_offset);
+    return c[i].load(std::memory_order_relaxed);
+  }
+  DumpArea* Area() const {
+    return reinterpret_cast<DumpArea*>(static_cast<char*>(mem) + header->dump_offset);
+  }
+};
+
+// Opens pid's segment, refusing another user's program and removing a stale file. Returns 0, or
+// the exit status after printing why not.
+int OpenSegment(const char* cmd, long pid, bool writable, Segment* seg) {
+  seg->path = SegmentPath(pid);
+  struct stat st;
+  if (lstat(seg->path.c_str(), &st) != 0) {
+    if (!ProcessExists(pid)) {
+      fprintf(stderr, "gonet %s: no process %ld\n", cmd, pid);
+    } else {
+      fprintf(stderr,
+              "gonet %s: process %ld does not run under gonet (no %s; a program started with "
+              "`gonet run` publishes its counters there)\n",
+              cmd, pid, seg->path.c_str());
+    }
+    return kExitFailed;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    fprintf(stderr, "gonet %s: %s is not a gonet segment\n", cmd, seg->path.c_str());
+    return kExitFailed;
+  }
+  if (st.st_uid != getuid() && geteuid() != 0) {
+    fprintf(stderr,
+            "gonet %s: process %ld belongs to %s; only its own user or root may inspect it "
+            "(you are %s)\n",
+            cmd, pid, UserName(st.st_uid).c_str(), UserName(getuid()).c_str());
+    return kExitFailed;
+  }
+  if (!ProcessExists(pid) || !MapsSegment(pid, seg->path)) {
+    bool removed = unlink(seg->path.c_str()) == 0;
+    fprintf(
+        stderr, "gonet %s: %s is stale: process %ld %s%s\n", cmd, seg->path.c_str(), pid,
+        ProcessExists(pid) ? "does not use it (its pid was reused, or it exec'd)" : "has exited",
+        removed ? "; removed it" : "");
+    return kExitFailed;
+  }
+  seg->fd = open(seg->path.c_str(), (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NOFOLLOW);
+  if (seg->fd < 0 || fstat(seg->fd, &st) != 0) {
+    fprintf(stderr, "gonet %s: cannot open %s: %s\n", cmd, seg->path.c_str(), strerror(errno));
+    return kExitFailed;
+  }
+  seg->size = static_cast<size_t>(st.st_size);
+  if (seg->size < sizeof(ShmHeader)) {
+    fprintf(stderr, "gonet %s: %s is too short to be a gonet segment\n", cmd, seg->path.c_str());
+    return kExitFailed;
+  }
+  seg->mem = mmap(nullptr, seg->size, writable ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED,
+                  seg->fd, 0);
+  if (seg->mem == MAP_FAILED) {
+    seg->mem = nullptr;
+    fprintf(stderr, "gonet %s: cannot map %s: %s\n", cmd, seg->path.c_str(), strerror(errno));
+    return kExitFailed;
+  }
+  const auto* h = static_cast<const ShmHeader*>(seg->mem);
+  bool ok = h->magic.load(std::memory_order_acquire) == core::kShmMagic &&
+            h->version == core::kShmVersion && h->total_size <= seg->size &&
+            h->names_offset + uint64_t{h->counter_count} * core::kShmCounterNameSize <= seg->size &&
+            h->counters_offset + uint64_t{h->counter_count} * sizeof(int64_t) <= seg->size &&
+            h->dump_offset + sizeof(DumpArea) <= seg->size;
+  if (!ok) {
+    fprintf(stderr, "gonet %s: %s has an unknown layout (version %u; this gonet reads %u)\n", cmd,
+            seg->path.c_str(), h->version, core::kShmVersion);
+    return kExitFailed;
+  }
+  seg->header = h;
+  return 0;
+}
+
+// ---- stats ----
+
+void PrintStatsText(const Segment& seg, const std::vector<int64_t>* previous) {
+  const ShmHeader& h = *seg.header;
+  printf("gonet stats: pid %d, mode %s, uptime %s\n", h.pid, ModeName(h.mode),
+         Seconds(MonoNs() - h.start_mono_ns).c_str());
+  for (uint32_t i = 0; i < h.counter_count; ++i) {
+    int64_t v = seg.Counter(i);
+    if (previous != nullptr) {
+      printf("  %-26s %lld  (%+lld)\n", seg.Name(i), static_cast<long long>(v),
+             static_cast<long long>(v - (*previous)[i]));
+    } else {
+      printf("  %-26s %lld\n", seg.Name(i), static_cast<long long>(v));
+    }
+  }
+  fflush(stdout);
+}
+
+void PrintStatsJson(const Segment& seg) {
+  const ShmHeader& h = *seg.header;
+  printf("{\"pid\": %d, \"mode\": \"%s\", \"uptime_s\": %.3f, \"counters\": {", h.pid,
+         ModeName(h.mode), static_cast<double>(MonoNs() - h.start_mono_ns) / 1e9);
+  for (uint32_t i = 0; i < h.counter_count; ++i) {
+    // Counter names are C identifiers (stats.h): nothing to escape.
+    printf("%s\"%s\": %lld", i ? ", " : "", seg.Name(i), static_cast<long long>(seg.Counter(i)));
+  }
+  printf("}}\n");
+  fflush(stdout);
+}
+
+const char kStatsUsage[] =
+    "usage: gonet stats PID [--json] [--watch INTERVAL]\n"
+    "  print the gonet counters of a running program (its own user or root only)\n"
+    "  --json             one JSON object: pid, mode, uptime_s, counters\n"
+    "  --watch INTERVAL   print again every INTERVAL (e.g. 1s, 500ms) with deltas, until the\n"
+    "                     program exits or Ctrl-C\n";
+
+const char kDumpUsage[] =
+    "usage: gonet dump PID\n"
+    "  list the threads of a running program blocked in socket calls: fd, op, peer, how long,\n"
+    "  and where (backtrace), without stopping it (its own user or root only)\n";
+
+bool IsHelp(std::string_view a) { return a == "-h" || a == "--help"; }
 
 }  // namespace
 
 int StatsCommand(int argc, char** argv) {
-  return Inspect("stats", "print the gonet counters of a running program", argc, argv);
+  long pid = 0;
+  bool json = false;
+  int64_t watch_ns = 0;
+  bool have_pid = false;
+  for (int i = 0; i < argc; ++i) {
+    std::string_view a = argv[i];
+    if (IsHelp(a)) {
+      fputs(kStatsUsage, stdout);
+      return 0;
+    }
+    if (a == "--json") {
+      json = true;
+    } else if (a == "--watch" || a.rfind("--watch=", 0) == 0) {
+      std::string_view text;
+      if (a == "--watch") {
+        if (i + 1 >= argc) {
+          fprintf(stderr, "gonet stats: --watch needs an interval (e.g. 1s)\n");
+          return kExitUsage;
+        }
+        text = argv[++i];
+      } else {
+        text = a.substr(8);
+      }
+      core::DurationResult d = core::ParseDuration(text);
+      if (!d.ok() || d.ns <= 0) {
+        fprintf(stderr, "gonet stats: bad --watch interval \"%.*s\" (e.g. 1s, 500ms)\n",
+                static_cast<int>(text.size()), text.data());
+        return kExitUsage;
+      }
+      watch_ns = d.ns;
+    } else if (!have_pid && ParsePid(a, &pid)) {
+      have_pid = true;
+    } else {
+      fprintf(stderr, "gonet stats: usage: gonet stats PID [--json] [--watch INTERVAL]\n");
+      return kExitUsage;
+    }
+  }
+  if (!have_pid) {
+    fprintf(stderr, "gonet stats: usage: gonet stats PID [--json] [--watch INTERVAL]\n");
+    return kExitUsage;
+  }
+  Segment seg;
+  if (int rc = OpenSegment("stats", pid, /*writable=*/false, &seg)) return rc;
+  std::vector<int64_t> previous;
+  for (bool first = true;; first = false) {
+    if (json) {
+      PrintStatsJson(seg);
+    } else {
+      PrintStatsText(seg, first || watch_ns == 0 ? nullptr : &previous);
+    }
+    if (watch_ns == 0) return 0;
+    previous.resize(seg.header->counter_count);
+    for (uint32_t i = 0; i < seg.header->counter_count; ++i) previous[i] = seg.Counter(i);
+    timespec ts{static_cast<time_t>(watch_ns / 1000000000),
+                static_cast<long>(watch_ns % 1000000000)};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+    // The program unlinks its segment when it exits; a killed one just goes away.
+    if (!ProcessExists(pid) || !MapsSegment(pid, seg.path)) {
+      fprintf(stderr, "gonet stats: process %ld exited\n", pid);
+      if (access(seg.path.c_str(), F_OK) == 0 && !ProcessExists(pid)) unlink(seg.path.c_str());
+      return 0;
+    }
+    if (!json) printf("\n");
+  }
 }
 
+// ---- dump ----
+
+namespace {
+
+// A thread found blocked in a socket call, from /proc/PID/task/TID/syscall.
+struct BlockedThread {
+  int tid = 0;
+  long syscall = -1;
+  long fd = -1;
+  std::string comm;
+  bool signalled = false;
+};
+
+std::string ReadSmallFile(const std::string& path) {
+  FILE* f = fopen(path.c_str(), "r");
+  if (f == nullptr) return "";
+  char buf[512];
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[n] = '\0';
+  std::string s(buf);
+  while (!s.empty() && s.back() == '\n') s.pop_back();
+  return s;
+}
+
+// The receive and accept calls core makes as raw syscalls (io_ops.cc, conn_ops.cc): the only
+// ones a dump interrupts (dump.h says why).
+bool SignalSafeSyscall(long nr) {
+  return nr == SYS_recvfrom || nr == SYS_recvmsg || nr == SYS_recvmmsg || nr == SYS_accept ||
+         nr == SYS_accept4;
+}
+
+bool SocketSyscall(long nr) {
+  return SignalSafeSyscall(nr) || nr == SYS_sendto || nr == SYS_sendmsg || nr == SYS_sendmmsg ||
+         nr == SYS_connect;
+}
+
+const char* SyscallOp(long nr) {
+  switch (nr) {
+    case SYS_recvfrom:
+    case SYS_recvmsg:
+    case SYS_recvmmsg:
+      return "r";
+    case SYS_sendto:
+    case SYS_sendmsg:
+    case SYS_sendmmsg:
+      return "w";
+    case SYS_accept:
+    case SYS_accept4:
+      return "a";
+    case SYS_connect:
+      return "c";
+    default:
+      return "?";
+  }
+}
+
+const char* OpName(int op) {
+  switch (op) {
+    case 'r':
+      return "recv";
+    case 'w':
+      return "send";
+    case 'a':
+      return "accept";
+    case 'c':
+      return "connect";
+    default:
+      return "?";
+  }
+}
+
+std::vector<BlockedThread> FindBlockedThreads(long pid, bool* readable) {
+  std::vector<BlockedThread> out;
+  *readable = true;
+  std::string task = "/proc/" + std::to_string(pid) + "/task";
+  DIR* d = opendir(task.c_str());
+  if (d == nullptr) return out;
+  while (dirent* e = readdir(d)) {
+    long tid = 0;
+    if (!ParsePid(e->d_name, &tid)) continue;
+    std::string base = task + "/" + e->d_name;
+    std::string sc = ReadSmallFile(base + "/syscall");
+    if (sc.empty()) {
+      // Needs ptrace-attach rights (e.g. yama ptrace_scope >= 1 for a non-root user).
+      if (access((base + "/syscall").c_str(), R_OK) != 0 || errno == EACCES) *readable = false;
+      continue;
+    }
+    // "NR arg0 arg1 ... sp pc", or "running", or "-1 sp pc" outside a syscall.
+    char* end = nullptr;
+    long nr = strtol(sc.c_str(), &end, 10);
+    if (end == sc.c_str() || !SocketSyscall(nr)) continue;
+    BlockedThread t;
+    t.tid = static_cast<int>(tid);
+    t.syscall = nr;
+    t.fd = strtol(end, nullptr, 16);
+    t.comm = ReadSmallFile(base + "/comm");
+    out.push_back(t);
+  }
+  closedir(d);
+  std::sort(out.begin(), out.end(),
+            [](const BlockedThread& a, const BlockedThread& b) { return a.tid < b.tid; });
+  return out;
+}
+
+std::string FormatAddress(const unsigned char* raw, uint32_t len) {
+  if (len < sizeof(sa_family_t)) return "-";
+  sockaddr_storage ss{};
+  memcpy(&ss, raw, std::min<size_t>(len, sizeof ss));
+  char host[INET6_ADDRSTRLEN] = "?";
+  if (ss.ss_family == AF_INET) {
+    auto* a = reinterpret_cast<sockaddr_in*>(&ss);
+    inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
+    return std::string(host) + ":" + std::to_string(ntohs(a->sin_port));
+  }
+  if (ss.ss_family == AF_INET6) {
+    auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
+    inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
+    return "[" + std::string(host) + "]:" + std::to_string(ntohs(a->sin6_port));
+  }
+  if (ss.ss_family == AF_UNIX) {
+    auto* a = reinterpret_cast<sockaddr_un*>(&ss);
+    size_t n = len > offsetof(sockaddr_un, sun_path) ? len - offsetof(sockaddr_un, sun_path) : 0;
+    if (n == 0) return "unix:(unnamed)";
+    if (a->sun_path[0] == '\0') return "unix:@" + std::string(a->sun_path + 1, n - 1);
+    return "unix:" + std::string(a->sun_path, strnlen(a->sun_path, n));
+  }
+  return "family " + std::to_string(ss.ss_family);
+}
+
+struct Mapping {
+  uint64_t start, end;
+  std::string path;
+};
+
+std::vector<Mapping> ReadMaps(long pid) {
+  std::vector<Mapping> out;
+  FILE* f = fopen(("/proc/" + std::to_string(pid) + "/maps").c_str(), "r");
+  if (f == nullptr) return out;
+  char line[4096];
+  while (fgets(line, sizeof line, f) != nullptr) {
+    unsigned long long start = 0, end = 0;
+    int path_at = 0;
+    if (sscanf(line, "%llx-%llx %*s %*s %*s %*s %n", &start, &end, &path_at) < 2) continue;
+    std::string path = path_at > 0 ? std::string(line + path_at) : "";
+    while (!path.empty() && (path.back() == '\n' || path.back() == ' ')) path.pop_back();
+    out.push_back({start, end, path});
+  }
+  fclose(f);
+  return out;
+}
+
+std::string ModuleOf(const std::vector<Mapping>& maps, uint64_t pc) {
+  for (const Mapping& m : maps) {
+    if (pc >= m.start && pc < m.end) return m.path;
+  }
+  return "";
+}
+
+std::string Demangle(const char* name) {
+  if (name[0] == '\0') return "?";
+  int status = 0;
+  char* d = abi::__cxa_demangle(name, nullptr, nullptr, &status);
+  if (d == nullptr) return name;
+  std::string s(d);
+  free(d);
+  return s;
+}
+
+int SendRequest(long pid, int tid, uint64_t seq) {
+  siginfo_t si{};
+  si.si_signo = SIGURG;
+  si.si_code = SI_QUEUE;
+  si.si_pid = getpid();
+  si.si_uid = getuid();
+  si.si_value.sival_ptr = reinterpret_cast<void*>(core::DumpSignalValue(seq));
+  return static_cast<int>(syscall(SYS_rt_tgsigqueueinfo, pid, tid, SIGURG, &si));
+}
+
+// The dumper's bound on waiting for answers: a blocked thread answers within microseconds; one
+// that does not (it blocks SIGURG, or left the call) is reported as such rather than waited for.
+constexpr int64_t kAnswerLimitNs = 500 * 1000000LL;
+
+}  // namespace
+
 int DumpCommand(int argc, char** argv) {
-  return Inspect("dump", "list the parked fibers of a running program: fd, op, since, backtrace",
-                 argc, argv);
+  if (argc == 1 && IsHelp(argv[0])) {
+    fputs(kDumpUsage, stdout);
+    return 0;
+  }
+  long pid = 0;
+  if (argc != 1 || !ParsePid(argv[0], &pid)) {
+    fprintf(stderr, "gonet dump: usage: gonet dump PID\n");
+    return kExitUsage;
+  }
+  Segment seg;
+  if (int rc = OpenSegment("dump", pid, /*writable=*/true, &seg)) return rc;
+  const ShmHeader& h = *seg.header;
+  // One dump at a time per program: the request number and slot counter are the dumper's.
+  int64_t lock_until = MonoNs() + 2 * 1000000000LL;
+  while (flock(seg.fd, LOCK_EX | LOCK_NB) != 0) {
+    if (MonoNs() > lock_until) {
+      fprintf(stderr, "gonet dump: another gonet dump of process %ld is in progress\n", pid);
+      return kExitFailed;
+    }
+    usleep(10000);
+  }
+  DumpArea* area = seg.Area();
+  bool can_signal = (h.flags & core::kShmFlagKernelWait) != 0;
+  bool readable = true;
+  std::vector<BlockedThread> blocked = FindBlockedThreads(pid, &readable);
+  uint64_t seq = area->seq.load(std::memory_order_relaxed) + 1;
+  area->used.store(0, std::memory_order_relaxed);
+  area->seq.store(seq, std::memory_order_seq_cst);
+  int signalled = 0;
+  if (can_signal) {
+    for (BlockedThread& t : blocked) {
+      if (!SignalSafeSyscall(t.syscall)) continue;
+      if (SendRequest(pid, t.tid, seq) == 0) {
+        t.signalled = true;
+        ++signalled;
+      }
+    }
+  }
+  // Wait (bounded) for every signalled thread's answer.
+  std::vector<const DumpSlot*> answers;
+  int64_t until = MonoNs() + kAnswerLimitNs;
+  for (;;) {
+    answers.clear();
+    uint32_t used = std::min(area->used.load(std::memory_order_acquire), core::kDumpSlots);
+    for (uint32_t i = 0; i < used; ++i) {
+      if (area->slots[i].seq.load(std::memory_order_acquire) == seq) {
+        answers.push_back(&area->slots[i]);
+      }
+    }
+    if (static_cast<int>(answers.size()) >= signalled || MonoNs() > until) break;
+    usleep(2000);
+  }
+  bool have_waits = area->waits_done.load(std::memory_order_acquire) == seq;
+  std::vector<Mapping> maps = ReadMaps(pid);
+  int64_t now = MonoNs();
+
+  printf("gonet dump: pid %d, mode %s, uptime %s: %zu thread(s) blocked in socket calls\n", h.pid,
+         ModeName(h.mode), Seconds(now - h.start_mono_ns).c_str(), blocked.size());
+  if (!readable) {
+    printf(
+        "  (some threads' /proc/%ld/task/*/syscall could not be read: run as root, or allow "
+        "ptrace of your own processes)\n",
+        pid);
+  }
+  if (!can_signal) {
+    printf(
+        "  (mode %s: blocked operations wait on the netpoller, not in the kernel; this dump "
+        "lists kernel-blocked threads only, without backtraces)\n",
+        ModeName(h.mode));
+  }
+  for (const BlockedThread& t : blocked) {
+    const DumpSlot* s = nullptr;
+    for (const DumpSlot* a : answers) {
+      if (a->tid == t.tid) s = a;
+    }
+    const core::DumpWait* w = nullptr;
+    if (have_waits) {
+      uint32_t n = std::min(area->waits_count.load(std::memory_order_relaxed), core::kDumpWaits);
+      for (uint32_t i = 0; i < n; ++i) {
+        if (area->waits[i].tid == t.tid) w = &area->waits[i];
+      }
+    }
+    printf("\n");
+    if (s != nullptr) {
+      printf("thread %d \"%s\": fd %d, op %c (%s), waiting %s\n", t.tid, t.comm.c_str(), s->fd,
+             static_cast<char>(s->op), OpName(s->op), Seconds(s->now_ns - s->since_ns).c_str());
+      printf("  local %s  peer %s\n", FormatAddress(s->local, s->local_len).c_str(),
+             FormatAddress(s->peer, s->peer_len).c_str());
+      int frames = std::min(s->nframes, core::kDumpFrames);
+      for (int i = 0; i < frames; ++i) {
+        char name[core::kDumpNameSize + 1];
+        memcpy(name, s->name[i], core::kDumpNameSize);
+        name[core::kDumpNameSize] = '\0';
+        std::string module = ModuleOf(maps, s->pc[i]);
+        printf("  #%-2d 0x%016llx %s+0x%llx  %s\n", i, static_cast<unsigned long long>(s->pc[i]),
+               Demangle(name).c_str(), static_cast<unsigned long long>(s->offset[i]),
+               module.empty() ? "?" : module.c_str());
+      }
+      continue;
+    }
+    int op = w != nullptr ? w->op : SyscallOp(t.syscall)[0];
+    printf("thread %d \"%s\": fd %ld, op %c (%s)", t.tid, t.comm.c_str(), t.fd,
+           static_cast<char>(op), OpName(op));
+    if (w != nullptr) printf(", waiting %s", Seconds(area->waits_now_ns - w->since_ns).c_str());
+    printf("\n");
+    if (!can_signal) {
+      printf("  (no backtrace in mode %s)\n", ModeName(h.mode));
+    } else if (!SignalSafeSyscall(t.syscall)) {
+      printf("  (no backtrace: interrupting a blocking %s could change its result)\n", OpName(op));
+    } else if (t.signalled) {
+      printf("  (no answer within %s: the thread blocks SIGURG, or is not in a gonet call)\n",
+             Seconds(kAnswerLimitNs).c_str());
+    } else {
+      printf("  (no backtrace: the request could not be sent: %s)\n", strerror(errno));
+    }
+  }
+  if (blocked.empty()) printf("\n(no thread is blocked in a socket call)\n");
+  fflush(stdout);
+  return 0;
 }
 
 }  // namespace gonet::cli
