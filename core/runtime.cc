@@ -11,6 +11,7 @@
 #include "core/config.h"
 #include "core/faults.h"
 #include "core/fd_table.h"
+#include "core/fiber_scheduler.h"
 #include "core/kernel_wait.h"
 #include "core/netpoller.h"
 #include "core/poll_desc.h"
@@ -58,6 +59,11 @@ void Configure(const Config& c) {
 }  // namespace
 
 void StartNetpollerDriver() {
+  // Fibers mode: no driver thread; idle workers poll (fiber_scheduler.h), so start them.
+  if (g_mode == RunMode::kFibers) {
+    FiberScheduler::EnsureStarted();
+    return;
+  }
   if (GONET_LIKELY(g_driver_state.load(std::memory_order_acquire) == 2)) return;
   int expect = 0;
   if (!g_driver_state.compare_exchange_strong(expect, 1, std::memory_order_acq_rel)) return;

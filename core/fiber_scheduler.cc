@@ -1,0 +1,564 @@
+#include "core/fiber_scheduler.h"
+
+#include <dlfcn.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/mman.h>
+
+#include <new>
+#include <utility>
+#include <vector>
+
+#include "core/base.h"
+#include "core/netpoller.h"
+#include "core/runtime.h"
+#include "core/stats.h"
+#include "core/sys.h"
+
+namespace gonet::core {
+
+// One worker OS thread (Go's M with its P).
+struct FiberWorker {
+  enum : uint32_t { kBusy = 0, kSleeping = 1, kPolling = 2 };
+
+  // Run queue (any thread pushes, the worker pops).
+  Spinlock mu;
+  FiberTask* head GONET_GUARDED_BY(mu) = nullptr;
+  FiberTask* tail GONET_GUARDED_BY(mu) = nullptr;
+  // What the worker is doing when idle; the futex word a sleeping worker waits on.
+  std::atomic<uint32_t> idle{kBusy};
+  // Timer heap ordered by timer_deadline_ns_ (this worker's thread only).
+  std::vector<FiberTask*> timers;
+  pthread_t thread{};
+
+  void Push(FiberTask* t) {
+    SpinGuard g(mu);
+    t->next_ = nullptr;
+    if (tail != nullptr) {
+      tail->next_ = t;
+    } else {
+      head = t;
+    }
+    tail = t;
+  }
+  FiberTask* Pop() {
+    SpinGuard g(mu);
+    FiberTask* t = head;
+    if (t != nullptr) {
+      head = t->next_;
+      if (head == nullptr) tail = nullptr;
+    }
+    return t;
+  }
+  bool HasWork() {
+    SpinGuard g(mu);
+    return head != nullptr;
+  }
+
+  // Timer heap.
+  bool Less(int i, int j) const { return timers[i]->timer_deadline_ns_ < timers[j]->timer_deadline_ns_; }
+  void Swap(int i, int j) {
+    std::swap(timers[i], timers[j]);
+    timers[i]->heap_index_ = i;
+    timers[j]->heap_index_ = j;
+  }
+  void Up(int i) {
+    while (i > 0 && Less(i, (i - 1) / 2)) {
+      Swap(i, (i - 1) / 2);
+      i = (i - 1) / 2;
+    }
+  }
+  void Down(int i) {
+    int n = static_cast<int>(timers.size());
+    for (;;) {
+      int m = i, l = 2 * i + 1, r = l + 1;
+      if (l < n && Less(l, m)) m = l;
+      if (r < n && Less(r, m)) m = r;
+      if (m == i) return;
+      Swap(i, m);
+      i = m;
+    }
+  }
+  void AddTimer(FiberTask* t) {
+    t->heap_index_ = static_cast<int>(timers.size());
+    timers.push_back(t);
+    Up(t->heap_index_);
+  }
+  void RemoveTimer(FiberTask* t) {
+    int i = t->heap_index_;
+    int last = static_cast<int>(timers.size()) - 1;
+    if (i != last) Swap(i, last);
+    timers.pop_back();
+    t->heap_index_ = -1;
+    if (i != last) {
+      Down(i);
+      Up(i);
+    }
+  }
+  int64_t NextTimer() const { return timers.empty() ? 0 : timers[0]->timer_deadline_ns_; }
+
+  // The scheduler's steps that touch task internals (FiberWorker is FiberTask's friend).
+  void FireTimers();
+  void Run(FiberTask* t);
+  static FiberTask* AllocTask();
+  static void Recycle(FiberTask* t);
+  static void OnExit(FiberTask* t);
+};
+
+namespace {
+
+constexpr uint32_t kTaskIdBit = uint32_t{1} << 30;  // kernel tids stay below 2^22
+constexpr size_t kMaxTasks = size_t{1} << 20;
+constexpr int64_t kBusyPollIntervalNs = 1000000;
+
+FiberWorker* g_workers = nullptr;
+int g_nworkers = 0;
+std::atomic<int> g_started{0};  // 0 not yet, 1 starting, 2 running, 3 failed
+std::atomic<uint32_t> g_next_worker{0};
+std::atomic<bool> g_poller_busy{false};  // a worker holds the poller role
+std::atomic<int64_t> g_last_poll_ns{0};
+
+__thread FiberTask* t_current __attribute__((tls_model("initial-exec"))) = nullptr;
+__thread FiberWorker* t_worker __attribute__((tls_model("initial-exec"))) = nullptr;
+
+// Tasks are type-stable (parker.h: a late Unpark must land on valid memory), and a pthread_t
+// must be recognisable as a task: they live in one reserved range and are recycled, never freed.
+FiberTask* g_task_base = nullptr;
+std::atomic<size_t> g_task_count{0};
+Spinlock g_free_mu;
+FiberTask* g_free GONET_GUARDED_BY(g_free_mu) = nullptr;
+
+std::atomic<void (*)(void*)> g_key_dtors[PTHREAD_KEYS_MAX];
+
+// pthread_pause-free unwinding for pthread_exit in a fiber.
+struct FiberExitUnwind {};
+
+long FutexWaitUntil(std::atomic<uint32_t>* word, uint32_t val, int64_t deadline_ns) {
+  if (deadline_ns == 0) {
+    return sys::Call(SYS_futex, word, FUTEX_WAIT | FUTEX_PRIVATE_FLAG, val, nullptr);
+  }
+  timespec ts{static_cast<time_t>(deadline_ns / 1000000000),
+              static_cast<long>(deadline_ns % 1000000000)};
+  return sys::Call(SYS_futex, word, FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG, val, &ts, nullptr,
+                   FUTEX_BITSET_MATCH_ANY);
+}
+
+void FutexWake(std::atomic<uint32_t>* word) {
+  sys::Call(SYS_futex, word, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, 1);
+}
+
+// Queues t on its home worker and makes sure that worker will look at its queue.
+void MakeRunnable(FiberTask* t, FiberWorker* w) {
+  w->Push(t);
+  if (t_worker == w) return;  // the worker itself: it checks its queue before idling
+  // seq_cst load after the queue lock's release, paired with the worker's seq_cst store of its
+  // idle state before it takes the queue lock to look: one of the two sees the other.
+  uint32_t s = w->idle.load(std::memory_order_seq_cst);
+  if (s == FiberWorker::kSleeping) {
+    if (w->idle.compare_exchange_strong(s, FiberWorker::kBusy, std::memory_order_seq_cst)) {
+      FutexWake(&w->idle);
+    }
+  } else if (s == FiberWorker::kPolling) {
+    Netpoller::Get().Break();
+  }
+}
+
+void WakeOneSleeper(FiberWorker* self) {
+  for (int i = 0; i < g_nworkers; ++i) {
+    FiberWorker* w = &g_workers[i];
+    if (w == self) continue;
+    uint32_t s = FiberWorker::kSleeping;
+    if (w->idle.compare_exchange_strong(s, FiberWorker::kBusy, std::memory_order_seq_cst)) {
+      FutexWake(&w->idle);
+      return;
+    }
+  }
+}
+
+void PollAsPoller(int64_t delay_ns) {
+  Netpoller::Get().Poll(delay_ns);
+  g_last_poll_ns.store(Nanotime(), std::memory_order_relaxed);
+}
+
+// Go's findrunnable, once nothing is queued: poll (one worker at a time) or sleep.
+void Idle(FiberWorker* w) {
+  bool poller = !g_poller_busy.exchange(true, std::memory_order_acq_rel);
+  w->idle.store(poller ? FiberWorker::kPolling : FiberWorker::kSleeping, std::memory_order_seq_cst);
+  if (w->HasWork()) {
+    w->idle.store(FiberWorker::kBusy, std::memory_order_seq_cst);
+    if (poller) g_poller_busy.store(false, std::memory_order_release);
+    return;
+  }
+  int64_t next = w->NextTimer();
+  if (poller) {
+    int64_t delay = -1;
+    if (next != 0) {
+      delay = next - Nanotime();
+      if (delay < 0) delay = 0;
+    }
+    PollAsPoller(delay);
+    w->idle.store(FiberWorker::kBusy, std::memory_order_seq_cst);
+    g_poller_busy.store(false, std::memory_order_release);
+    // We are about to run what the poll found: let a sleeping worker take over the polling, so
+    // that readiness for its own fibers is not held up by ours.
+    if (g_nworkers > 1 && w->HasWork()) WakeOneSleeper(w);
+  } else {
+    FutexWaitUntil(&w->idle, FiberWorker::kSleeping, next);
+    w->idle.store(FiberWorker::kBusy, std::memory_order_seq_cst);
+  }
+}
+
+void MaybePollBusy() {
+  int64_t now = Nanotime();
+  if (now - g_last_poll_ns.load(std::memory_order_relaxed) < kBusyPollIntervalNs) return;
+  if (g_poller_busy.exchange(true, std::memory_order_acq_rel)) return;
+  PollAsPoller(0);
+  g_poller_busy.store(false, std::memory_order_release);
+}
+
+}  // namespace
+
+void FiberWorker::FireTimers() {
+  FiberWorker* w = this;
+  if (w->timers.empty()) return;
+  int64_t now = Nanotime();
+  while (!w->timers.empty() && w->timers[0]->timer_deadline_ns_ <= now) {
+    FiberTask* t = w->timers[0];
+    w->RemoveTimer(t);
+    uint64_t parked = (t->timer_seq_ << 2) | 2;  // kParked of the park that set the timer
+    if (t->state_.compare_exchange_strong(parked, t->timer_seq_ << 2, std::memory_order_seq_cst)) {
+      t->timed_out_ = true;
+      w->Push(t);
+    }
+    // Otherwise the task was unparked already: a stale timer, nothing to do.
+  }
+}
+
+void FiberWorker::Run(FiberTask* t) {
+  FiberWorker* w = this;
+  t_current = t;
+  bool finished = t->fiber_.Resume();
+  t_current = nullptr;
+  if (finished) {
+    OnExit(t);
+    return;
+  }
+  auto action = std::exchange(t->action_, FiberTask::Action::kNone);
+  if (action == FiberTask::Action::kYield || (action == FiberTask::Action::kPark && !t->CommitPark())) {
+    w->Push(t);
+  }
+}
+
+namespace {
+
+void* WorkerMain(void* arg) {
+  auto* w = static_cast<FiberWorker*>(arg);
+  t_worker = w;
+  pthread_setname_np(pthread_self(), "gonet-worker");
+  for (;;) {
+    w->FireTimers();
+    if (FiberTask* t = w->Pop()) {
+      w->Run(t);
+      MaybePollBusy();
+      continue;
+    }
+    Idle(w);
+  }
+  return nullptr;
+}
+
+int CpusAllowed() {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0) {
+    int n = CPU_COUNT(&set);
+    if (n > 0) return n;
+  }
+  return 1;
+}
+
+// Workers are real OS threads: libc's pthread_create, not the hook that would make them fibers.
+using CreateFn = int (*)(pthread_t*, const pthread_attr_t*, void* (*)(void*), void*);
+CreateFn RealPthreadCreate() {
+  static CreateFn fn = reinterpret_cast<CreateFn>(dlsym(RTLD_NEXT, "pthread_create"));
+  return fn != nullptr ? fn : &pthread_create;
+}
+
+}  // namespace
+
+FiberTask* FiberWorker::AllocTask() {
+  {
+    SpinGuard g(g_free_mu);
+    if (FiberTask* t = g_free) {
+      g_free = t->free_next_;
+      return t;
+    }
+  }
+  size_t i = g_task_count.fetch_add(1, std::memory_order_relaxed);
+  if (i >= kMaxTasks) {
+    g_task_count.fetch_sub(1, std::memory_order_relaxed);
+    return nullptr;
+  }
+  FiberTask* t = new (&g_task_base[i]) FiberTask();
+  t->id_ = kTaskIdBit | static_cast<uint32_t>(i + 1);
+  return t;
+}
+
+void FiberWorker::Recycle(FiberTask* t) {
+  if (t->specific_ != nullptr) {
+    for (int i = 0; i < PTHREAD_KEYS_MAX; ++i) t->specific_[i] = nullptr;
+  }
+  SpinGuard g(g_free_mu);
+  t->free_next_ = g_free;
+  g_free = t;
+}
+
+void FiberWorker::OnExit(FiberTask* t) {
+  Count(Stats().fibers_live, -1);
+  bool detached;
+  Parker* joiner;
+  {
+    SpinGuard g(t->join_mu_);
+    t->exited_ = true;
+    detached = t->detached_;
+    joiner = t->joiner_;
+  }
+  if (detached) {
+    Recycle(t);
+  } else if (joiner != nullptr) {
+    joiner->Unpark();  // parkers are type-stable: safe even if the joiner already left
+  }
+}
+
+namespace {
+Parker* LookupCurrentTask() { return t_current; }
+}  // namespace
+
+// --- FiberTask ---------------------------------------------------------------------------------
+
+ParkResult FiberTask::Park(int64_t deadline_ns, WaitKind) {
+  uint64_t s = state_.load(std::memory_order_seq_cst);
+  while ((s & kStMask) == kPermit) {
+    if (state_.compare_exchange_weak(s, s & ~kStMask, std::memory_order_seq_cst)) {
+      return ParkResult::kUnparked;
+    }
+  }
+  if (deadline_ns != 0) {
+    if (deadline_ns <= Nanotime()) return ParkResult::kTimedOut;
+    timer_deadline_ns_ = deadline_ns;
+    timer_seq_ = (s >> 2) + 1;  // the seq CommitPark will give this park
+    home_->AddTimer(this);
+  }
+  timed_out_ = false;
+  action_ = Action::kPark;
+  fiber_.Suspend();
+  if (heap_index_ >= 0) home_->RemoveTimer(this);
+  if (timed_out_) {
+    timed_out_ = false;
+    Count(Stats().wakes_timeout);
+    return ParkResult::kTimedOut;
+  }
+  return ParkResult::kUnparked;
+}
+
+bool FiberTask::CommitPark() {
+  uint64_t s = state_.load(std::memory_order_seq_cst);
+  for (;;) {
+    if ((s & kStMask) == kPermit) {
+      if (state_.compare_exchange_weak(s, s & ~kStMask, std::memory_order_seq_cst)) return false;
+      continue;
+    }
+    uint64_t parked = (((s >> 2) + 1) << 2) | kParked;
+    if (state_.compare_exchange_weak(s, parked, std::memory_order_seq_cst)) return true;
+  }
+}
+
+void FiberTask::Unpark() {
+  uint64_t s = state_.load(std::memory_order_seq_cst);
+  for (;;) {
+    switch (s & kStMask) {
+      case kPermit:
+        return;
+      case kRun:
+        if (state_.compare_exchange_weak(s, s | kPermit, std::memory_order_seq_cst)) return;
+        break;
+      default:  // kParked: whoever moves it back to kRun queues it
+        if (state_.compare_exchange_weak(s, s & ~kStMask, std::memory_order_seq_cst)) {
+          MakeRunnable(this, home_);
+          return;
+        }
+        break;
+    }
+  }
+}
+
+void FiberTask::Yield() {
+  action_ = Action::kYield;
+  fiber_.Suspend();
+}
+
+void FiberTask::Entry(void* self) {
+  auto* t = static_cast<FiberTask*>(self);
+  try {
+    t->retval_ = t->start_(t->arg_);
+  } catch (FiberExitUnwind&) {
+    // pthread_exit: retval_ already set.
+  }
+  t->RunKeyDestructors();
+}
+
+void FiberTask::Exit(void* retval) {
+  retval_ = retval;
+  throw FiberExitUnwind{};
+}
+
+void FiberTask::RunKeyDestructors() {
+  if (specific_ == nullptr) return;
+  // As glibc: up to PTHREAD_DESTRUCTOR_ITERATIONS passes while destructors set new values.
+  for (int pass = 0; pass < PTHREAD_DESTRUCTOR_ITERATIONS; ++pass) {
+    bool any = false;
+    for (int k = 0; k < PTHREAD_KEYS_MAX; ++k) {
+      void* v = specific_[k];
+      if (v == nullptr) continue;
+      specific_[k] = nullptr;
+      if (auto dtor = g_key_dtors[k].load(std::memory_order_acquire)) {
+        dtor(v);
+        any = true;
+      }
+    }
+    if (!any) return;
+  }
+}
+
+void* FiberTask::GetSpecific(pthread_key_t key) const {
+  if (specific_ == nullptr || key >= PTHREAD_KEYS_MAX) return nullptr;
+  return specific_[key];
+}
+
+int FiberTask::SetSpecific(pthread_key_t key, const void* value) {
+  if (key >= PTHREAD_KEYS_MAX) return EINVAL;
+  if (specific_ == nullptr) {
+    if (value == nullptr) return 0;
+    specific_ = new (std::nothrow) void*[PTHREAD_KEYS_MAX]();
+    if (specific_ == nullptr) return ENOMEM;
+  }
+  specific_[key] = const_cast<void*>(value);
+  return 0;
+}
+
+int FiberTask::Join(void** retval) {
+  if (this == t_current) return EDEADLK;
+  Parker* me = CurrentParker();
+  {
+    SpinGuard g(join_mu_);
+    if (detached_ || joiner_ != nullptr) return EINVAL;
+    joiner_ = me;
+  }
+  for (;;) {
+    {
+      SpinGuard g(join_mu_);
+      if (exited_) break;
+    }
+    me->Park(0, WaitKind::kRestartable);  // a signal only makes us look again
+  }
+  if (retval != nullptr) *retval = retval_;
+  FiberWorker::Recycle(this);
+  return 0;
+}
+
+int FiberTask::Detach() {
+  {
+    SpinGuard g(join_mu_);
+    if (detached_ || joiner_ != nullptr) return EINVAL;
+    if (!exited_) {
+      detached_ = true;
+      return 0;
+    }
+  }
+  FiberWorker::Recycle(this);
+  return 0;
+}
+
+// --- FiberScheduler ----------------------------------------------------------------------------
+
+bool FiberScheduler::EnsureStarted() {
+  int s = g_started.load(std::memory_order_acquire);
+  if (GONET_LIKELY(s == 2)) return true;
+  int expect = 0;
+  if (g_started.compare_exchange_strong(expect, 1, std::memory_order_acq_rel)) {
+    int n = config().workers > 0 ? config().workers : CpusAllowed();
+    void* tasks = mmap(nullptr, kMaxTasks * sizeof(FiberTask), PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    auto* workers = new (std::nothrow) FiberWorker[n];
+    if (tasks == MAP_FAILED || workers == nullptr) {
+      g_started.store(3, std::memory_order_release);
+      return false;
+    }
+    g_task_base = static_cast<FiberTask*>(tasks);
+    g_workers = workers;
+    g_nworkers = n;
+    g_last_poll_ns.store(Nanotime(), std::memory_order_relaxed);
+    SetParkerLookup(&LookupCurrentTask);
+    int started = 0;
+    for (int i = 0; i < n; ++i) {
+      if (RealPthreadCreate()(&workers[i].thread, nullptr, &WorkerMain, &workers[i]) == 0) {
+        pthread_detach(workers[i].thread);
+        ++started;
+      }
+    }
+    // A worker that failed to start would strand the tasks given to it: use only the first ones.
+    g_nworkers = started;
+    g_started.store(started > 0 ? 2 : 3, std::memory_order_release);
+    return started > 0;
+  }
+  while ((s = g_started.load(std::memory_order_acquire)) == 1) sched_yield();
+  return s == 2;
+}
+
+int FiberScheduler::Spawn(size_t stack_bytes, void* (*start)(void*), void* arg, bool detached,
+                          FiberTask** out) {
+  if (!EnsureStarted()) return EAGAIN;
+  FiberTask* t = FiberWorker::AllocTask();
+  if (t == nullptr) return EAGAIN;
+  t->start_ = start;
+  t->arg_ = arg;
+  t->retval_ = nullptr;
+  t->action_ = FiberTask::Action::kNone;
+  t->heap_index_ = -1;
+  t->timed_out_ = false;
+  {
+    SpinGuard g(t->join_mu_);
+    t->exited_ = false;
+    t->detached_ = detached;
+    t->joiner_ = nullptr;
+  }
+  uint32_t i = g_next_worker.fetch_add(1, std::memory_order_relaxed);
+  t->home_ = &g_workers[i % static_cast<uint32_t>(g_nworkers)];
+  if (!t->fiber_.Start(stack_bytes, &FiberTask::Entry, t)) {
+    FiberWorker::Recycle(t);
+    return EAGAIN;
+  }
+  Count(Stats().fibers_live);
+  *out = t;  // before it can run: the task may call pthread_self and compare
+  MakeRunnable(t, t->home_);
+  return 0;
+}
+
+FiberTask* FiberScheduler::Current() { return t_current; }
+
+bool FiberScheduler::IsTask(const void* p) {
+  if (g_task_base == nullptr) return false;
+  auto a = reinterpret_cast<uintptr_t>(p);
+  auto b = reinterpret_cast<uintptr_t>(g_task_base);
+  size_t n = g_task_count.load(std::memory_order_acquire);
+  return a >= b && a < b + n * sizeof(FiberTask) && (a - b) % sizeof(FiberTask) == 0;
+}
+
+int FiberScheduler::workers() { return g_nworkers; }
+
+void FiberScheduler::NoteKeyDestructor(pthread_key_t key, void (*destructor)(void*)) {
+  if (key < PTHREAD_KEYS_MAX) g_key_dtors[key].store(destructor, std::memory_order_release);
+}
+
+}  // namespace gonet::core

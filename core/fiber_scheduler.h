@@ -1,0 +1,128 @@
+// Fibers mode (M:N): pthread_create'd threads run as fibers on a pool of worker OS threads.
+//
+// FiberTask is one such thread (Go's g): a Fiber (fiber.h, the switch mechanism) plus its
+// scheduling state, and it is the Parker (parker.h) that CurrentParker() returns while it runs,
+// so a socket call, a mutex or a sleep in a fiber parks the fiber, not the worker.
+//
+// Park/Unpark state of a task (state_ = seq << 2 | st):
+//   kRun      running (or queued to run) with no permit. Unpark -> kPermit. The task's own Park
+//             suspends it; its worker then commits kRun(seq) -> kParked(seq+1).
+//   kPermit   running with a permit. Park consumes it (-> kRun) and returns at once; if it
+//             arrives after Park suspended but before the commit, the commit fails, consumes it
+//             and requeues the task (no lost wake-up: the commit runs only after the switch is
+//             complete, so no other worker can resume a half-suspended stack).
+//   kParked   suspended. Unpark (any thread) or the task's timer CASes kParked(seq) -> kRun(seq)
+//             and the winner, alone, queues the task on its worker. The timer compares the whole
+//             word, seq included, so a timer left from an earlier park can never wake a later one.
+// Timed parks: each worker has a timer heap (deadline order). Only the worker's own thread
+// touches it: a task adds itself before suspending, the worker fires it in its loop, and a task
+// woken early removes its entry when it resumes, so stale entries do not pile up.
+//
+// Scheduling, after Go's schedule()/findrunnable():
+//   - every worker has its own run queue; a task always runs on the worker it started on (its
+//     home). Tasks do not migrate, because code compiled for threads caches TLS addresses across
+//     calls (glibc declares __errno_location const): a fiber that parked on one worker and resumed
+//     on another would write errno into the first worker's TLS. New tasks are spread round-robin.
+//   - a worker with nothing to run fires its due timers, then becomes the poller if nobody is
+//     (one at a time): Netpoller::Poll with its nearest timer as the delay, so readiness is
+//     delivered by the worker that will run the woken fiber, with no thread hop. Other idle
+//     workers sleep on a futex until their nearest timer or until work is queued for them.
+//     An idle process makes no periodic wake-ups.
+//   - queuing a task for a worker wakes it: a futex wake if it sleeps, Netpoller::Break if it is
+//     the one polling, nothing if it is running (it looks at its queue before idling).
+//   - a busy worker polls without blocking if nobody has polled for 1 ms, so a worker that runs
+//     CPU-bound fibers cannot starve the others' I/O (Go's sysmon does this at 10 ms).
+//   - a poller that found work for itself wakes a sleeping worker to take over the polling.
+//
+// LOCKING: each worker's run-queue spinlock (1) and each task's join spinlock (2) are leaves:
+// never held together, never across a switch or a syscall, except the futex wake after the
+// queue lock is released. The task free list has its own leaf spinlock.
+#pragma once
+
+#include <pthread.h>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "core/fiber.h"
+#include "core/parker.h"
+#include "core/spinlock.h"
+
+namespace gonet::core {
+
+struct FiberWorker;
+
+class FiberTask final : public Parker {
+ public:
+  // Thread rule: Park only by the running task itself; Unpark from any thread.
+  ParkResult Park(int64_t deadline_ns, WaitKind kind) override;
+  void Unpark() override;
+  // Lets the other tasks of this worker run (sched_yield in a fiber).
+  void Yield();
+
+  // pthread_join/detach semantics. Join may be called from a fiber or an OS thread.
+  int Join(void** retval);
+  int Detach();
+  // pthread_exit in a fiber: unwinds the fiber's stack (running destructors) to its start.
+  [[noreturn]] void Exit(void* retval);
+
+  // Thread-specific data of this fiber (pthread_getspecific/setspecific).
+  void* GetSpecific(pthread_key_t key) const;
+  int SetSpecific(pthread_key_t key, const void* value);
+
+  // A process-unique id for mutex ownership; never a kernel tid (bit 30 set).
+  uint32_t id() const { return id_; }
+  const FiberStack& stack() const { return fiber_.stack(); }
+
+ private:
+  friend class FiberScheduler;
+  friend struct FiberWorker;
+  enum : uint64_t { kRun = 0, kPermit = 1, kParked = 2, kStMask = 3 };
+  enum class Action { kNone, kPark, kYield };
+
+  static void Entry(void* self);
+  bool CommitPark();  // on the worker, after the switch; false: a permit came, requeue
+  void RunKeyDestructors();
+
+  Fiber fiber_;
+  std::atomic<uint64_t> state_{kRun};
+  FiberWorker* home_ = nullptr;
+  FiberTask* next_ = nullptr;  // run queue link, guarded by home_'s queue lock
+  Action action_ = Action::kNone;
+  // Timer (home worker's thread only).
+  int64_t timer_deadline_ns_ = 0;
+  uint64_t timer_seq_ = 0;
+  int heap_index_ = -1;
+  bool timed_out_ = false;
+  // The thread it emulates.
+  void* (*start_)(void*) = nullptr;
+  void* arg_ = nullptr;
+  void** specific_ = nullptr;  // PTHREAD_KEYS_MAX slots, allocated on first setspecific
+  uint32_t id_ = 0;
+  Spinlock join_mu_;
+  bool exited_ GONET_GUARDED_BY(join_mu_) = false;
+  bool detached_ GONET_GUARDED_BY(join_mu_) = false;
+  Parker* joiner_ GONET_GUARDED_BY(join_mu_) = nullptr;
+  void* retval_ = nullptr;     // written by the task before it ends, read by the joiner
+  FiberTask* free_next_ = nullptr;  // free list link
+};
+
+class FiberScheduler {
+ public:
+  // Starts the workers once (first pthread_create or first armed fd). Thread rule: any thread.
+  // Returns false if no worker could be started.
+  static bool EnsureStarted();
+  // pthread_create: a new task with stack_bytes (0 = default), queued on a worker. 0 or EAGAIN.
+  static int Spawn(size_t stack_bytes, void* (*start)(void*), void* arg, bool detached,
+                   FiberTask** out);
+  // The task running on this thread, or nullptr (an OS thread, or a worker between tasks).
+  static FiberTask* Current();
+  // True if p is a FiberTask handle (a pthread_t that pthread_create returned in fibers mode).
+  static bool IsTask(const void* p);
+  static int workers();
+  // pthread_key_create: remember the destructor to run at fiber exit.
+  static void NoteKeyDestructor(pthread_key_t key, void (*destructor)(void*));
+};
+
+}  // namespace gonet::core

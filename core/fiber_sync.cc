@@ -1,0 +1,225 @@
+#include "core/fiber_sync.h"
+
+#include <unistd.h>
+
+#include "core/base.h"
+#include "core/fiber_scheduler.h"
+#include "core/parker.h"
+#include "core/spinlock.h"
+#include "core/sys.h"
+
+namespace gonet::core {
+namespace {
+
+// glibc's mutex __kind bits (nptl/pthreadP.h).
+constexpr int kKindMask = 3;  // PTHREAD_MUTEX_KIND_MASK_NP
+constexpr int kRobust = 16, kPrioInherit = 32, kPrioProtect = 64, kPshared = 128;
+constexpr unsigned kCondClockMonotonic = 2;  // __PTHREAD_COND_CLOCK_MONOTONIC_MASK in __wrefs
+
+struct Waiter {
+  const void* addr;
+  Parker* parker;
+  Waiter* next = nullptr;
+  Waiter* prev = nullptr;
+  std::atomic<bool> woken{false};
+};
+
+struct Bucket {
+  Spinlock mu;
+  Waiter* head GONET_GUARDED_BY(mu) = nullptr;
+  Waiter* tail GONET_GUARDED_BY(mu) = nullptr;
+
+  void Unlink(Waiter* w) GONET_REQUIRES(mu) {
+    (w->prev ? w->prev->next : head) = w->next;
+    (w->next ? w->next->prev : tail) = w->prev;
+    w->next = w->prev = nullptr;
+  }
+};
+
+constexpr int kBuckets = 251;  // prime, as Go's semTabSize
+Bucket g_table[kBuckets];
+
+Bucket& BucketFor(const void* addr) {
+  return g_table[(reinterpret_cast<uintptr_t>(addr) >> 3) % kBuckets];
+}
+
+__thread uint32_t t_tid __attribute__((tls_model("initial-exec"))) = 0;
+
+std::atomic_ref<int> Lock(pthread_mutex_t* m) { return std::atomic_ref<int>(m->__data.__lock); }
+std::atomic_ref<int> Owner(pthread_mutex_t* m) { return std::atomic_ref<int>(m->__data.__owner); }
+int Type(const pthread_mutex_t* m) { return m->__data.__kind & kKindMask; }
+
+std::atomic<uint32_t>* CondSeq(pthread_cond_t* c) {
+  return reinterpret_cast<std::atomic<uint32_t>*>(&c->__data.__wseq);
+}
+std::atomic<uint32_t>* CondWaiters(pthread_cond_t* c) {
+  return reinterpret_cast<std::atomic<uint32_t>*>(&c->__data.__g1_start);
+}
+
+}  // namespace
+
+int AddrWait(std::atomic<uint32_t>* addr, uint32_t expected, int64_t deadline_ns) {
+  Bucket& b = BucketFor(addr);
+  Waiter w{addr, CurrentParker()};
+  {
+    SpinGuard g(b.mu);
+    if (addr->load(std::memory_order_seq_cst) != expected) return 0;
+    w.prev = b.tail;
+    (b.tail ? b.tail->next : b.head) = &w;
+    b.tail = &w;
+  }
+  for (;;) {
+    ParkResult r = w.parker->Park(deadline_ns, WaitKind::kRestartable);
+    if (w.woken.load(std::memory_order_acquire)) return 0;
+    if (r == ParkResult::kUnparked) continue;  // a stale permit: keep waiting
+    SpinGuard g(b.mu);
+    if (w.woken.load(std::memory_order_acquire)) return 0;  // woken while leaving
+    b.Unlink(&w);
+    return r == ParkResult::kTimedOut ? ETIMEDOUT : 0;
+  }
+}
+
+int AddrWake(const void* addr, int n) {
+  Bucket& b = BucketFor(addr);
+  int woken = 0;
+  SpinGuard g(b.mu);
+  for (Waiter* w = b.head; w != nullptr && woken < n;) {
+    Waiter* next = w->next;
+    if (w->addr == addr) {
+      b.Unlink(w);
+      // The waiter may return, and its frame die, once woken is visible: read the parker first
+      // (parkers are type-stable, so the Unpark after that is safe).
+      Parker* p = w->parker;
+      w->woken.store(true, std::memory_order_release);
+      p->Unpark();
+      ++woken;
+    }
+    w = next;
+  }
+  return woken;
+}
+
+uint32_t CurrentOwnerId() {
+  if (FiberTask* t = FiberScheduler::Current()) return t->id();
+  if (GONET_UNLIKELY(t_tid == 0)) t_tid = static_cast<uint32_t>(sys::Call(SYS_gettid));
+  return t_tid;
+}
+
+bool MutexSupported(const pthread_mutex_t* m) {
+  return (m->__data.__kind & (kRobust | kPrioInherit | kPrioProtect | kPshared)) == 0;
+}
+
+int MutexTryLock(pthread_mutex_t* m) {
+  uint32_t me = CurrentOwnerId();
+  if (Type(m) == PTHREAD_MUTEX_RECURSIVE && static_cast<uint32_t>(Owner(m).load()) == me) {
+    if (m->__data.__count + 1 == 0) return EAGAIN;
+    ++m->__data.__count;
+    return 0;
+  }
+  int expect = 0;
+  if (!Lock(m).compare_exchange_strong(expect, 1, std::memory_order_acquire)) return EBUSY;
+  Owner(m).store(static_cast<int>(me), std::memory_order_relaxed);
+  m->__data.__count = 1;
+  return 0;
+}
+
+int MutexLock(pthread_mutex_t* m, int64_t deadline_ns) {
+  uint32_t me = CurrentOwnerId();
+  int type = Type(m);
+  if (type != PTHREAD_MUTEX_NORMAL && static_cast<uint32_t>(Owner(m).load()) == me &&
+      Lock(m).load() != 0) {
+    if (type == PTHREAD_MUTEX_ERRORCHECK) return EDEADLK;
+    if (type == PTHREAD_MUTEX_RECURSIVE) {
+      if (m->__data.__count + 1 == 0) return EAGAIN;
+      ++m->__data.__count;
+      return 0;
+    }
+  }
+  std::atomic_ref<int> lock = Lock(m);
+  int c = 0;
+  if (!lock.compare_exchange_strong(c, 1, std::memory_order_acquire)) {
+    if (c != 2) c = lock.exchange(2, std::memory_order_acquire);
+    while (c != 0) {
+      auto* word = reinterpret_cast<std::atomic<uint32_t>*>(&m->__data.__lock);
+      if (AddrWait(word, 2, deadline_ns) == ETIMEDOUT) return ETIMEDOUT;
+      c = lock.exchange(2, std::memory_order_acquire);
+    }
+  }
+  Owner(m).store(static_cast<int>(me), std::memory_order_relaxed);
+  m->__data.__count = 1;
+  return 0;
+}
+
+int MutexUnlock(pthread_mutex_t* m) {
+  int type = Type(m);
+  if (type == PTHREAD_MUTEX_ERRORCHECK || type == PTHREAD_MUTEX_RECURSIVE) {
+    if (Lock(m).load() == 0 || static_cast<uint32_t>(Owner(m).load()) != CurrentOwnerId()) {
+      return EPERM;
+    }
+    if (type == PTHREAD_MUTEX_RECURSIVE && --m->__data.__count != 0) return 0;
+  }
+  Owner(m).store(0, std::memory_order_relaxed);
+  if (Lock(m).fetch_sub(1, std::memory_order_release) != 1) {
+    Lock(m).store(0, std::memory_order_release);
+    AddrWake(&m->__data.__lock, 1);
+  }
+  return 0;
+}
+
+clockid_t CondClock(const pthread_cond_t* c) {
+  return (c->__data.__wrefs & kCondClockMonotonic) ? CLOCK_MONOTONIC : CLOCK_REALTIME;
+}
+
+int64_t MonotonicDeadline(clockid_t clock, const timespec& abstime) {
+  int64_t abs = static_cast<int64_t>(abstime.tv_sec) * 1000000000 + abstime.tv_nsec;
+  if (clock == CLOCK_MONOTONIC) return abs > 0 ? abs : 1;
+  timespec now;
+  clock_gettime(clock, &now);
+  int64_t left = abs - (static_cast<int64_t>(now.tv_sec) * 1000000000 + now.tv_nsec);
+  if (left <= 0) return 1;  // already past: a deadline in the past, not "none"
+  return DeadlineAfter(left);
+}
+
+int CondWait(pthread_cond_t* c, pthread_mutex_t* m, clockid_t clock, const timespec* abstime) {
+  int64_t deadline = abstime != nullptr ? MonotonicDeadline(clock, *abstime) : 0;
+  std::atomic<uint32_t>* seq = CondSeq(c);
+  std::atomic<uint32_t>* waiters = CondWaiters(c);
+  // seq_cst pair: waiters++ then read seq here; seq++ then read waiters in the signaller. A
+  // signaller that saw no waiter bumped seq before our read, which we then wait past: that signal
+  // came before this wait began, as the mutex the signaller held makes it.
+  waiters->fetch_add(1, std::memory_order_seq_cst);
+  uint32_t seen = seq->load(std::memory_order_seq_cst);
+  unsigned count = m->__data.__count;  // a recursive mutex is released completely
+  int type = Type(m);
+  if (type == PTHREAD_MUTEX_RECURSIVE) m->__data.__count = 1;
+  int r = MutexUnlock(m);
+  if (r != 0) {
+    if (type == PTHREAD_MUTEX_RECURSIVE) m->__data.__count = count;
+    waiters->fetch_sub(1, std::memory_order_seq_cst);
+    return r;
+  }
+  int w = AddrWait(seq, seen, deadline);
+  waiters->fetch_sub(1, std::memory_order_seq_cst);
+  MutexLock(m, 0);
+  if (type == PTHREAD_MUTEX_RECURSIVE) m->__data.__count = count;
+  return w == ETIMEDOUT ? ETIMEDOUT : 0;
+}
+
+int CondSignal(pthread_cond_t* c) {
+  CondSeq(c)->fetch_add(1, std::memory_order_seq_cst);
+  if (CondWaiters(c)->load(std::memory_order_seq_cst) != 0) AddrWake(CondSeq(c), 1);
+  return 0;
+}
+
+int CondBroadcast(pthread_cond_t* c) {
+  CondSeq(c)->fetch_add(1, std::memory_order_seq_cst);
+  if (CondWaiters(c)->load(std::memory_order_seq_cst) != 0) AddrWake(CondSeq(c), INT32_MAX);
+  return 0;
+}
+
+void FiberSleepUntil(int64_t deadline_ns) {
+  FiberTask* t = FiberScheduler::Current();
+  while (Nanotime() < deadline_ns) t->Park(deadline_ns, WaitKind::kRestartable);
+}
+
+}  // namespace gonet::core

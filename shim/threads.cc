@@ -1,0 +1,284 @@
+// pthread_* and sleeps in fibers mode (core/fiber_scheduler.h, core/fiber_sync.h).
+//
+// In fibers mode pthread_create starts a fiber, and the calls that would block a thread
+// (join, mutexes, condition variables, sleeps, sched_yield) park the calling fiber instead of
+// the worker under it. Mutexes and condition variables go through the fiber-aware
+// implementation for every caller, OS threads included, because one mutex may be shared by a
+// fiber and the main thread. In every other mode, and for what fibers mode leaves to glibc
+// (robust, priority and process-shared mutexes), each call goes to libc unchanged.
+//
+// A pthread_t that pthread_create returned for a fiber is the FiberTask's address; calls that
+// take such a handle (join, detach, equal, getattr_np, setname_np, kill(0), cancel) are answered
+// here. Other pthread_* calls given a fiber's handle are not supported (README: fibers limits).
+#include <dlfcn.h>
+#include <pthread.h>
+#include <sched.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+
+#include "core/base.h"
+#include "core/fiber_scheduler.h"
+#include "core/fiber_stack.h"
+#include "core/fiber_sync.h"
+#include "core/runtime.h"
+#include "shim/abi.h"
+
+namespace core = gonet::core;
+using core::FiberScheduler;
+using core::FiberTask;
+
+namespace {
+
+// decltype(&::pthread_mutex_lock) carries glibc's nonnull/nothrow attributes, which a template
+// argument drops; the pointer's type is what matters here.
+#pragma GCC diagnostic ignored "-Wignored-attributes"
+
+template <typename Fn>
+Fn Next(std::atomic<Fn>& slot, const char* name) {
+  Fn fn = slot.load(std::memory_order_acquire);
+  if (__builtin_expect(fn != nullptr, 1)) return fn;
+  fn = reinterpret_cast<Fn>(dlsym(RTLD_NEXT, name));
+  slot.store(fn, std::memory_order_release);
+  return fn;
+}
+
+// NEXT(name) is libc's `name`, typed after the declaration in its header.
+#define NEXT(name)                                      \
+  ([]() {                                               \
+    static std::atomic<decltype(&::name)> slot{nullptr}; \
+    return Next(slot, #name);                           \
+  }())
+
+bool Fibers() { return core::mode() == core::RunMode::kFibers; }
+
+FiberTask* AsTask(pthread_t t) {
+  auto* p = reinterpret_cast<void*>(t);
+  return FiberScheduler::IsTask(p) ? static_cast<FiberTask*>(p) : nullptr;
+}
+
+// The stack size the program asked for, or 0 if it kept glibc's default (which follows
+// RLIMIT_STACK, 8 MiB typically: far more than a fiber needs, so gonet's default applies).
+size_t RequestedStack(const pthread_attr_t* attr) {
+  if (attr == nullptr) return 0;
+  size_t size = 0;
+  if (pthread_attr_getstacksize(attr, &size) != 0) return 0;
+  pthread_attr_t def;
+  size_t def_size = 0;
+  if (pthread_getattr_default_np(&def) == 0) {
+    pthread_attr_getstacksize(&def, &def_size);
+    pthread_attr_destroy(&def);
+  }
+  return size == def_size ? 0 : size;
+}
+
+int64_t RelativeDeadline(const timespec* rel) {
+  if (rel == nullptr) return 0;
+  int64_t ns = static_cast<int64_t>(rel->tv_sec) * 1000000000 + rel->tv_nsec;
+  return ns <= 0 ? core::Nanotime() : core::DeadlineAfter(ns);
+}
+
+}  // namespace
+
+// --- threads -------------------------------------------------------------------------------
+
+GONET_HOOK int pthread_create(pthread_t* thread, const pthread_attr_t* attr,
+                              void* (*start)(void*), void* arg) {
+  if (!Fibers()) return NEXT(pthread_create)(thread, attr, start, arg);
+  int detach = PTHREAD_CREATE_JOINABLE;
+  if (attr != nullptr) pthread_attr_getdetachstate(attr, &detach);
+  FiberTask* t = nullptr;
+  int r = FiberScheduler::Spawn(RequestedStack(attr), start, arg,
+                                detach == PTHREAD_CREATE_DETACHED, &t);
+  if (r == 0) *thread = reinterpret_cast<pthread_t>(t);
+  return r;
+}
+
+GONET_HOOK int pthread_join(pthread_t thread, void** retval) {
+  if (FiberTask* t = AsTask(thread)) return t->Join(retval);
+  return NEXT(pthread_join)(thread, retval);
+}
+
+GONET_HOOK int pthread_detach(pthread_t thread) {
+  if (FiberTask* t = AsTask(thread)) return t->Detach();
+  return NEXT(pthread_detach)(thread);
+}
+
+GONET_HOOK void pthread_exit(void* retval) {
+  if (FiberTask* t = FiberScheduler::Current()) t->Exit(retval);
+  NEXT(pthread_exit)(retval);
+  __builtin_unreachable();
+}
+
+GONET_HOOK pthread_t pthread_self() {
+  if (FiberTask* t = FiberScheduler::Current()) return reinterpret_cast<pthread_t>(t);
+  return NEXT(pthread_self)();
+}
+
+GONET_HOOK int pthread_equal(pthread_t a, pthread_t b) { return a == b; }
+
+GONET_HOOK int pthread_getattr_np(pthread_t thread, pthread_attr_t* attr) {
+  FiberTask* t = AsTask(thread);
+  if (t == nullptr) return NEXT(pthread_getattr_np)(thread, attr);
+  // Report the fiber's own stack, usable part only, as glibc reports a thread's.
+  const core::FiberStack& s = t->stack();
+  int r = pthread_attr_init(attr);
+  if (r != 0) return r;
+  return pthread_attr_setstack(attr, static_cast<char*>(s.top()) - s.usable(), s.usable());
+}
+
+GONET_HOOK int pthread_setname_np(pthread_t thread, const char* name) {
+  if (AsTask(thread) != nullptr) return strlen(name) < 16 ? 0 : ERANGE;  // fibers have no comm
+  return NEXT(pthread_setname_np)(thread, name);
+}
+
+GONET_HOOK int pthread_kill(pthread_t thread, int sig) {
+  if (AsTask(thread) != nullptr) return sig == 0 ? 0 : ENOTSUP;  // signals go to workers
+  return NEXT(pthread_kill)(thread, sig);
+}
+
+GONET_HOOK int pthread_cancel(pthread_t thread) {
+  if (AsTask(thread) != nullptr) return ENOTSUP;
+  return NEXT(pthread_cancel)(thread);
+}
+
+GONET_HOOK int sched_yield() {
+  if (FiberTask* t = FiberScheduler::Current()) {
+    t->Yield();
+    return 0;
+  }
+  return NEXT(sched_yield)();
+}
+
+// --- thread-specific data: per fiber ---------------------------------------------------------
+
+GONET_HOOK int pthread_key_create(pthread_key_t* key, void (*destructor)(void*)) {
+  int r = NEXT(pthread_key_create)(key, destructor);
+  if (r == 0) FiberScheduler::NoteKeyDestructor(*key, destructor);
+  return r;
+}
+
+GONET_HOOK int pthread_key_delete(pthread_key_t key) {
+  FiberScheduler::NoteKeyDestructor(key, nullptr);
+  return NEXT(pthread_key_delete)(key);
+}
+
+GONET_HOOK void* pthread_getspecific(pthread_key_t key) {
+  if (FiberTask* t = FiberScheduler::Current()) return t->GetSpecific(key);
+  return NEXT(pthread_getspecific)(key);
+}
+
+GONET_HOOK int pthread_setspecific(pthread_key_t key, const void* value) {
+  if (FiberTask* t = FiberScheduler::Current()) return t->SetSpecific(key, value);
+  return NEXT(pthread_setspecific)(key, value);
+}
+
+// --- mutexes -------------------------------------------------------------------------------
+
+GONET_HOOK int pthread_mutex_lock(pthread_mutex_t* m) {
+  if (Fibers() && core::MutexSupported(m)) return core::MutexLock(m, 0);
+  return NEXT(pthread_mutex_lock)(m);
+}
+
+GONET_HOOK int pthread_mutex_trylock(pthread_mutex_t* m) {
+  if (Fibers() && core::MutexSupported(m)) return core::MutexTryLock(m);
+  return NEXT(pthread_mutex_trylock)(m);
+}
+
+GONET_HOOK int pthread_mutex_timedlock(pthread_mutex_t* m, const timespec* abstime) {
+  if (Fibers() && core::MutexSupported(m)) {
+    if (abstime->tv_nsec < 0 || abstime->tv_nsec >= 1000000000) return EINVAL;
+    return core::MutexLock(m, core::MonotonicDeadline(CLOCK_REALTIME, *abstime));
+  }
+  return NEXT(pthread_mutex_timedlock)(m, abstime);
+}
+
+GONET_HOOK int pthread_mutex_clocklock(pthread_mutex_t* m, clockid_t clock,
+                                       const timespec* abstime) {
+  if (Fibers() && core::MutexSupported(m)) {
+    if (clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC) return EINVAL;
+    if (abstime->tv_nsec < 0 || abstime->tv_nsec >= 1000000000) return EINVAL;
+    return core::MutexLock(m, core::MonotonicDeadline(clock, *abstime));
+  }
+  return NEXT(pthread_mutex_clocklock)(m, clock, abstime);
+}
+
+GONET_HOOK int pthread_mutex_unlock(pthread_mutex_t* m) {
+  if (Fibers() && core::MutexSupported(m)) return core::MutexUnlock(m);
+  return NEXT(pthread_mutex_unlock)(m);
+}
+
+// --- condition variables -------------------------------------------------------------------
+
+GONET_HOOK int pthread_cond_wait(pthread_cond_t* c, pthread_mutex_t* m) {
+  if (Fibers() && core::MutexSupported(m)) return core::CondWait(c, m, CLOCK_REALTIME, nullptr);
+  return NEXT(pthread_cond_wait)(c, m);
+}
+
+GONET_HOOK int pthread_cond_timedwait(pthread_cond_t* c, pthread_mutex_t* m,
+                                      const timespec* abstime) {
+  if (Fibers() && core::MutexSupported(m)) {
+    if (abstime->tv_nsec < 0 || abstime->tv_nsec >= 1000000000) return EINVAL;
+    return core::CondWait(c, m, core::CondClock(c), abstime);
+  }
+  return NEXT(pthread_cond_timedwait)(c, m, abstime);
+}
+
+GONET_HOOK int pthread_cond_clockwait(pthread_cond_t* c, pthread_mutex_t* m, clockid_t clock,
+                                      const timespec* abstime) {
+  if (Fibers() && core::MutexSupported(m)) {
+    if (clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC) return EINVAL;
+    if (abstime->tv_nsec < 0 || abstime->tv_nsec >= 1000000000) return EINVAL;
+    return core::CondWait(c, m, clock, abstime);
+  }
+  return NEXT(pthread_cond_clockwait)(c, m, clock, abstime);
+}
+
+GONET_HOOK int pthread_cond_signal(pthread_cond_t* c) {
+  if (Fibers()) return core::CondSignal(c);
+  return NEXT(pthread_cond_signal)(c);
+}
+
+GONET_HOOK int pthread_cond_broadcast(pthread_cond_t* c) {
+  if (Fibers()) return core::CondBroadcast(c);
+  return NEXT(pthread_cond_broadcast)(c);
+}
+
+// --- sleeps: park the fiber; an OS thread sleeps in the kernel as usual ----------------------
+
+GONET_HOOK int nanosleep(const timespec* req, timespec* rem) {
+  if (FiberScheduler::Current() == nullptr || req == nullptr) return NEXT(nanosleep)(req, rem);
+  if (req->tv_nsec < 0 || req->tv_nsec >= 1000000000 || req->tv_sec < 0) {
+    errno = EINVAL;
+    return -1;
+  }
+  core::FiberSleepUntil(RelativeDeadline(req));
+  return 0;
+}
+
+GONET_HOOK int clock_nanosleep(clockid_t clock, int flags, const timespec* req, timespec* rem) {
+  if (FiberScheduler::Current() == nullptr || req == nullptr ||
+      (clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC)) {
+    return NEXT(clock_nanosleep)(clock, flags, req, rem);
+  }
+  if (req->tv_nsec < 0 || req->tv_nsec >= 1000000000) return EINVAL;
+  int64_t deadline = (flags & TIMER_ABSTIME) ? core::MonotonicDeadline(clock, *req)
+                                             : RelativeDeadline(req);
+  core::FiberSleepUntil(deadline);
+  return 0;
+}
+
+GONET_HOOK int usleep(useconds_t usec) {
+  if (FiberScheduler::Current() == nullptr) return NEXT(usleep)(usec);
+  core::FiberSleepUntil(core::DeadlineAfter(static_cast<int64_t>(usec) * 1000));
+  return 0;
+}
+
+GONET_HOOK unsigned int sleep(unsigned int seconds) {
+  if (FiberScheduler::Current() == nullptr) return NEXT(sleep)(seconds);
+  core::FiberSleepUntil(core::DeadlineAfter(static_cast<int64_t>(seconds) * 1000000000));
+  return 0;
+}
