@@ -33,6 +33,7 @@ IoResult DirectCall(FdRef& ref, char op, Syscall syscall) {
       }
       continue;  // a stale wake-up from an earlier close: not the program's signal
     }
+    if (r == -EINTR) Count(Stats().wakes_signal);
     return IoResult::Err(static_cast<int>(-r));
   }
 }

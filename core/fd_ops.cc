@@ -31,16 +31,19 @@ bool BeginClose(int fd, FdEntry* e) {
   uint64_t w = e->word.load(std::memory_order_acquire);
   for (;;) {
     if (w & kClosingBit) return false;
-    if (e->word.compare_exchange_weak(w, (w | kClosingBit) + 1, std::memory_order_acq_rel)) break;
+    if (e->word.compare_exchange_weak(w, (w | kClosingBit) + 1, std::memory_order_seq_cst)) break;
   }
-  if (PollDesc* pd = e->pd.load(std::memory_order_acquire)) pd->Evict();
+  // seq_cst pairs with FdRef::ArmedPollDesc, which publishes a new pollDesc and then checks
+  // closing: either we see its pollDesc here and evict it, or it sees closing and gives up.
+  if (PollDesc* pd = e->pd.load(std::memory_order_seq_cst)) pd->Evict();
   // Our own reference is the 1 that remains when everyone else has left. Operations parked on
   // the pollDesc leave at once; threads blocked in the kernel (kernel_wait.h) leave when SIGURG
   // reaches them, so it is sent again every millisecond. A thread that blocks SIGURG never
   // leaves: after a second the number is closed anyway, the kernel's own behaviour.
-  for (int tries = 0; (e->word.load(std::memory_order_acquire) & kRefMask) > 1; ++tries) {
-    if (tries == 1000) break;
-    WakeKernelWaiters(fd);
+  // Only rounds in which some thread is still blocked in the kernel count towards giving up: an
+  // operation that is merely running (not blocked) always leaves, however slow the machine.
+  for (int stuck = 0; (e->word.load(std::memory_order_seq_cst) & kRefMask) > 1;) {
+    if (WakeKernelWaiters(fd) > 0 && ++stuck == 1000) break;
     me->Park(DeadlineAfter(1000000), WaitKind::kRestartable);
   }
   return true;
@@ -71,7 +74,7 @@ int64_t TimevalNs(const void* value, socklen_t len) {
   if (value == nullptr || len < static_cast<socklen_t>(sizeof(timeval))) return 0;
   const timeval* tv = static_cast<const timeval*>(value);
   if (tv->tv_sec < 0) return kImmediateTimeoutNs;
-  return static_cast<int64_t>(tv->tv_sec) * 1000000000 + static_cast<int64_t>(tv->tv_usec) * 1000;
+  return TimevalToNs(*tv);
 }
 
 SocketState* KnownSocket(int fd) {

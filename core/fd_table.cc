@@ -26,11 +26,6 @@ inline uint32_t Generation(uint64_t w) { return static_cast<uint32_t>(w >> 32); 
 std::atomic<FdEntry*> g_chunks[kMaxChunks];
 constinit TypeStableArena<SocketState> g_socket_states;
 
-int64_t TimevalToNs(const timeval& tv) {
-  if (tv.tv_sec < 0 || tv.tv_usec < 0) return 0;
-  return static_cast<int64_t>(tv.tv_sec) * 1000000000 + static_cast<int64_t>(tv.tv_usec) * 1000;
-}
-
 // Learns an fd gonet did not see being created: inherited across exec, received by SCM_RIGHTS,
 // created by libc internals. A handful of syscalls, once per fd.
 void Adopt(int fd, FdEntry* e) {
@@ -211,8 +206,11 @@ PollDesc* FdRef::ArmedPollDesc() {
   if (pd == nullptr) {
     PollDesc* fresh = PollDesc::Alloc(fd_);
     if (fresh == nullptr) return nullptr;
-    if (entry_->pd.compare_exchange_strong(pd, fresh, std::memory_order_acq_rel)) {
+    if (entry_->pd.compare_exchange_strong(pd, fresh, std::memory_order_seq_cst)) {
       pd = fresh;
+      // A close that began before the pollDesc existed had nothing to evict (fd_ops.cc
+      // BeginClose): this operation must see closing instead, and fail with EBADF.
+      if (closing()) pd->Evict();
     } else {
       fresh->Free();
     }

@@ -20,6 +20,8 @@
 // passed through unmanaged.
 #pragma once
 
+#include <sys/time.h>
+
 #include <atomic>
 #include <cstdint>
 
@@ -32,6 +34,18 @@ namespace gonet::core {
 // A timeout the kernel keeps as "zero": the call fails with EAGAIN at once (SO_RCVTIMEO with a
 // negative tv_sec). 1 ns after the call starts is already past when the call first waits.
 inline constexpr int64_t kImmediateTimeoutNs = 1;
+
+// A timeout longer than anyone waits: what a timeval beyond int64 nanoseconds saturates to.
+// (The kernel itself turns such values into "wait forever"; gonet keeps them as a timeout, so
+// the signal(7) rule for a socket with a timeout still applies.)
+inline constexpr int64_t kMaxTimeoutNs = INT64_MAX / 4;
+
+// A timeval as the kernel accepted it, in ns, saturated (never wraps to a short timeout).
+inline int64_t TimevalToNs(const timeval& tv) {
+  if (tv.tv_sec < 0 || tv.tv_usec < 0) return 0;
+  if (tv.tv_sec >= kMaxTimeoutNs / 1000000000) return kMaxTimeoutNs;
+  return static_cast<int64_t>(tv.tv_sec) * 1000000000 + static_cast<int64_t>(tv.tv_usec) * 1000;
+}
 
 struct SocketState {
   std::atomic<int> refs{0};                // fds sharing this open file

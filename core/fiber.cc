@@ -3,7 +3,6 @@
 #include <boost/context/fiber.hpp>
 #include <boost/context/preallocated.hpp>
 #include <boost/context/stack_context.hpp>
-
 #include <cerrno>
 #include <new>
 #include <utility>
@@ -23,7 +22,9 @@ namespace {
 namespace ctx = boost::context;
 static_assert(sizeof(ctx::fiber) == sizeof(void*), "Fiber stores a boost fiber in one pointer");
 
-ctx::fiber& As(unsigned char* storage) { return *std::launder(reinterpret_cast<ctx::fiber*>(storage)); }
+ctx::fiber& As(unsigned char* storage) {
+  return *std::launder(reinterpret_cast<ctx::fiber*>(storage));
+}
 
 // Boost asks its stack allocator to free the stack once the fiber has ended and the switch away
 // from it is complete: only then may the pool hand the stack to another fiber.

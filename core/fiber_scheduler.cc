@@ -58,7 +58,9 @@ struct FiberWorker {
   }
 
   // Timer heap.
-  bool Less(int i, int j) const { return timers[i]->timer_deadline_ns_ < timers[j]->timer_deadline_ns_; }
+  bool Less(int i, int j) const {
+    return timers[i]->timer_deadline_ns_ < timers[j]->timer_deadline_ns_;
+  }
   void Swap(int i, int j) {
     std::swap(timers[i], timers[j]);
     timers[i]->heap_index_ = i;
@@ -246,7 +248,8 @@ void FiberWorker::Run(FiberTask* t) {
     return;
   }
   auto action = std::exchange(t->action_, FiberTask::Action::kNone);
-  if (action == FiberTask::Action::kYield || (action == FiberTask::Action::kPark && !t->CommitPark())) {
+  if (action == FiberTask::Action::kYield ||
+      (action == FiberTask::Action::kPark && !t->CommitPark())) {
     w->Push(t);
   }
 }

@@ -104,7 +104,7 @@ class FiberTask final : public Parker {
   bool exited_ GONET_GUARDED_BY(join_mu_) = false;
   bool detached_ GONET_GUARDED_BY(join_mu_) = false;
   Parker* joiner_ GONET_GUARDED_BY(join_mu_) = nullptr;
-  void* retval_ = nullptr;     // written by the task before it ends, read by the joiner
+  void* retval_ = nullptr;          // written by the task before it ends, read by the joiner
   FiberTask* free_next_ = nullptr;  // free list link
 };
 

@@ -22,7 +22,7 @@ struct FiberStack {
   void* base = nullptr;  // lowest address of the mapping (the guard page)
   size_t size = 0;       // whole mapping, guard page included
   void* top() const { return static_cast<char*>(base) + size; }  // initial stack pointer
-  size_t usable() const;                                          // size minus the guard page
+  size_t usable() const;                                         // size minus the guard page
   bool InGuard(const void* addr) const;
 };
 

@@ -12,6 +12,7 @@
 //   - send on a stream keeps going until every byte is queued; a timeout, signal or error after
 //     some bytes returns the partial count (no SIGPIPE then: only a call that fails raises it);
 //   - datagram sockets move one message per call, whole.
+#include <limits.h>
 #include <poll.h>
 #include <sys/socket.h>
 
@@ -148,6 +149,10 @@ IoResult ReceiveLoop(FdRef& ref, int flags, size_t want, Attempt attempt, Advanc
     }
     if (r == 0) return IoResult::Ok(static_cast<ssize_t>(done));  // EOF (or a 0-byte datagram)
     if (r != -EAGAIN) return done ? IoResult::Ok(static_cast<ssize_t>(done)) : IoResult::Err(-r);
+    // A datagram socket shut down for reading: the kernel's blocking receive returns 0, but only
+    // from inside its wait; the non-blocking attempt says EAGAIN, and the hang-up edge may be
+    // gone already. Look at the state instead of waiting for an edge that will not come.
+    if (!IsStream(s) && PendingErrorOrHangup(ref.fd(), POLLRDHUP)) return IoResult::Ok(0);
     int e = call.WaitReady();
     if (e != 0) {
       if (e == EAGAIN && !t.app) Count(Stats().deadline_policy_timeouts);
@@ -289,7 +294,11 @@ IoResult SendMessage(int fd, const msghdr* msg, int flags) {
 
 }  // namespace
 
+// read/readv/write/writev of zero bytes return 0 at once on a socket (the kernel's
+// sock_read_iter/sock_write_iter "match SYS5 behaviour"), while recv/send of zero bytes reach the
+// protocol and may wait: so these four pass zero-length calls to the kernel as they are.
 IoResult Read(int fd, void* buf, size_t len) {
+  if (len == 0) return IoResult::Passthrough();
   GONET_INJECT_FAULT(kRead, fd);
   return RecvBuffer(fd, buf, len, 0, nullptr, nullptr);
 }
@@ -300,6 +309,7 @@ IoResult RecvFrom(int fd, void* buf, size_t len, int flags, sockaddr* addr, sock
 }
 
 IoResult Write(int fd, const void* buf, size_t len) {
+  if (len == 0) return IoResult::Passthrough();
   GONET_INJECT_FAULT(kWrite, fd);
   return SendBuffer(fd, buf, len, 0, nullptr, 0);
 }
@@ -311,6 +321,7 @@ IoResult SendTo(int fd, const void* buf, size_t len, int flags, const sockaddr* 
 }
 
 IoResult Readv(int fd, const iovec* iov, int iovcnt) {
+  if (iovcnt <= 0 || iovcnt > IOV_MAX || IovTotal(iov, iovcnt) == 0) return IoResult::Passthrough();
   GONET_INJECT_FAULT(kRead, fd);
   msghdr m{};
   m.msg_iov = const_cast<iovec*>(iov);
@@ -320,6 +331,7 @@ IoResult Readv(int fd, const iovec* iov, int iovcnt) {
 }
 
 IoResult Writev(int fd, const iovec* iov, int iovcnt) {
+  if (iovcnt <= 0 || iovcnt > IOV_MAX || IovTotal(iov, iovcnt) == 0) return IoResult::Passthrough();
   GONET_INJECT_FAULT(kWrite, fd);
   if (iovcnt < 0) return IoResult::Passthrough();
   msghdr m{};
@@ -358,7 +370,10 @@ IoResult RecvMmsg(int fd, mmsghdr* vec, unsigned vlen, int flags, timespec* time
     if (timeout->tv_sec < 0 || timeout->tv_nsec < 0 || timeout->tv_nsec >= 1000000000) {
       return IoResult::Passthrough();  // the kernel's EINVAL
     }
-    end = Nanotime() + timeout->tv_sec * INT64_C(1000000000) + timeout->tv_nsec;
+    end = timeout->tv_sec >= kMaxTimeoutNs / 1000000000
+              ? INT64_MAX
+              : DeadlineAfter(timeout->tv_sec * INT64_C(1000000000) + timeout->tv_nsec);
+    if (end == 0) end = Nanotime();  // a zero timeout: one message at most, as the kernel
   }
   unsigned got = 0;
   for (; got < vlen; ++got) {

@@ -45,6 +45,7 @@ int Netpoller::EnsureOpen() {
 }
 
 int Netpoller::Arm(PollDesc* pd) {
+  if (IsArmed(pd)) return 0;  // a reader and a writer may both find it unarmed
   int ep = EnsureOpen();
   if (ep < 0) return ep;
   epoll_event ev{};
@@ -57,8 +58,8 @@ int Netpoller::Arm(PollDesc* pd) {
     r = sys::Call(SYS_epoll_ctl, ep, EPOLL_CTL_MOD, pd->fd(), &ev);
   }
   if (r < 0) return static_cast<int>(r);
-  pd->armed_epoch().store(epoch(), std::memory_order_release);
-  Count(Stats().fds_armed);
+  uint32_t prev = pd->armed_epoch().exchange(epoch(), std::memory_order_acq_rel);
+  if (prev != epoch()) Count(Stats().fds_armed);
   return 0;
 }
 
