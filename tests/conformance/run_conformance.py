@@ -111,7 +111,7 @@ def main():
     ap.add_argument("--mode", default="threads")
     ap.add_argument("--expected", help="the preloaded transcript where gonet deliberately "
                     "differs from the kernel (<scenario>.gonet.expected)")
-    ap.add_argument("--timeout", type=float, default=30.0,
+    ap.add_argument("--timeout", type=float, default=20.0,
                     help="seconds per run (scenarios take a few seconds natively)")
     ap.add_argument("--native-runs", type=int, default=0,
                     help="only run natively this many times and require identical transcripts")

@@ -11,8 +11,10 @@ using namespace conf;
 
 namespace {
 
+// queued_at: if >= 0, also wait until bytes are queued there (a send under way cannot finish
+// before the shutdown, whatever the scheduling).
 template <typename Call>
-void WakeBy(const char* what, Call blocked_call, int fd, int how) {
+void WakeBy(const char* what, Call blocked_call, int fd, int how, int queued_at = -1) {
   Say("== %s", what);
   Announcer parked;
   long r = 0;
@@ -22,9 +24,12 @@ void WakeBy(const char* what, Call blocked_call, int fd, int how) {
     r = blocked_call();
     err = errno;
   });
+  if (queued_at >= 0) WaitQueued(queued_at, 1);
   parked.WaitParked();
   Show(shutdown(fd, how), "shutdown(%s)",
-       how == SHUT_RD ? "SHUT_RD" : how == SHUT_WR ? "SHUT_WR" : "SHUT_RDWR");
+       how == SHUT_RD   ? "SHUT_RD"
+       : how == SHUT_WR ? "SHUT_WR"
+                        : "SHUT_RDWR");
   t.join();
   if (r < 0) {
     Say("blocked call -> -1 %s", ErrnoName(err));
@@ -59,7 +64,7 @@ int main() {
   WakeBy(
       "SHUT_WR wakes a blocked send",
       [&] { return static_cast<long>(send(p.client, big, sizeof big, MSG_NOSIGNAL)); }, p.client,
-      SHUT_WR);
+      SHUT_WR, p.server);
   CloseBoth(p);
 
   p = TcpPair();

@@ -11,8 +11,7 @@ using namespace conf;
 
 namespace {
 
-void Exercise(const char* kind, int listener, const sockaddr* addr, socklen_t addrlen,
-              int family) {
+void Exercise(const char* kind, int listener, const sockaddr* addr, socklen_t addrlen, int family) {
   Say("== %s", kind);
   int client = -1;
   {
@@ -77,7 +76,8 @@ int main() {
   Exercise("unix stream, abstract address", ul, reinterpret_cast<sockaddr*>(&un), unlen, AF_UNIX);
   close(ul);
   int refused = Must(socket(AF_UNIX, SOCK_STREAM, 0), "socket");
-  Show(connect(refused, reinterpret_cast<sockaddr*>(&un), unlen), "connect after the listener closed");
+  Show(connect(refused, reinterpret_cast<sockaddr*>(&un), unlen),
+       "connect after the listener closed");
   close(refused);
 
   int l6 = socket(AF_INET6, SOCK_STREAM, 0);
