@@ -47,10 +47,10 @@ Fn Next(std::atomic<Fn>& slot, const char* name) {
 }
 
 // NEXT(name) is libc's `name`, typed after the declaration in its header.
-#define NEXT(name)                                      \
-  ([]() {                                               \
+#define NEXT(name)                                       \
+  ([]() {                                                \
     static std::atomic<decltype(&::name)> slot{nullptr}; \
-    return Next(slot, #name);                           \
+    return Next(slot, #name);                            \
   }())
 
 bool Fibers() { return core::mode() == core::RunMode::kFibers; }
@@ -85,14 +85,14 @@ int64_t RelativeDeadline(const timespec* rel) {
 
 // --- threads -------------------------------------------------------------------------------
 
-GONET_HOOK int pthread_create(pthread_t* thread, const pthread_attr_t* attr,
-                              void* (*start)(void*), void* arg) {
+GONET_HOOK int pthread_create(pthread_t* thread, const pthread_attr_t* attr, void* (*start)(void*),
+                              void* arg) {
   if (!Fibers()) return NEXT(pthread_create)(thread, attr, start, arg);
   int detach = PTHREAD_CREATE_JOINABLE;
   if (attr != nullptr) pthread_attr_getdetachstate(attr, &detach);
   FiberTask* t = nullptr;
-  int r = FiberScheduler::Spawn(RequestedStack(attr), start, arg,
-                                detach == PTHREAD_CREATE_DETACHED, &t);
+  int r = FiberScheduler::Spawn(RequestedStack(attr), start, arg, detach == PTHREAD_CREATE_DETACHED,
+                                &t);
   if (r == 0) *thread = reinterpret_cast<pthread_t>(t);
   return r;
 }
@@ -265,8 +265,8 @@ GONET_HOOK int clock_nanosleep(clockid_t clock, int flags, const timespec* req, 
     return NEXT(clock_nanosleep)(clock, flags, req, rem);
   }
   if (req->tv_nsec < 0 || req->tv_nsec >= 1000000000) return EINVAL;
-  int64_t deadline = (flags & TIMER_ABSTIME) ? core::MonotonicDeadline(clock, *req)
-                                             : RelativeDeadline(req);
+  int64_t deadline =
+      (flags & TIMER_ABSTIME) ? core::MonotonicDeadline(clock, *req) : RelativeDeadline(req);
   core::FiberSleepUntil(deadline);
   return 0;
 }

@@ -1,0 +1,265 @@
+// Fibers mode scheduling (core/fiber_scheduler.h): the fiber Parker's permit and timers, run
+// queue fairness, and the per-fiber thread state that every switch must carry.
+#include "core/fiber_scheduler.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cerrno>
+#include <thread>
+#include <vector>
+
+#include "core/fiber_stack.h"
+#include "fiber_test_util.h"
+
+namespace gonet::core {
+namespace {
+
+using fibertest::Go;
+using fibertest::kMs;
+using fibertest::StartFibersMode;
+using fibertest::WaitUntil;
+
+TEST(FiberScheduler, JoinReturnsTheStartRoutinesValue) {
+  GONET_SKIP_UNDER_SANITIZER();
+  StartFibersMode();
+  std::vector<FiberTask*> tasks;
+  for (intptr_t i = 0; i < 64; ++i) {
+    FiberTask* t = nullptr;
+    ASSERT_EQ(FiberScheduler::Spawn(
+                  0, [](void* a) -> void* { return static_cast<char*>(a) + 1; },
+                  reinterpret_cast<void*>(i), false, &t),
+              0);
+    tasks.push_back(t);
+  }
+  for (intptr_t i = 0; i < 64; ++i) {
+    void* ret = nullptr;
+    ASSERT_EQ(tasks[i]->Join(&ret), 0);
+    EXPECT_EQ(reinterpret_cast<intptr_t>(ret), i + 1);
+  }
+}
+
+TEST(FiberScheduler, CurrentParkerInsideAFiberIsThatFiber) {
+  GONET_SKIP_UNDER_SANITIZER();
+  StartFibersMode();
+  std::atomic<Parker*> seen{nullptr};
+  FiberTask* t = Go([&] { seen = CurrentParker(); });
+  ASSERT_EQ(t->Join(nullptr), 0);
+  EXPECT_EQ(seen.load(), static_cast<Parker*>(t));
+  EXPECT_EQ(FiberScheduler::Current(), nullptr);  // this test's own thread is not a fiber
+}
+
+// Unparks racing with parks, from an OS thread, must never be lost: each round is a ping-pong,
+// so a single lost wake-up hangs the test (caught by the hang detector).
+TEST(FiberScheduler, UnparksFromAnotherThreadAreNeverLost) {
+  GONET_SKIP_UNDER_SANITIZER();
+  StartFibersMode();
+  constexpr int kFibers = 16;
+  constexpr int kRounds = 2000;
+  std::atomic<int> request[kFibers] = {};
+  std::atomic<int> ack[kFibers] = {};
+  std::atomic<FiberTask*> task[kFibers] = {};
+  Parker* driver = CurrentParker();
+  std::vector<FiberTask*> tasks;
+  for (int i = 0; i < kFibers; ++i) {
+    tasks.push_back(Go([&, i] {
+      task[i] = FiberScheduler::Current();
+      for (int round = 1; round <= kRounds; ++round) {
+        while (request[i].load() < round)
+          FiberScheduler::Current()->Park(0, WaitKind::kRestartable);
+        ack[i].store(round);
+        driver->Unpark();
+      }
+    }));
+  }
+  ASSERT_TRUE(WaitUntil([&] {
+    for (auto& t : task) {
+      if (t.load() == nullptr) return false;
+    }
+    return true;
+  }));
+  for (int round = 1; round <= kRounds; ++round) {
+    for (int i = 0; i < kFibers; ++i) {
+      request[i].store(round);
+      task[i].load()->Unpark();
+    }
+    for (int i = 0; i < kFibers; ++i) {
+      while (ack[i].load() < round) driver->Park(0, WaitKind::kRestartable);
+    }
+  }
+  for (FiberTask* t : tasks) ASSERT_EQ(t->Join(nullptr), 0);
+}
+
+TEST(FiberScheduler, UnparkBeforeParkReturnsAtOnce) {
+  GONET_SKIP_UNDER_SANITIZER();
+  StartFibersMode();
+  std::atomic<int> result{-1};
+  FiberTask* t = Go([&] {
+    FiberTask* self = FiberScheduler::Current();
+    self->Unpark();
+    self->Unpark();  // permits do not accumulate: one Park consumes both
+    result = static_cast<int>(self->Park(0, WaitKind::kRestartable));
+  });
+  ASSERT_EQ(t->Join(nullptr), 0);
+  EXPECT_EQ(result.load(), static_cast<int>(ParkResult::kUnparked));
+}
+
+TEST(FiberScheduler, TimedParkTimesOutAtItsDeadline) {
+  GONET_SKIP_UNDER_SANITIZER();
+  StartFibersMode();
+  std::atomic<int> result{-1};
+  std::atomic<bool> after_deadline{false};
+  FiberTask* t = Go([&] {
+    int64_t deadline = DeadlineAfter(2 * kMs);
+    ParkResult r;
+    do {
+      r = FiberScheduler::Current()->Park(deadline, WaitKind::kRestartable);
+    } while (r == ParkResult::kUnparked);  // spurious returns are allowed
+    result = static_cast<int>(r);
+    after_deadline = Nanotime() >= deadline;
+  });
+  ASSERT_EQ(t->Join(nullptr), 0);
+  EXPECT_EQ(result.load(), static_cast<int>(ParkResult::kTimedOut));
+  EXPECT_TRUE(after_deadline.load());
+}
+
+// A park woken before its deadline removes its timer, and a later untimed park is woken only by
+// its Unpark. Many timed parks that end early must not leave timers that wake later parks.
+TEST(FiberScheduler, EarlyWakeLeavesNoTimerBehind) {
+  GONET_SKIP_UNDER_SANITIZER();
+  StartFibersMode();
+  std::atomic<int> phase{0};
+  std::atomic<FiberTask*> self{nullptr};
+  std::atomic<int> untimed_returns{0};
+  FiberTask* t = Go([&] {
+    self = FiberScheduler::Current();
+    for (int i = 0; i < 100; ++i) {
+      FiberScheduler::Current()->Unpark();
+      EXPECT_EQ(FiberScheduler::Current()->Park(DeadlineAfter(1 * kMs), WaitKind::kRestartable),
+                ParkResult::kUnparked);
+    }
+    phase = 1;
+    while (phase.load() != 2) {
+      FiberScheduler::Current()->Park(0, WaitKind::kRestartable);
+      untimed_returns.fetch_add(1);
+    }
+  });
+  ASSERT_TRUE(WaitUntil([&] { return phase.load() == 1; }));
+  // Let every early-woken timer's deadline pass; none may wake the untimed park.
+  usleep(5000);
+  EXPECT_EQ(untimed_returns.load(), 0);
+  phase = 2;
+  self.load()->Unpark();
+  ASSERT_EQ(t->Join(nullptr), 0);
+}
+
+// sched_yield in a fiber puts it at the back of its worker's queue: fibers that spin with Yield
+// until all of them have started must all get to start, whatever worker they share.
+TEST(FiberScheduler, YieldLetsEveryOtherFiberRun) {
+  GONET_SKIP_UNDER_SANITIZER();
+  StartFibersMode();
+  constexpr int kFibers = 8;
+  std::atomic<int> started{0};
+  std::vector<FiberTask*> tasks;
+  for (int i = 0; i < kFibers; ++i) {
+    tasks.push_back(Go([&] {
+      started.fetch_add(1);
+      while (started.load() < kFibers) FiberScheduler::Current()->Yield();
+    }));
+  }
+  for (FiberTask* t : tasks) ASSERT_EQ(t->Join(nullptr), 0);
+  EXPECT_EQ(started.load(), kFibers);
+}
+
+// DESIGN.md Modes: errno is per fiber. Two fibers share each worker (round-robin placement), so
+// a leak through a switch shows up as another fiber's value.
+TEST(FiberScheduler, ErrnoIsSavedAndRestoredAcrossSwitches) {
+  GONET_SKIP_UNDER_SANITIZER();
+  StartFibersMode();
+  std::atomic<int> mismatches{0};
+  std::vector<FiberTask*> tasks;
+  for (int i = 0; i < 4 * FiberScheduler::workers(); ++i) {
+    tasks.push_back(Go([&, i] {
+      for (int k = 0; k < 200; ++k) {
+        errno = 1000 + i;
+        FiberScheduler::Current()->Yield();
+        if (errno != 1000 + i) mismatches.fetch_add(1);
+      }
+    }));
+  }
+  for (FiberTask* t : tasks) ASSERT_EQ(t->Join(nullptr), 0);
+  EXPECT_EQ(mismatches.load(), 0);
+}
+
+// DESIGN.md Modes: a fiber may park inside a catch block while another fiber on the same worker
+// throws; its rethrow must still find its own exception.
+TEST(FiberScheduler, CaughtExceptionSurvivesOtherFibersThrowing) {
+  GONET_SKIP_UNDER_SANITIZER();
+  StartFibersMode();
+  std::atomic<int> wrong{0};
+  std::vector<FiberTask*> tasks;
+  for (int i = 0; i < 4 * FiberScheduler::workers(); ++i) {
+    tasks.push_back(Go([&, i] {
+      for (int k = 0; k < 50; ++k) {
+        try {
+          throw i;
+        } catch (int) {
+          FiberScheduler::Current()->Yield();
+          try {
+            throw;  // rethrows the exception currently handled by *this* fiber
+          } catch (int again) {
+            if (again != i) wrong.fetch_add(1);
+          }
+          if (std::uncaught_exceptions() != 0) wrong.fetch_add(1);
+        }
+      }
+    }));
+  }
+  for (FiberTask* t : tasks) ASSERT_EQ(t->Join(nullptr), 0);
+  EXPECT_EQ(wrong.load(), 0);
+}
+
+TEST(FiberScheduler, DetachedFiberIsRecycledAfterItEnds) {
+  GONET_SKIP_UNDER_SANITIZER();
+  StartFibersMode();
+  std::atomic<int> ran{0};
+  for (int i = 0; i < 32; ++i) {
+    FiberTask* t = nullptr;
+    ASSERT_EQ(FiberScheduler::Spawn(
+                  0,
+                  [](void* a) -> void* {
+                    static_cast<std::atomic<int>*>(a)->fetch_add(1);
+                    return nullptr;
+                  },
+                  &ran, true, &t),
+              0);
+  }
+  ASSERT_TRUE(WaitUntil([&] { return ran.load() == 32; }));
+}
+
+TEST(FiberScheduler, ThreadSpecificDataIsPerFiberAndDestructedAtExit) {
+  GONET_SKIP_UNDER_SANITIZER();
+  StartFibersMode();
+  static std::atomic<int> destructed{0};
+  pthread_key_t key = 5;  // any valid index: the table is gonet's own
+  FiberScheduler::NoteKeyDestructor(key, [](void*) { destructed.fetch_add(1); });
+  std::atomic<int> wrong{0};
+  std::vector<FiberTask*> tasks;
+  static int values[4];
+  for (int i = 0; i < 4; ++i) {
+    tasks.push_back(Go([&, i] {
+      FiberTask* self = FiberScheduler::Current();
+      EXPECT_EQ(self->GetSpecific(key), nullptr);
+      self->SetSpecific(key, &values[i]);
+      self->Yield();
+      if (self->GetSpecific(key) != &values[i]) wrong.fetch_add(1);
+    }));
+  }
+  for (FiberTask* t : tasks) ASSERT_EQ(t->Join(nullptr), 0);
+  EXPECT_EQ(wrong.load(), 0);
+  EXPECT_EQ(destructed.load(), 4);
+  FiberScheduler::NoteKeyDestructor(key, nullptr);
+}
+
+}  // namespace
+}  // namespace gonet::core

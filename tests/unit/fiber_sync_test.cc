@@ -1,0 +1,210 @@
+// Fibers mode mutexes, condition variables and sleeps (core/fiber_sync.h), shared between fibers
+// and OS threads as the pthread hooks share them.
+#include "core/fiber_sync.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <deque>
+#include <thread>
+#include <vector>
+
+#include "fiber_test_util.h"
+
+namespace gonet::core {
+namespace {
+
+using fibertest::Go;
+using fibertest::kMs;
+using fibertest::StartFibersMode;
+using fibertest::WaitUntil;
+
+// Fibers on every worker and an OS thread increment one plain counter under one mutex; the mutex
+// is statically initialised, as PTHREAD_MUTEX_INITIALIZER programs do.
+TEST(FiberSync, MutexExcludesFibersAndThreadsAlike) {
+  GONET_SKIP_UNDER_SANITIZER();
+  StartFibersMode();
+  static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+  static long counter = 0;
+  constexpr int kFibers = 8, kIters = 20000;
+  std::vector<FiberTask*> tasks;
+  for (int i = 0; i < kFibers; ++i) {
+    tasks.push_back(Go([] {
+      for (int k = 0; k < kIters; ++k) {
+        ASSERT_EQ(MutexLock(&mu, 0), 0);
+        long c = counter;
+        if (k % 64 == 0) FiberScheduler::Current()->Yield();  // hold it across a switch
+        counter = c + 1;
+        ASSERT_EQ(MutexUnlock(&mu), 0);
+      }
+    }));
+  }
+  std::thread os([] {
+    for (int k = 0; k < kIters; ++k) {
+      ASSERT_EQ(MutexLock(&mu, 0), 0);
+      ++counter;
+      ASSERT_EQ(MutexUnlock(&mu), 0);
+    }
+  });
+  os.join();
+  for (FiberTask* t : tasks) ASSERT_EQ(t->Join(nullptr), 0);
+  EXPECT_EQ(counter, long{kFibers + 1} * kIters);
+}
+
+// The main thread holds a mutex a fiber waits on: the fiber parks (its worker keeps running
+// other fibers), and the OS thread's unlock wakes it.
+TEST(FiberSync, ThreadUnlockWakesFiberWaitingForTheMutex) {
+  GONET_SKIP_UNDER_SANITIZER();
+  StartFibersMode();
+  static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+  ASSERT_EQ(MutexLock(&mu, 0), 0);
+  std::atomic<int> state{0};
+  FiberTask* waiter = Go([&] {
+    state = 1;
+    EXPECT_EQ(MutexLock(&mu, 0), 0);
+    state = 2;
+    EXPECT_EQ(MutexUnlock(&mu), 0);
+  });
+  ASSERT_TRUE(WaitUntil([&] { return state.load() == 1; }));
+  // Other fibers still run while it waits.
+  std::vector<FiberTask*> others;
+  for (int i = 0; i < 2 * FiberScheduler::workers(); ++i) others.push_back(Go([] {}));
+  for (FiberTask* t : others) ASSERT_EQ(t->Join(nullptr), 0);
+  EXPECT_EQ(state.load(), 1);
+  ASSERT_EQ(MutexUnlock(&mu), 0);
+  ASSERT_EQ(waiter->Join(nullptr), 0);
+  EXPECT_EQ(state.load(), 2);
+}
+
+TEST(FiberSync, TimedLockTimesOutWhileHeld) {
+  GONET_SKIP_UNDER_SANITIZER();
+  StartFibersMode();
+  static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+  ASSERT_EQ(MutexLock(&mu, 0), 0);
+  std::atomic<int> r{-1};
+  ASSERT_EQ(Go([&] { r = MutexLock(&mu, DeadlineAfter(2 * kMs)); })->Join(nullptr), 0);
+  EXPECT_EQ(r.load(), ETIMEDOUT);
+  EXPECT_EQ(MutexTryLock(&mu), EBUSY);
+  ASSERT_EQ(MutexUnlock(&mu), 0);
+}
+
+TEST(FiberSync, RecursiveAndErrorCheckMutexesKeepGlibcSemantics) {
+  GONET_SKIP_UNDER_SANITIZER();
+  StartFibersMode();
+  static pthread_mutex_t rec = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
+  static pthread_mutex_t chk = PTHREAD_ERRORCHECK_MUTEX_INITIALIZER_NP;
+  ASSERT_EQ(Go([] {
+              EXPECT_EQ(MutexLock(&rec, 0), 0);
+              EXPECT_EQ(MutexLock(&rec, 0), 0);
+              EXPECT_EQ(MutexTryLock(&rec), 0);
+              EXPECT_EQ(MutexUnlock(&rec), 0);
+              EXPECT_EQ(MutexUnlock(&rec), 0);
+              EXPECT_EQ(MutexLock(&chk, 0), 0);
+              EXPECT_EQ(MutexLock(&chk, 0), EDEADLK);
+            })->Join(nullptr),
+            0);
+  // Still held by the fiber's recursion (one level) and by the fiber for chk: another owner
+  // may not unlock an error-checking mutex.
+  EXPECT_EQ(MutexTryLock(&rec), EBUSY);
+  EXPECT_EQ(MutexUnlock(&chk), EPERM);
+}
+
+// A bounded queue between producer fibers and consumer fibers plus an OS-thread consumer:
+// every item is delivered exactly once, with waits on both conditions.
+TEST(FiberSync, CondvarProducerConsumerDeliversEveryItemOnce) {
+  GONET_SKIP_UNDER_SANITIZER();
+  StartFibersMode();
+  static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+  static pthread_cond_t not_empty = PTHREAD_COND_INITIALIZER;
+  static pthread_cond_t not_full = PTHREAD_COND_INITIALIZER;
+  static std::deque<int> q;
+  constexpr int kProducers = 4, kPerProducer = 5000, kCap = 8;
+  constexpr int kTotal = kProducers * kPerProducer;
+  static std::atomic<long> sum{0};
+  static std::atomic<int> taken{0};
+  auto consume = [] {
+    for (;;) {
+      MutexLock(&mu, 0);
+      while (q.empty() && taken.load() < kTotal) CondWait(&not_empty, &mu, CLOCK_REALTIME, nullptr);
+      if (q.empty()) {
+        MutexUnlock(&mu);
+        CondBroadcast(&not_empty);
+        return;
+      }
+      int v = q.front();
+      q.pop_front();
+      if (taken.fetch_add(1) + 1 == kTotal) CondBroadcast(&not_empty);
+      CondSignal(&not_full);
+      MutexUnlock(&mu);
+      sum.fetch_add(v);
+    }
+  };
+  std::vector<FiberTask*> tasks;
+  for (int p = 0; p < kProducers; ++p) {
+    tasks.push_back(Go([p] {
+      for (int i = 0; i < kPerProducer; ++i) {
+        MutexLock(&mu, 0);
+        while (q.size() >= kCap) CondWait(&not_full, &mu, CLOCK_REALTIME, nullptr);
+        q.push_back(p * kPerProducer + i);
+        CondSignal(&not_empty);
+        MutexUnlock(&mu);
+      }
+    }));
+  }
+  for (int c = 0; c < 3; ++c) tasks.push_back(Go(consume));
+  std::thread os(consume);
+  os.join();
+  for (FiberTask* t : tasks) ASSERT_EQ(t->Join(nullptr), 0);
+  EXPECT_EQ(taken.load(), kTotal);
+  EXPECT_EQ(sum.load(), long{kTotal} * (kTotal - 1) / 2);
+}
+
+TEST(FiberSync, CondTimedWaitTimesOutWithTheMutexHeld) {
+  GONET_SKIP_UNDER_SANITIZER();
+  StartFibersMode();
+  static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+  static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+  std::atomic<int> r{-1};
+  std::atomic<int> relocked{-1};
+  ASSERT_EQ(Go([&] {
+              MutexLock(&mu, 0);
+              timespec abs;
+              clock_gettime(CLOCK_REALTIME, &abs);
+              abs.tv_nsec += 2 * kMs;
+              if (abs.tv_nsec >= 1000000000) {
+                abs.tv_sec++;
+                abs.tv_nsec -= 1000000000;
+              }
+              int w;
+              do {
+                w = CondWait(&cv, &mu, CLOCK_REALTIME, &abs);
+              } while (w == 0);  // spurious wake-ups are allowed
+              r = w;
+              relocked = MutexTryLock(&mu);  // normal mutex held by us: EBUSY proves it is held
+              MutexUnlock(&mu);
+            })->Join(nullptr),
+            0);
+  EXPECT_EQ(r.load(), ETIMEDOUT);
+  EXPECT_EQ(relocked.load(), EBUSY);
+}
+
+TEST(FiberSync, SleepingFiberLetsItsWorkerRunOthers) {
+  GONET_SKIP_UNDER_SANITIZER();
+  StartFibersMode();
+  std::atomic<bool> woke{false};
+  std::atomic<int64_t> slept_until{0};
+  int64_t deadline = DeadlineAfter(20 * kMs);
+  FiberTask* sleeper = Go([&] {
+    FiberSleepUntil(deadline);
+    slept_until = Nanotime();
+    woke = true;
+  });
+  // Many short fibers run to completion on all workers meanwhile.
+  for (int i = 0; i < 8 * FiberScheduler::workers(); ++i) ASSERT_EQ(Go([] {})->Join(nullptr), 0);
+  ASSERT_EQ(sleeper->Join(nullptr), 0);
+  EXPECT_TRUE(woke.load());
+  EXPECT_GE(slept_until.load(), deadline);
+}
+
+}  // namespace
+}  // namespace gonet::core

@@ -1,0 +1,67 @@
+// Shared set-up for the fibers-mode unit tests: run core in fibers mode with two workers, spawn
+// fibers without the pthread shim, and wait for observable state.
+#pragma once
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <functional>
+
+#include "core/base.h"
+#include "core/fiber_scheduler.h"
+#include "core/runtime.h"
+
+namespace gonet::core::fibertest {
+
+constexpr int64_t kMs = 1000000;
+constexpr int64_t kHangNs = 60000 * kMs;  // hang detector only, never a pass/fail threshold
+
+// Sanitizers cannot follow Boost.Context's stack switches (fiber.h): fibers are skipped there.
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+#define GONET_SKIP_UNDER_SANITIZER() \
+  GTEST_SKIP() << "stack switching is not annotated for sanitizers"
+#else
+#define GONET_SKIP_UNDER_SANITIZER() (void)0
+#endif
+
+inline void StartFibersMode(int workers = 2) {
+  static bool once = [workers] {
+    Config c;
+    c.mode = RunMode::kFibers;
+    c.workers = workers;
+    c.threads_wait_kernel = false;
+    InitForTest(c);
+    return FiberScheduler::EnsureStarted();
+  }();
+  ASSERT_TRUE(once);
+}
+
+// Runs fn on a new fiber; returns its task (join it with Join).
+inline FiberTask* Go(std::function<void()> fn) {
+  auto* heap = new std::function<void()>(std::move(fn));
+  FiberTask* t = nullptr;
+  int r = FiberScheduler::Spawn(
+      0,
+      [](void* arg) -> void* {
+        auto* f = static_cast<std::function<void()>*>(arg);
+        (*f)();
+        delete f;
+        return nullptr;
+      },
+      heap, false, &t);
+  EXPECT_EQ(r, 0);
+  return t;
+}
+
+template <typename Pred>
+bool WaitUntil(Pred pred) {
+  const int64_t give_up = Nanotime() + kHangNs;
+  while (!pred()) {
+    if (Nanotime() > give_up) return false;
+    usleep(100);
+  }
+  return true;
+}
+
+}  // namespace gonet::core::fibertest
