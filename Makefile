@@ -7,18 +7,23 @@ JOBS ?= $(shell nproc)
 BUILD ?= build
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build run test bench soak fuzz install clean format
+.PHONY: all deps configure build run test bench soak fuzz install clean format
 
 all: build
 
 deps:
 	@scripts/deps.sh test
 
-build: deps
+configure: deps
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS) >/dev/null
-	@cmake --build $(BUILD) -j $(JOBS)
 
-run: build
+build: configure
+	@cmake --build $(BUILD) -j $(JOBS) -- --no-print-directory
+
+# The demo needs only the library, the launcher, one daemon and the load client.
+run: configure
+	@cmake --build $(BUILD) -j $(JOBS) --target gonet_preload gonet http_threads echo_threads \
+	  loadgen -- --no-print-directory
 	@scripts/demo.sh $(BUILD)
 
 test: build

@@ -95,6 +95,7 @@ KernelWait::KernelWait(int fd, char op) : rec_(MyRecord()) {
   t_woken = 0;
   // The gauge that `gonet stats` shows and tests wait on: a thread in a blocking call is parked.
   Count(Stats().threads_parked);
+  Count(Stats().kernel_waits);
   if (rec_ == nullptr) return;
   rec_->op.store(op, std::memory_order_relaxed);
   rec_->since_ns.store(Nanotime(), std::memory_order_relaxed);

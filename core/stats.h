@@ -25,7 +25,8 @@ namespace gonet::core {
   X(fibers_live, "fibers alive (fibers mode)")                              \
   X(faults_injected, "faults injected by --fault")                          \
   X(deadline_policy_timeouts, "timeouts from --read/--write/--connect-timeout") \
-  X(invariant_failures, "broken internal invariants (a gonet bug)")
+  X(invariant_failures, "broken internal invariants (a gonet bug)")         \
+  X(kernel_waits, "blocking socket calls made in the kernel (threads mode)")
 
 struct Counters {
 #define GONET_DECLARE_COUNTER(name, help) std::atomic<int64_t> name{0};
