@@ -113,6 +113,21 @@ bool MapsSegment(long pid, const std::string& path) {
   return found;
 }
 
+// Whether the segment at path was left behind: its process is gone, or a process with its pid
+// does not map it (it exec'd a program without gonet, or the pid was reused). A file whose
+// header is not complete yet belongs to a process creating it right now (created, not yet
+// mapped): never stale while that pid lives.
+bool IsStale(long pid, const std::string& path) {
+  if (!ProcessExists(pid)) return true;
+  if (MapsSegment(pid, path)) return false;
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return false;
+  uint64_t magic = 0;
+  bool complete = pread(fd, &magic, sizeof magic, 0) == sizeof magic && magic == core::kShmMagic;
+  close(fd);
+  return complete;
+}
+
 std::string UserName(uid_t uid) {
   passwd* pw = getpwuid(uid);
   return pw != nullptr ? std::string(pw->pw_name) : "uid " + std::to_string(uid);
@@ -170,7 +185,7 @@ int OpenSegment(const char* cmd, long pid, bool writable, Segment* seg) {
             cmd, pid, UserName(st.st_uid).c_str(), UserName(getuid()).c_str());
     return kExitFailed;
   }
-  if (!ProcessExists(pid) || !MapsSegment(pid, seg->path)) {
+  if (IsStale(pid, seg->path)) {
     bool removed = unlink(seg->path.c_str()) == 0;
     fprintf(
         stderr, "gonet %s: %s is stale: process %ld %s%s\n", cmd, seg->path.c_str(), pid,
@@ -240,9 +255,78 @@ void PrintStatsJson(const Segment& seg) {
   fflush(stdout);
 }
 
+// `gonet stats` alone: the caller's gonet processes (root: everyone's), and a sweep of the stale
+// segments that programs killed by a signal left behind.
+int ListCommand() {
+  DIR* d = opendir(core::kShmDir);
+  if (d == nullptr) {
+    fprintf(stderr, "gonet stats: cannot read %s: %s\n", core::kShmDir, strerror(errno));
+    return kExitFailed;
+  }
+  struct Live {
+    long pid;
+    std::string mode, uptime, comm;
+  };
+  std::vector<Live> live;
+  std::vector<long> removed;
+  size_t prefix = strlen(core::kShmPrefix);
+  while (dirent* e = readdir(d)) {
+    long pid = 0;
+    if (strncmp(e->d_name, core::kShmPrefix, prefix) != 0 || !ParsePid(e->d_name + prefix, &pid)) {
+      continue;
+    }
+    std::string path = SegmentPath(pid);
+    struct stat st;
+    if (lstat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+    if (st.st_uid != getuid() && geteuid() != 0) continue;
+    if (IsStale(pid, path)) {
+      if (unlink(path.c_str()) == 0) removed.push_back(pid);
+      continue;
+    }
+    Live l{pid, "?", "?", ""};
+    int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd >= 0) {
+      void* mem = mmap(nullptr, sizeof(ShmHeader), PROT_READ, MAP_SHARED, fd, 0);
+      if (mem != MAP_FAILED) {
+        const auto* h = static_cast<const ShmHeader*>(mem);
+        if (h->magic.load(std::memory_order_acquire) == core::kShmMagic) {
+          l.mode = ModeName(h->mode);
+          l.uptime = Seconds(MonoNs() - h->start_mono_ns);
+        }
+        munmap(mem, sizeof(ShmHeader));
+      }
+      close(fd);
+    }
+    FILE* f = fopen(("/proc/" + std::to_string(pid) + "/comm").c_str(), "r");
+    if (f != nullptr) {
+      char comm[64] = "";
+      if (fgets(comm, sizeof comm, f) != nullptr) l.comm = comm;
+      while (!l.comm.empty() && l.comm.back() == '\n') l.comm.pop_back();
+      fclose(f);
+    }
+    live.push_back(l);
+  }
+  closedir(d);
+  std::sort(live.begin(), live.end(), [](const Live& a, const Live& b) { return a.pid < b.pid; });
+  printf("%-8s %-12s %-12s %s\n", "PID", "MODE", "UPTIME", "COMMAND");
+  for (const Live& l : live) {
+    printf("%-8ld %-12s %-12s %s\n", l.pid, l.mode.c_str(), l.uptime.c_str(), l.comm.c_str());
+  }
+  if (!removed.empty()) {
+    std::sort(removed.begin(), removed.end());
+    fprintf(stderr,
+            "gonet stats: removed %zu stale segment(s) of processes that exited:", removed.size());
+    for (long pid : removed) fprintf(stderr, " %ld", pid);
+    fprintf(stderr, "\n");
+  }
+  return 0;
+}
+
 const char kStatsUsage[] =
     "usage: gonet stats PID [--json] [--watch INTERVAL]\n"
-    "  print the gonet counters of a running program (its own user or root only)\n"
+    "       gonet stats\n"
+    "  print the gonet counters of a running program (its own user or root only); without PID,\n"
+    "  list your programs running under gonet and remove segments that killed ones left behind\n"
     "  --json             one JSON object: pid, mode, uptime_s, counters\n"
     "  --watch INTERVAL   print again every INTERVAL (e.g. 1s, 500ms) with deltas, until the\n"
     "                     program exits or Ctrl-C\n";
@@ -257,6 +341,7 @@ bool IsHelp(std::string_view a) { return a == "-h" || a == "--help"; }
 }  // namespace
 
 int StatsCommand(int argc, char** argv) {
+  if (argc == 0) return ListCommand();
   long pid = 0;
   bool json = false;
   int64_t watch_ns = 0;
