@@ -76,7 +76,7 @@ void Cancel(const char* what, Job* job, int peer_for_data) {
   pthread_t t;
   Must(-pthread_create(&t, nullptr, Run, job), "pthread_create");
   job->parked.WaitParked();
-  Show(-pthread_cancel(t), "pthread_cancel");
+  ShowRc(pthread_cancel(t), "pthread_cancel");
   if (job->disable_cancel) {
     // Cancelling did nothing to the blocked call; data ends it.
     SleepMs(50);

@@ -43,7 +43,11 @@ class Announcer {
 
   void WaitParked(int settle_ms = 100) {
     while (!announced_.load()) SleepMs(1);
-    for (int i = 0; i < 2000 && !TaskSleeping(tid_.load()); ++i) SleepMs(1);
+    // Under gonet's fibers mode both sides may run on one worker thread: its task is then the
+    // caller's own and never reads as asleep here, so only the settle sleep is left.
+    if (tid_.load() != ThreadId()) {
+      for (int i = 0; i < 500 && !TaskSleeping(tid_.load()); ++i) SleepMs(1);
+    }
     SleepMs(settle_ms);
   }
 

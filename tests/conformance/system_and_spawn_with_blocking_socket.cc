@@ -54,8 +54,8 @@ int main() {
   Say("== posix_spawn");
   pid_t pid;
   char* true_argv[] = {const_cast<char*>("/bin/true"), nullptr};
-  Show(posix_spawn(&pid, "/bin/true", nullptr, nullptr, true_argv, environ),
-       "posix_spawn /bin/true");
+  ShowRc(posix_spawn(&pid, "/bin/true", nullptr, nullptr, true_argv, environ),
+         "posix_spawn /bin/true");
   int status = 0;
   waitpid(pid, &status, 0);
   ShowStatus("/bin/true", status);
@@ -64,7 +64,7 @@ int main() {
   char cmd[128];
   snprintf(cmd, sizeof cmd, "printf 'from sh' >&%d", p.client);
   char* sh_argv[] = {const_cast<char*>("/bin/sh"), const_cast<char*>("-c"), cmd, nullptr};
-  Show(posix_spawn(&pid, "/bin/sh", nullptr, nullptr, sh_argv, environ), "posix_spawn sh");
+  ShowRc(posix_spawn(&pid, "/bin/sh", nullptr, nullptr, sh_argv, environ), "posix_spawn sh");
   char buf[32];
   long n = Show(recv(p.server, buf, 7, MSG_WAITALL), "blocking recv 7 MSG_WAITALL");
   Say("got '%.*s'", static_cast<int>(n > 0 ? n : 0), buf);
@@ -79,7 +79,7 @@ int main() {
   Must(pipe(out), "pipe");
   posix_spawn_file_actions_adddup2(&fa, out[1], 1);
   posix_spawn_file_actions_addclose(&fa, out[0]);
-  Show(posix_spawn(&pid, "/bin/sh", &fa, nullptr, sh_argv, environ), "posix_spawn sh");
+  ShowRc(posix_spawn(&pid, "/bin/sh", &fa, nullptr, sh_argv, environ), "posix_spawn sh");
   close(out[1]);
   SleepMs(50);
   Show(send(p.client, "12345", 5, 0), "send 5");
@@ -92,7 +92,8 @@ int main() {
 
   Say("== the inherited listener still accepts in the parent; it stays blocking");
   snprintf(cmd, sizeof cmd, "true");
-  Show(posix_spawn(&pid, "/bin/sh", nullptr, nullptr, sh_argv, environ), "posix_spawn sh -c true");
+  ShowRc(posix_spawn(&pid, "/bin/sh", nullptr, nullptr, sh_argv, environ),
+         "posix_spawn sh -c true");
   waitpid(pid, &status, 0);
   Say("listener blocking: %s", YesNo(!HasNonblock(listener)));
   int c = TcpConnect(port);

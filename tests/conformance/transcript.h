@@ -88,6 +88,23 @@ inline long ShowOk(long r, const char* fmt, ...) {
   return r;
 }
 
+// ShowRc prints "<what> -> 0" or "<what> -> <ERRNO>" for calls that return an error number
+// instead of setting errno (pthread_*, posix_spawn).
+inline int ShowRc(int rc, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
+inline int ShowRc(int rc, const char* fmt, ...) {
+  char what[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(what, sizeof what, fmt, ap);
+  va_end(ap);
+  if (rc == 0) {
+    Say("%s -> 0", what);
+  } else {
+    Say("%s -> %s", what, ErrnoName(rc));
+  }
+  return rc;
+}
+
 // Fail ends a scenario whose set-up (not the behaviour under test) went wrong. The exit status
 // differs from every scenario's own, so the runner's diff shows it.
 [[noreturn]] inline void Fail(const char* what) {
