@@ -623,13 +623,37 @@ int DumpCommand(int argc, char** argv) {
   uint64_t seq = area->seq.load(std::memory_order_relaxed) + 1;
   area->used.store(0, std::memory_order_relaxed);
   area->seq.store(seq, std::memory_order_seq_cst);
+  // Two rounds, so that a thread blocked in a receive that is not gonet's (a library's own
+  // blocking socket, which would see the EINTR) is not signalled: the first answer copies the
+  // records of the threads inside gonet's calls (dump.h), and only those are asked next.
   int signalled = 0;
+  auto ask = [&](BlockedThread& t) {
+    if (SendRequest(pid, t.tid, seq) == 0) {
+      t.signalled = true;
+      ++signalled;
+    }
+  };
+  auto in_records = [&](const BlockedThread& t) {
+    uint32_t n = std::min(area->waits_count.load(std::memory_order_relaxed), core::kDumpWaits);
+    for (uint32_t i = 0; i < n; ++i) {
+      if (area->waits[i].tid == t.tid && area->waits[i].fd == t.fd) return true;
+    }
+    return false;
+  };
   if (can_signal) {
-    for (BlockedThread& t : blocked) {
-      if (!SignalSafeSyscall(t.syscall)) continue;
-      if (SendRequest(pid, t.tid, seq) == 0) {
-        t.signalled = true;
-        ++signalled;
+    auto first = std::find_if(blocked.begin(), blocked.end(),
+                              [](const BlockedThread& t) { return SignalSafeSyscall(t.syscall); });
+    if (first != blocked.end()) {
+      ask(*first);
+      int64_t copied_until = MonoNs() + kAnswerLimitNs;
+      while (first->signalled && area->waits_done.load(std::memory_order_acquire) != seq &&
+             MonoNs() < copied_until) {
+        usleep(1000);
+      }
+      if (area->waits_done.load(std::memory_order_acquire) == seq) {
+        for (BlockedThread& t : blocked) {
+          if (!t.signalled && SignalSafeSyscall(t.syscall) && in_records(t)) ask(t);
+        }
       }
     }
   }
@@ -708,7 +732,7 @@ int DumpCommand(int argc, char** argv) {
       printf("  (no answer within %s: the thread blocks SIGURG, or is not in a gonet call)\n",
              Seconds(kAnswerLimitNs).c_str());
     } else {
-      printf("  (no backtrace: the request could not be sent: %s)\n", strerror(errno));
+      printf("  (no backtrace: not inside a gonet call, so not interrupted)\n");
     }
   }
   if (blocked.empty()) printf("\n(no thread is blocked in a socket call)\n");
