@@ -30,7 +30,7 @@ class TypeStableArena {
       free_ = n->next;
       return &n->value;
     }
-    uint32_t index = next_index_;
+    uint32_t index = next_index_.load(std::memory_order_relaxed);
     uint32_t chunk = index / kChunkSize;
     if (chunk >= kMaxChunks) return nullptr;
     Node* block = chunks_[chunk].load(std::memory_order_acquire);
@@ -45,7 +45,9 @@ class TypeStableArena {
       }
       chunks_[chunk].store(block, std::memory_order_release);
     }
-    ++next_index_;
+    // Release: a reader that sees the new count (allocated()) also sees the chunk and the
+    // object's construction.
+    next_index_.store(index + 1, std::memory_order_release);
     return &block[index % kChunkSize].value;
   }
 
@@ -65,8 +67,8 @@ class TypeStableArena {
 
   static uint32_t IndexOf(const T* value) { return NodeOf(const_cast<T*>(value))->index; }
 
-  // Objects ever handed out are [0, allocated()).
-  uint32_t allocated() const { return next_index_; }
+  // Objects ever handed out are [0, allocated()). Lock-free: scanners (close, dump) use it.
+  uint32_t allocated() const { return next_index_.load(std::memory_order_acquire); }
 
   // After fork the lock may have been held by a thread that does not exist in the child.
   void ResetLockAfterFork() { new (&mu_) Spinlock(); }
@@ -81,7 +83,7 @@ class TypeStableArena {
 
   Spinlock mu_;
   Node* free_ GONET_GUARDED_BY(mu_) = nullptr;
-  uint32_t next_index_ GONET_GUARDED_BY(mu_) = 0;
+  std::atomic<uint32_t> next_index_{0};  // written under mu_, read without it
   std::atomic<Node*> chunks_[kMaxChunks] = {};
 };
 
