@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/base.h"
+#include "core/fiber_sync.h"
 #include "core/netpoller.h"
 #include "core/runtime.h"
 #include "core/stats.h"
@@ -107,6 +108,7 @@ struct FiberWorker {
   static FiberTask* AllocTask();
   static void Recycle(FiberTask* t);
   static void OnExit(FiberTask* t);
+  void ForgetAfterFork();
 };
 
 namespace {
@@ -238,6 +240,17 @@ void FiberWorker::FireTimers() {
   }
 }
 
+void FiberWorker::ForgetAfterFork() {
+  new (&mu) Spinlock();
+  {
+    SpinGuard g(mu);
+    head = tail = nullptr;
+  }
+  for (FiberTask* t : timers) t->heap_index_ = -1;
+  timers.clear();
+  idle.store(kBusy, std::memory_order_relaxed);
+}
+
 void FiberWorker::Run(FiberTask* t) {
   FiberWorker* w = this;
   t_current = t;
@@ -335,7 +348,33 @@ void FiberWorker::OnExit(FiberTask* t) {
 }
 
 namespace {
+
 Parker* LookupCurrentTask() { return t_current; }
+
+// fork in fibers mode. Only the forking thread exists in the child, as for threads: the other
+// workers and every fiber they ran are gone. Locks another worker held at the fork are
+// re-initialised (their holders no longer exist), and:
+//   - forked from an OS thread (the main thread): no worker is left; the next pthread_create or
+//     armed fd starts a fresh set;
+//   - forked from a fiber: its worker is the only one left, with an empty queue and no timers,
+//     so the other fibers of that worker do not run again in the child either.
+void AtForkChild() {
+  FiberSyncAfterForkChild();
+  FiberStackPool::AfterForkChild();
+  g_poller_busy.store(false, std::memory_order_relaxed);
+  new (&g_free_mu) Spinlock();
+  FiberWorker* self = t_worker;
+  if (self == nullptr) {
+    g_nworkers = 0;
+    g_workers = nullptr;  // leaked: the parent's memory image, not ours to free
+    g_started.store(0, std::memory_order_release);
+    return;
+  }
+  self->ForgetAfterFork();
+  g_workers = self;
+  g_nworkers = 1;
+}
+
 }  // namespace
 
 // --- FiberTask ---------------------------------------------------------------------------------
@@ -483,6 +522,30 @@ int FiberTask::Detach() {
   return 0;
 }
 
+// Runs with g_started == 1 (this thread alone is starting the scheduler).
+bool FiberScheduler::StartWorkers(int n) {
+  auto* workers = new (std::nothrow) FiberWorker[n];
+  if (workers == nullptr) {
+    g_started.store(3, std::memory_order_release);
+    return false;
+  }
+  g_workers = workers;
+  g_last_poll_ns.store(Nanotime(), std::memory_order_relaxed);
+  int started = 0;
+  for (int i = 0; i < n; ++i) {
+    // Workers are placed before they start: a worker that failed to start would strand the
+    // tasks given to it, so only the first `started` ones are used.
+    if (RealPthreadCreate()(&workers[started].thread, nullptr, &WorkerMain, &workers[started]) ==
+        0) {
+      pthread_detach(workers[started].thread);
+      ++started;
+    }
+  }
+  g_nworkers = started;
+  g_started.store(started > 0 ? 2 : 3, std::memory_order_release);
+  return started > 0;
+}
+
 // --- FiberScheduler ----------------------------------------------------------------------------
 
 bool FiberScheduler::EnsureStarted() {
@@ -491,29 +554,18 @@ bool FiberScheduler::EnsureStarted() {
   int expect = 0;
   if (g_started.compare_exchange_strong(expect, 1, std::memory_order_acq_rel)) {
     int n = config().workers > 0 ? config().workers : CpusAllowed();
+    if (g_task_base != nullptr) return StartWorkers(n);  // again, in a forked child
+    static std::atomic<bool> atfork{false};
+    if (!atfork.exchange(true)) pthread_atfork(nullptr, nullptr, &AtForkChild);
     void* tasks = mmap(nullptr, kMaxTasks * sizeof(FiberTask), PROT_READ | PROT_WRITE,
                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    auto* workers = new (std::nothrow) FiberWorker[n];
-    if (tasks == MAP_FAILED || workers == nullptr) {
+    if (tasks == MAP_FAILED) {
       g_started.store(3, std::memory_order_release);
       return false;
     }
     g_task_base = static_cast<FiberTask*>(tasks);
-    g_workers = workers;
-    g_nworkers = n;
-    g_last_poll_ns.store(Nanotime(), std::memory_order_relaxed);
     SetParkerLookup(&LookupCurrentTask);
-    int started = 0;
-    for (int i = 0; i < n; ++i) {
-      if (RealPthreadCreate()(&workers[i].thread, nullptr, &WorkerMain, &workers[i]) == 0) {
-        pthread_detach(workers[i].thread);
-        ++started;
-      }
-    }
-    // A worker that failed to start would strand the tasks given to it: use only the first ones.
-    g_nworkers = started;
-    g_started.store(started > 0 ? 2 : 3, std::memory_order_release);
-    return started > 0;
+    return StartWorkers(n);
   }
   while ((s = g_started.load(std::memory_order_acquire)) == 1) sched_yield();
   return s == 2;

@@ -123,6 +123,9 @@ class FiberScheduler {
   static int workers();
   // pthread_key_create: remember the destructor to run at fiber exit.
   static void NoteKeyDestructor(pthread_key_t key, void (*destructor)(void*));
+
+ private:
+  static bool StartWorkers(int n);
 };
 
 }  // namespace gonet::core

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <new>
 
 #include "core/spinlock.h"
 
@@ -140,6 +141,8 @@ void FiberStackPool::Put(const FiberStack& stack) {
   }
   munmap(stack.base, stack.size);
 }
+
+void FiberStackPool::AfterForkChild() { new (&ThePool().mu) Spinlock(); }
 
 uint64_t FiberStackPool::mapped() { return g_mapped.load(std::memory_order_relaxed); }
 uint64_t FiberStackPool::pooled() { return g_pooled.load(std::memory_order_relaxed); }

@@ -35,6 +35,8 @@ class FiberStackPool {
   static size_t DefaultUsableSize();  // GONET_FIBER_STACK or 256 KiB
   static uint64_t mapped();           // mmaps done so far (tests: reuse does not map)
   static uint64_t pooled();           // stacks on the free lists now
+  // fork child: the pool's lock may have been held by a thread that does not exist there.
+  static void AfterForkChild();
 };
 
 }  // namespace gonet::core

@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <new>
+
 #include "core/base.h"
 #include "core/fiber_scheduler.h"
 #include "core/parker.h"
@@ -57,6 +59,16 @@ std::atomic<uint32_t>* CondWaiters(pthread_cond_t* c) {
 }
 
 }  // namespace
+
+// Waiters of other threads are gone in the child, and a bucket lock they held would never be
+// released. (A waiter of the forking thread cannot be queued: it is running fork.)
+void FiberSyncAfterForkChild() {
+  for (Bucket& b : g_table) {
+    new (&b.mu) Spinlock();
+    b.head = b.tail = nullptr;
+  }
+  t_tid = 0;  // the child has its own tid
+}
 
 int AddrWait(std::atomic<uint32_t>* addr, uint32_t expected, int64_t deadline_ns) {
   Bucket& b = BucketFor(addr);

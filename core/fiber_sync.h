@@ -57,4 +57,7 @@ void FiberSleepUntil(int64_t deadline_ns);
 // The calling fiber's id, or the calling thread's kernel tid (mutex ownership).
 uint32_t CurrentOwnerId();
 
+// fork child (called by the scheduler's handler): forget other threads' waiters.
+void FiberSyncAfterForkChild();
+
 }  // namespace gonet::core
