@@ -540,7 +540,7 @@ std::string FormatAddress(const unsigned char* raw, uint32_t len) {
 }
 
 struct Mapping {
-  uint64_t start, end;
+  uint64_t start, end, offset;
   std::string path;
 };
 
@@ -550,22 +550,32 @@ std::vector<Mapping> ReadMaps(long pid) {
   if (f == nullptr) return out;
   char line[4096];
   while (fgets(line, sizeof line, f) != nullptr) {
-    unsigned long long start = 0, end = 0;
+    unsigned long long start = 0, end = 0, offset = 0;
     int path_at = 0;
-    if (sscanf(line, "%llx-%llx %*s %*s %*s %*s %n", &start, &end, &path_at) < 2) continue;
+    if (sscanf(line, "%llx-%llx %*s %llx %*s %*s %n", &start, &end, &offset, &path_at) < 3) {
+      continue;
+    }
     std::string path = path_at > 0 ? std::string(line + path_at) : "";
     while (!path.empty() && (path.back() == '\n' || path.back() == ' ')) path.pop_back();
-    out.push_back({start, end, path});
+    out.push_back({start, end, offset, path});
   }
   fclose(f);
   return out;
 }
 
+// "path+0xOFF", OFF being pc's offset in the file: what addr2line -e path takes for the usual
+// layouts (text's file offset equals its address), and the way to a name where the symbol
+// tables have none (a stripped libc's internal functions get the nearest exported name).
 std::string ModuleOf(const std::vector<Mapping>& maps, uint64_t pc) {
   for (const Mapping& m : maps) {
-    if (pc >= m.start && pc < m.end) return m.path;
+    if (pc >= m.start && pc < m.end && !m.path.empty()) {
+      char off[32];
+      snprintf(off, sizeof off, "+0x%llx",
+               static_cast<unsigned long long>(pc - m.start + m.offset));
+      return m.path + off;
+    }
   }
-  return "";
+  return "?";
 }
 
 std::string Demangle(const char* name) {
@@ -715,7 +725,7 @@ int DumpCommand(int argc, char** argv) {
         std::string module = ModuleOf(maps, s->pc[i]);
         printf("  #%-2d 0x%016llx %s+0x%llx  %s\n", i, static_cast<unsigned long long>(s->pc[i]),
                Demangle(name).c_str(), static_cast<unsigned long long>(s->offset[i]),
-               module.empty() ? "?" : module.c_str());
+               module.c_str());
       }
       continue;
     }

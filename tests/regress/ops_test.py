@@ -208,10 +208,10 @@ def dump_lists_each_parked_connection_with_backtrace(ctx):
             b = mine[0]
             check(re.search(r"^thread \d+ \"echo_threads\": fd \d+, op r \(recv\), waiting ", b,
                             re.M), f"entry names tid, fd, op r and the wait: {b}", r)
-            check(re.search(r"ServeEcho.*/echo_threads$", b, re.M),
+            check(re.search(r"ServeEcho.*/echo_threads\+0x[0-9a-f]+$", b, re.M),
                   f"backtrace names echo_threads' ServeEcho frame: {b}", r)
         accept = [b for b in blocks if "op a (accept)" in b]
-        check(len(accept) == 1 and re.search(r"\bmain\+0x[0-9a-f]+\s+\S*/echo_threads$",
+        check(len(accept) == 1 and re.search(r"\bmain\+0x[0-9a-f]+\s+\S*/echo_threads\+0x",
                                              accept[0], re.M),
               "the accept loop is listed with main in its backtrace", r)
         # The dump interrupted and restarted every call: the program saw nothing.
@@ -333,6 +333,28 @@ def passthrough_mode_publishes_stats_without_backtraces(ctx):
             check(c.recv(8) == b"x", "connection still echoes (no signal was sent)")
 
 
+def no_dev_shm_program_runs_and_counts_silently(ctx):
+    if os.getuid() != 0 or not shutil.which("unshare"):
+        return SKIP  # needs a private mount namespace
+    # A read-only /dev/shm in a mount namespace of the daemon's own: the segment cannot be made.
+    target = Target(ctx, "echo_threads", run_options=("--stats",))
+    inner = " ".join(f"'{a}'" for a in target.cmd)
+    target.cmd = ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
+                  f"mount -t tmpfs -o ro none /dev/shm && exec {inner}"]
+    with target as t:
+        check(not os.path.exists(shm_path(t.pid)), "no segment outside the namespace either")
+        t.connect(2)
+        r = ctx.gonet_cmd("stats", t.pid)
+        check(r.returncode == 1 and "does not run under gonet" in r.stderr,
+              "gonet stats finds no segment and says so", r)
+        check(t.stop() == 0, "daemon exits 0")
+        err = t.stderr_text()
+        lines = [line for line in err.splitlines() if line.strip()]
+        check(lines and lines[0].startswith(f"gonet stats (pid {t.pid}, mode threads):") and
+              re.search(r"^\s+threads_parked\s+\d+$", err, re.M),
+              f"only the --stats summary on stderr, from the static block: {err!r}")
+
+
 def commands_refuse_bad_input(ctx):
     for cmd in ("stats", "dump"):
         r = ctx.gonet_cmd(cmd, "notapid")
@@ -356,6 +378,7 @@ BEHAVIOURS = {f.__name__: f for f in [
     other_users_process_refused,
     run_stats_prints_summary_at_exit,
     passthrough_mode_publishes_stats_without_backtraces,
+    no_dev_shm_program_runs_and_counts_silently,
     commands_refuse_bad_input,
 ]}
 
