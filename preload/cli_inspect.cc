@@ -422,9 +422,13 @@ struct BlockedThread {
   bool signalled = false;
 };
 
-std::string ReadSmallFile(const std::string& path) {
+// The file's text without its trailing newlines; "" if it cannot be read (then *err says why).
+std::string ReadSmallFile(const std::string& path, int* err = nullptr) {
   FILE* f = fopen(path.c_str(), "r");
-  if (f == nullptr) return "";
+  if (f == nullptr) {
+    if (err != nullptr) *err = errno;
+    return "";
+  }
   char buf[512];
   size_t n = fread(buf, 1, sizeof buf - 1, f);
   fclose(f);
@@ -491,10 +495,12 @@ std::vector<BlockedThread> FindBlockedThreads(long pid, bool* readable) {
     long tid = 0;
     if (!ParsePid(e->d_name, &tid)) continue;
     std::string base = task + "/" + e->d_name;
-    std::string sc = ReadSmallFile(base + "/syscall");
+    int err = 0;
+    std::string sc = ReadSmallFile(base + "/syscall", &err);
     if (sc.empty()) {
-      // Needs ptrace-attach rights (e.g. yama ptrace_scope >= 1 for a non-root user).
-      if (access((base + "/syscall").c_str(), R_OK) != 0 || errno == EACCES) *readable = false;
+      // Needs ptrace-attach rights (refused e.g. under yama ptrace_scope >= 1 for a non-root
+      // user); ENOENT is a thread that just exited.
+      if (err == EACCES || err == EPERM) *readable = false;
       continue;
     }
     // "NR arg0 arg1 ... sp pc", or "running", or "-1 sp pc" outside a syscall.

@@ -223,6 +223,34 @@ def dump_lists_each_parked_connection_with_backtrace(ctx):
         check(not t.stderr_text().strip(), f"daemon reported nothing: {t.stderr_text()!r}")
 
 
+def dump_by_unprivileged_owner_works(ctx):
+    if os.getuid() != 0:
+        return SKIP  # needs to become another user; as that user this is what every test does
+    # Owner and operator are both nobody: no root privilege anywhere on the dump path (the
+    # threads' /proc syscall files, the signal, the segment).
+    gonet = os.path.join(ctx.tmp, "gonet")
+    shutil.copy(ctx.gonet, gonet)
+    os.chmod(ctx.tmp, 0o755)
+    os.chmod(gonet, 0o755)
+    lib = ("--lib", os.path.join(ctx.build, "libgonet.so"))
+    target = Target(ctx, "echo_threads", run_options=lib)
+    target.cmd = ["setpriv", "--reuid=nobody", f"--regid={pwd.getpwnam('nobody').pw_gid}",
+                  "--clear-groups", "--", *target.cmd]
+    ctx.gonet = gonet
+    with target as t:
+        ports = t.connect(2)
+        def parked_as_nobody():
+            r = ctx.gonet_cmd("stats", t.pid, user="nobody")
+            return r.returncode == 0 and re.search(r"threads_parked\s+([3-9]|\d\d)", r.stdout)
+        wait_for("3 parked threads", parked_as_nobody)
+        r = ctx.gonet_cmd("dump", t.pid, user="nobody")
+        check(r.returncode == 0 and "could not be read" not in r.stdout, "nobody dumps its own", r)
+        for port in ports:
+            check(re.search(rf"op r \(recv\), waiting .*\n  local \S+  "
+                            rf"peer 127\.0\.0\.1:{port}\n(  #.*\n)*  #.*ServeEcho", r.stdout),
+                  f"connection from {port} listed with its backtrace", r)
+
+
 def segment_removed_when_process_exits(ctx):
     with Target(ctx, "echo_threads") as t:
         path = shm_path(t.pid)
@@ -372,6 +400,7 @@ BEHAVIOURS = {f.__name__: f for f in [
     stats_shows_parked_connections_of_running_daemon,
     stats_watch_prints_deltas_until_program_exits,
     dump_lists_each_parked_connection_with_backtrace,
+    dump_by_unprivileged_owner_works,
     segment_removed_when_process_exits,
     stale_segment_reported_and_removed,
     forked_worker_has_its_own_segment,
