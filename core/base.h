@@ -65,7 +65,7 @@ void NoteInvariantFailure(const char* what, const char* file, int line);
 
 // gonet must never crash its host: a broken invariant aborts in debug builds (like Go's throw) and
 // is counted in release builds, where `gonet stats` shows it as invariant_failures.
-#define GONET_DCHECK(cond, what)                                                      \
-  do {                                                                                \
+#define GONET_DCHECK(cond, what)                                                                \
+  do {                                                                                          \
     if (GONET_UNLIKELY(!(cond))) ::gonet::core::NoteInvariantFailure(what, __FILE__, __LINE__); \
   } while (0)

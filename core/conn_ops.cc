@@ -8,9 +8,9 @@
 
 #include "core/blocking_call.h"
 #include "core/direct_call.h"
-#include "core/kernel_wait.h"
 #include "core/faults.h"
 #include "core/fd_table.h"
+#include "core/kernel_wait.h"
 #include "core/ops.h"
 #include "core/runtime.h"
 #include "core/sys.h"
@@ -59,7 +59,8 @@ IoResult Accept(int fd, sockaddr* addr, socklen_t* addrlen, int flags) {
   SocketState& s = *ref.sock();
   if (s.app_nonblock.load(std::memory_order_relaxed)) return IoResult::Passthrough();
   if (KernelWaitEnabled() && !s.forced_nonblock.load(std::memory_order_acquire)) {
-    IoResult r = DirectCall(ref, 'a', [&] { return sys::Call(SYS_accept4, fd, addr, addrlen, flags); });
+    IoResult r =
+        DirectCall(ref, 'a', [&] { return sys::Call(SYS_accept4, fd, addr, addrlen, flags); });
     if (r.ok()) InstallAccepted(s, static_cast<int>(r.n), flags);
     return r;
   }

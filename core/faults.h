@@ -25,8 +25,9 @@ void ConfigureFaultsFromEnv();
 }  // namespace gonet::core
 
 // First line of every core entry point that a fault rule can target.
-#define GONET_INJECT_FAULT(op, fd)                                                          \
-  do {                                                                                      \
-    ::gonet::core::IoResult gonet_fault = ::gonet::core::InjectFault(::gonet::core::FaultOp::op, fd); \
-    if (!gonet_fault.ok()) return gonet_fault;                                              \
+#define GONET_INJECT_FAULT(op, fd)                                  \
+  do {                                                              \
+    ::gonet::core::IoResult gonet_fault =                           \
+        ::gonet::core::InjectFault(::gonet::core::FaultOp::op, fd); \
+    if (!gonet_fault.ok()) return gonet_fault;                      \
   } while (0)

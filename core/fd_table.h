@@ -48,13 +48,13 @@ inline int64_t TimevalToNs(const timeval& tv) {
 }
 
 struct SocketState {
-  std::atomic<int> refs{0};                // fds sharing this open file
-  std::atomic<bool> app_nonblock{false};   // the app's view of O_NONBLOCK
+  std::atomic<int> refs{0};                  // fds sharing this open file
+  std::atomic<bool> app_nonblock{false};     // the app's view of O_NONBLOCK
   std::atomic<bool> forced_nonblock{false};  // gonet set O_NONBLOCK in the kernel (a listener)
-  std::atomic<int64_t> rcvtimeo_ns{0};     // the app's SO_RCVTIMEO as the kernel keeps it (0=none)
-  std::atomic<int64_t> sndtimeo_ns{0};     // the app's SO_SNDTIMEO
-  int type = 0;                            // SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET, ...
-  int family = 0;                          // AF_INET, AF_INET6, AF_UNIX, ...
+  std::atomic<int64_t> rcvtimeo_ns{0};  // the app's SO_RCVTIMEO as the kernel keeps it (0=none)
+  std::atomic<int64_t> sndtimeo_ns{0};  // the app's SO_SNDTIMEO
+  int type = 0;                         // SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET, ...
+  int family = 0;                       // AF_INET, AF_INET6, AF_UNIX, ...
 };
 
 enum class FdKind : uint32_t { kUnknown = 0, kNotSocket = 1, kSocket = 2 };
@@ -108,9 +108,7 @@ class FdRef {
   int fd() const { return fd_; }
   FdEntry* entry() const { return entry_; }
   // The fd is being closed (or dup2'd over): the operation must end with EBADF.
-  bool closing() const {
-    return (entry_->word.load(std::memory_order_seq_cst) >> 31) & 1;
-  }
+  bool closing() const { return (entry_->word.load(std::memory_order_seq_cst) >> 31) & 1; }
   SocketState* sock() const { return sock_; }
   // The fd's pollDesc, allocated and armed with the netpoller on first need. nullptr if the fd
   // cannot be polled or memory is exhausted: the caller falls back to a plain blocking call.

@@ -9,6 +9,17 @@
 
 #include "core/runtime.h"
 
+// Sanitizers cannot see Boost.Context's stack switches by themselves: each switch is announced
+// (ASan: which stack is about to run; TSan: which fiber's happens-before state applies).
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/common_interface_defs.h>
+#define GONET_ASAN_FIBERS 1
+#endif
+#if defined(__SANITIZE_THREAD__)
+#include <sanitizer/tsan_interface.h>
+#define GONET_TSAN_FIBERS 1
+#endif
+
 // libstdc++'s per-thread exception state; the layout is fixed by the Itanium C++ ABI.
 struct GonetCxaEhGlobals {
   void* caught_exceptions;
@@ -51,11 +62,23 @@ bool Fiber::Start(size_t stack_usable_bytes, Entry entry, void* arg) {
   ctx::stack_context sc = alloc.allocate();
   // Boost keeps its control record at the top of the stack we give it (preallocated).
   ctx::preallocated pre(sc.sp, sc.size, sc);
+#if GONET_TSAN_FIBERS
+  san_fiber_ = __tsan_create_fiber(0);
+#endif
   new (self_) ctx::fiber(std::allocator_arg, pre, alloc, [this](ctx::fiber&& caller) {
+#if GONET_ASAN_FIBERS
+    __sanitizer_finish_switch_fiber(nullptr, &san_caller_bottom_, &san_caller_size_);
+#endif
     new (caller_) ctx::fiber(std::move(caller));
     Trampoline(this);
     ctx::fiber back = std::move(As(caller_));
     As(caller_).~fiber();
+#if GONET_ASAN_FIBERS
+    __sanitizer_start_switch_fiber(nullptr, san_caller_bottom_, san_caller_size_);  // for good
+#endif
+#if GONET_TSAN_FIBERS
+    __tsan_switch_to_fiber(san_caller_, 0);
+#endif
     return back;
   });
   return true;
@@ -68,18 +91,46 @@ void Fiber::Trampoline(Fiber* self) {
 }
 
 bool Fiber::Resume() {
+#if GONET_TSAN_FIBERS
+  san_caller_ = __tsan_get_current_fiber();
+  __tsan_switch_to_fiber(san_fiber_, 0);
+#endif
+#if GONET_ASAN_FIBERS
+  void* fake = nullptr;
+  __sanitizer_start_switch_fiber(&fake, static_cast<char*>(stack_.top()) - stack_.usable(),
+                                 stack_.usable());
+#endif
   ctx::fiber f = std::move(As(self_));
   f = std::move(f).resume();
+#if GONET_ASAN_FIBERS
+  __sanitizer_finish_switch_fiber(fake, nullptr, nullptr);
+#endif
   bool finished = !f;
   As(self_) = std::move(f);
+#if GONET_TSAN_FIBERS
+  if (finished) {
+    __tsan_destroy_fiber(san_fiber_);
+    san_fiber_ = nullptr;
+  }
+#endif
   return finished;
 }
 
 void Fiber::Suspend() {
   SwapThreadState();
+#if GONET_TSAN_FIBERS
+  __tsan_switch_to_fiber(san_caller_, 0);
+#endif
+#if GONET_ASAN_FIBERS
+  void* fake = nullptr;
+  __sanitizer_start_switch_fiber(&fake, san_caller_bottom_, san_caller_size_);
+#endif
   ctx::fiber c = std::move(As(caller_));
   c = std::move(c).resume();
   As(caller_) = std::move(c);
+#if GONET_ASAN_FIBERS
+  __sanitizer_finish_switch_fiber(fake, &san_caller_bottom_, &san_caller_size_);
+#endif
   SwapThreadState();
 }
 

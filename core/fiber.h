@@ -56,6 +56,11 @@ class Fiber {
   Saved saved_;  // the fiber's state while suspended; the worker's while it runs
   Entry entry_ = nullptr;
   void* arg_ = nullptr;
+  // Sanitizer bookkeeping (fiber.cc announces every switch; unused in normal builds).
+  void* san_fiber_ = nullptr;                // TSan: this fiber's context
+  void* san_caller_ = nullptr;               // TSan: the worker's context
+  const void* san_caller_bottom_ = nullptr;  // ASan: the worker's stack
+  size_t san_caller_size_ = 0;
 };
 
 }  // namespace gonet::core

@@ -119,7 +119,9 @@ constexpr size_t kMaxTasks = size_t{1} << 20;
 constexpr int64_t kBusyPollIntervalNs = 1000000;
 
 FiberWorker* g_workers = nullptr;
-int g_nworkers = 0;
+// Workers in use; written once they are placed (workers may read it before it settles: a worker
+// not started yet is never kSleeping, so WakeOneSleeper skips it).
+std::atomic<int> g_nworkers{0};
 std::atomic<int> g_started{0};  // 0 not yet, 1 starting, 2 running, 3 failed
 std::atomic<uint32_t> g_next_worker{0};
 std::atomic<bool> g_poller_busy{false};  // a worker holds the poller role
@@ -171,7 +173,8 @@ void MakeRunnable(FiberTask* t, FiberWorker* w) {
 }
 
 void WakeOneSleeper(FiberWorker* self) {
-  for (int i = 0; i < g_nworkers; ++i) {
+  int n = g_nworkers.load(std::memory_order_acquire);
+  for (int i = 0; i < n; ++i) {
     FiberWorker* w = &g_workers[i];
     if (w == self) continue;
     uint32_t s = FiberWorker::kSleeping;
@@ -208,7 +211,7 @@ void Idle(FiberWorker* w) {
     g_poller_busy.store(false, std::memory_order_release);
     // We are about to run what the poll found: let a sleeping worker take over the polling, so
     // that readiness for its own fibers is not held up by ours.
-    if (g_nworkers > 1 && w->HasWork()) WakeOneSleeper(w);
+    if (g_nworkers.load(std::memory_order_relaxed) > 1 && w->HasWork()) WakeOneSleeper(w);
   } else {
     FutexWaitUntil(&w->idle, FiberWorker::kSleeping, next);
     w->idle.store(FiberWorker::kBusy, std::memory_order_seq_cst);
@@ -412,14 +415,14 @@ void AtForkChild() {
   new (&g_free_mu) Spinlock();
   FiberWorker* self = t_worker;
   if (self == nullptr) {
-    g_nworkers = 0;
+    g_nworkers.store(0, std::memory_order_relaxed);
     g_workers = nullptr;  // leaked: the parent's memory image, not ours to free
     g_started.store(0, std::memory_order_release);
     return;
   }
   self->ForgetAfterFork();
   g_workers = self;
-  g_nworkers = 1;
+  g_nworkers.store(1, std::memory_order_relaxed);
 }
 
 }  // namespace
@@ -588,7 +591,7 @@ bool FiberScheduler::StartWorkers(int n) {
       ++started;
     }
   }
-  g_nworkers = started;
+  g_nworkers.store(started, std::memory_order_release);
   g_started.store(started > 0 ? 2 : 3, std::memory_order_release);
   return started > 0;
 }
@@ -637,7 +640,7 @@ int FiberScheduler::Spawn(size_t stack_bytes, void* (*start)(void*), void* arg, 
     t->joiner_ = nullptr;
   }
   uint32_t i = g_next_worker.fetch_add(1, std::memory_order_relaxed);
-  t->home_ = &g_workers[i % static_cast<uint32_t>(g_nworkers)];
+  t->home_ = &g_workers[i % static_cast<uint32_t>(g_nworkers.load(std::memory_order_relaxed))];
   if (!t->fiber_.Start(stack_bytes, &FiberTask::Entry, t)) {
     FiberWorker::Recycle(t);
     return EAGAIN;
@@ -658,7 +661,7 @@ bool FiberScheduler::IsTask(const void* p) {
   return a >= b && a < b + n * sizeof(FiberTask) && (a - b) % sizeof(FiberTask) == 0;
 }
 
-int FiberScheduler::workers() { return g_nworkers; }
+int FiberScheduler::workers() { return g_nworkers.load(std::memory_order_relaxed); }
 
 void FiberScheduler::NoteKeyDestructor(pthread_key_t key, void (*destructor)(void*)) {
   if (key < PTHREAD_KEYS_MAX) g_key_dtors[key].store(destructor, std::memory_order_release);

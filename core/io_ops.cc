@@ -104,7 +104,9 @@ int Enter(FdRef& ref, int fd, int flags) {
   return 0;
 }
 
-IoResult Fail(int err) { return err == kPassthrough ? IoResult::Passthrough() : IoResult::Err(err); }
+IoResult Fail(int err) {
+  return err == kPassthrough ? IoResult::Passthrough() : IoResult::Err(err);
+}
 
 // Threads mode makes the blocking call itself unless a gonet deadline policy needs the
 // netpoller's timer for this direction (kernel_wait.h).
@@ -198,7 +200,8 @@ IoResult RecvBuffer(int fd, void* buf, size_t len, int flags, sockaddr* addr, so
   FdRef ref;
   if (int e = Enter(ref, fd, flags); e != 0) return Fail(e);
   if (UseDirectCall(*ref.sock(), Mode::kRead)) {
-    return DirectCall(ref, 'r', [&] { return sys::Call(SYS_recvfrom, fd, buf, len, flags, addr, alen); });
+    return DirectCall(ref, 'r',
+                      [&] { return sys::Call(SYS_recvfrom, fd, buf, len, flags, addr, alen); });
   }
   char* p = static_cast<char*>(buf);
   size_t offset = 0;
@@ -215,7 +218,8 @@ IoResult SendBuffer(int fd, const void* buf, size_t len, int flags, const sockad
   FdRef ref;
   if (int e = Enter(ref, fd, flags); e != 0) return Fail(e);
   if (UseDirectCall(*ref.sock(), Mode::kWrite)) {
-    return DirectCall(ref, 'w', [&] { return sys::Call(SYS_sendto, fd, buf, len, flags, addr, alen); });
+    return DirectCall(ref, 'w',
+                      [&] { return sys::Call(SYS_sendto, fd, buf, len, flags, addr, alen); });
   }
   const char* p = static_cast<const char*>(buf);
   size_t offset = 0;
@@ -236,8 +240,7 @@ IoResult RecvMessage(int fd, msghdr* msg, int flags) {
   bool waitall = (flags & MSG_WAITALL) && IsStream(*ref.sock());
   if (!waitall) {
     return ReceiveLoop(
-        ref, flags, 1, [&](int f) { return sys::Call(SYS_recvmsg, fd, msg, f); },
-        [](size_t) {});
+        ref, flags, 1, [&](int f) { return sys::Call(SYS_recvmsg, fd, msg, f); }, [](size_t) {});
   }
   // MSG_WAITALL on a stream: loop over a private copy of the iovecs; the app's msghdr gets the
   // fields of the last call (flags), as the kernel's single call would leave them.

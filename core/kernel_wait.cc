@@ -53,7 +53,8 @@ KernelWaitRecord* MyRecord() {
 }
 
 void WakeHandler(int sig, siginfo_t* si, void* uc) {
-  if (si != nullptr && si->si_code == SI_TKILL && si->si_pid == g_pid.load(std::memory_order_relaxed)) {
+  if (si != nullptr && si->si_code == SI_TKILL &&
+      si->si_pid == g_pid.load(std::memory_order_relaxed)) {
     t_woken = 1;
     return;
   }

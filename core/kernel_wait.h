@@ -35,10 +35,10 @@ namespace gonet::core {
 
 // One thread's record while it is blocked in a kernel call on an fd.
 struct KernelWaitRecord {
-  std::atomic<int> fd{-1};          // -1: not blocked in a gonet-visible call
-  std::atomic<int> tid{0};          // the thread, for tgkill
-  std::atomic<int64_t> since_ns{0}; // when the call started (Nanotime)
-  std::atomic<char> op{0};          // 'r' or 'w' (or 'a' accept, 'c' connect)
+  std::atomic<int> fd{-1};           // -1: not blocked in a gonet-visible call
+  std::atomic<int> tid{0};           // the thread, for tgkill
+  std::atomic<int64_t> since_ns{0};  // when the call started (Nanotime)
+  std::atomic<char> op{0};           // 'r' or 'w' (or 'a' accept, 'c' connect)
 };
 
 bool KernelWaitEnabled();

@@ -82,7 +82,8 @@ int Netpoller::Poll(int64_t delay_ns) {
     n = sys::Call(SYS_epoll_wait, ep, events, kMaxEvents, -1);
   } else {
     // epoll_pwait2 takes a timespec: nanosecond precision instead of epoll_wait's milliseconds.
-    timespec ts{static_cast<time_t>(delay_ns / 1000000000), static_cast<long>(delay_ns % 1000000000)};
+    timespec ts{static_cast<time_t>(delay_ns / 1000000000),
+                static_cast<long>(delay_ns % 1000000000)};
     n = sys::Call(SYS_epoll_pwait2, ep, events, kMaxEvents, &ts, nullptr, 8);
     if (n == -ENOSYS) {
       int ms = static_cast<int>((delay_ns + 999999) / 1000000);

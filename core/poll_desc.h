@@ -100,9 +100,7 @@ class PollDesc {
   Parker* Unblock(Mode mode, bool ioready);
   std::atomic<uintptr_t>& Sema(Mode mode) { return mode == Mode::kRead ? rg_ : wg_; }
   std::atomic<int64_t>& Deadline(Mode mode) { return mode == Mode::kRead ? rd_ : wd_; }
-  const std::atomic<int64_t>& Deadline(Mode mode) const {
-    return mode == Mode::kRead ? rd_ : wd_;
-  }
+  const std::atomic<int64_t>& Deadline(Mode mode) const { return mode == Mode::kRead ? rd_ : wd_; }
 
   std::atomic<uintptr_t> rg_{kPdNil};  // reader's semaphore: kPdNil, kPdReady, kPdWait, Parker*
   std::atomic<uintptr_t> wg_{kPdNil};  // writer's semaphore

@@ -104,8 +104,8 @@ RunMode mode() { return g_mode; }
 void PrintStatsSummary() {
   ErrnoGuard keep;
   char buf[4096];
-  int head = snprintf(buf, sizeof buf, "gonet stats (pid %d, mode %s):\n", getpid(),
-                      ModeName(g_mode));
+  int head =
+      snprintf(buf, sizeof buf, "gonet stats (pid %d, mode %s):\n", getpid(), ModeName(g_mode));
   size_t len = head > 0 ? static_cast<size_t>(head) : 0;
   len += FormatStats(Stats(), buf + len, sizeof buf - len);
   if (Faults().enabled() && len < sizeof buf) {

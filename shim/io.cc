@@ -79,8 +79,8 @@ GONET_HOOK ssize_t send(int fd, const void* buf, size_t n, int flags) {
   return r.passthrough() ? real::send(fd, buf, n, flags) : ToCAbi(r);
 }
 
-GONET_HOOK ssize_t sendto(int fd, const void* buf, size_t n, int flags,
-                          const struct sockaddr* addr, socklen_t addrlen) {
+GONET_HOOK ssize_t sendto(int fd, const void* buf, size_t n, int flags, const struct sockaddr* addr,
+                          socklen_t addrlen) {
   core::IoResult r = core::SendTo(fd, buf, n, flags, addr, addrlen);
   return r.passthrough() ? real::sendto(fd, buf, n, flags, addr, addrlen) : ToCAbi(r);
 }

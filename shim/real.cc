@@ -30,13 +30,13 @@ Fn Resolve(std::atomic<Fn>& slot, const char* name) {
 
 // GONET_REAL(ret, name, params, args, fallback): defines real::name, which calls the next `name`
 // or, while that cannot be resolved, `fallback` (a raw syscall with the same meaning).
-#define GONET_REAL(ret, name, params, args, fallback)                            \
-  namespace {                                                                    \
-  std::atomic<ret(*) params> slot_##name{nullptr};                               \
-  }                                                                              \
-  ret name params {                                                              \
-    if (auto fn = Resolve(slot_##name, #name)) return fn args;                   \
-    return static_cast<ret>(fallback);                                           \
+#define GONET_REAL(ret, name, params, args, fallback)          \
+  namespace {                                                  \
+  std::atomic<ret(*) params> slot_##name{nullptr};             \
+  }                                                            \
+  ret name params {                                            \
+    if (auto fn = Resolve(slot_##name, #name)) return fn args; \
+    return static_cast<ret>(fallback);                         \
   }
 
 GONET_REAL(int, socket, (int d, int t, int p), (d, t, p), syscall(SYS_socket, d, t, p))
@@ -59,8 +59,7 @@ GONET_REAL(ssize_t, recv, (int fd, void* b, size_t n, int f), (fd, b, n, f),
            syscall(SYS_recvfrom, fd, b, n, f, nullptr, nullptr))
 GONET_REAL(ssize_t, recvfrom, (int fd, void* b, size_t n, int f, sockaddr* a, socklen_t* l),
            (fd, b, n, f, a, l), syscall(SYS_recvfrom, fd, b, n, f, a, l))
-GONET_REAL(ssize_t, recvmsg, (int fd, msghdr* m, int f), (fd, m, f),
-           syscall(SYS_recvmsg, fd, m, f))
+GONET_REAL(ssize_t, recvmsg, (int fd, msghdr* m, int f), (fd, m, f), syscall(SYS_recvmsg, fd, m, f))
 GONET_REAL(int, recvmmsg, (int fd, mmsghdr* v, unsigned n, int f, timespec* t), (fd, v, n, f, t),
            syscall(SYS_recvmmsg, fd, v, n, f, t))
 GONET_REAL(ssize_t, send, (int fd, const void* b, size_t n, int f), (fd, b, n, f),
@@ -80,8 +79,7 @@ GONET_REAL(int, dup2, (int a, int b), (a, b),
            a == b ? (syscall(SYS_fcntl, a, F_GETFD) < 0 ? -1 : b) : syscall(SYS_dup3, a, b, 0))
 GONET_REAL(int, dup3, (int a, int b, int f), (a, b, f), syscall(SYS_dup3, a, b, f))
 GONET_REAL(int, fcntl, (int fd, int c, unsigned long a), (fd, c, a), syscall(SYS_fcntl, fd, c, a))
-GONET_REAL(int, fcntl64, (int fd, int c, unsigned long a), (fd, c, a),
-           syscall(SYS_fcntl, fd, c, a))
+GONET_REAL(int, fcntl64, (int fd, int c, unsigned long a), (fd, c, a), syscall(SYS_fcntl, fd, c, a))
 GONET_REAL(int, ioctl, (int fd, unsigned long r, void* a), (fd, r, a), syscall(SYS_ioctl, fd, r, a))
 GONET_REAL(int, setsockopt, (int fd, int lv, int n, const void* v, socklen_t l), (fd, lv, n, v, l),
            syscall(SYS_setsockopt, fd, lv, n, v, l))

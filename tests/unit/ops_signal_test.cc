@@ -17,6 +17,10 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <map>
+#include <mutex>
+#include <ostream>
+#include <string>
 #include <thread>
 
 #include "core/base.h"
@@ -24,6 +28,7 @@
 #include "core/parker.h"
 #include "core/runtime.h"
 #include "core/stats.h"
+#include "core/thread_parker.h"
 
 #if defined(__SANITIZE_THREAD__)
 #define GONET_TSAN 1
@@ -52,8 +57,6 @@ bool WaitUntil(Pred pred, int64_t hang_ns = kHangNs) {
   return true;
 }
 
-int64_t Parked() { return Stats().threads_parked.load(); }
-
 // Reads "Name:\t<hex>" from /proc/self/task/TID/status.
 bool SignalPending(pid_t tid, int sig) {
   char path[64];
@@ -72,15 +75,70 @@ bool SignalPending(pid_t tid, int sig) {
   return (mask >> (sig - 1)) & 1;
 }
 
-bool InFutex(pid_t tid) {
+// Threads register their parker, so that Blocked can tell a futex wait on it (gonet parked the
+// thread) from any other futex wait (a lock inside libc or a sanitizer's runtime).
+std::mutex g_sleepers_mu;
+std::map<pid_t, const void*> g_sleepers;
+
+pid_t Self() {
+  const pid_t tid = static_cast<pid_t>(syscall(SYS_gettid));
+  const void* parker = CurrentParker();
+  std::lock_guard<std::mutex> g(g_sleepers_mu);
+  g_sleepers[tid] = parker;
+  return tid;
+}
+
+// True while thread `tid` (registered with Self) sleeps where a blocked core operation waits:
+// in a futex on its own parker (netpoller path: pollDesc or DirLock), or in the socket call
+// itself (kernel-wait path).
+bool Blocked(pid_t tid) {
   char path[64];
   snprintf(path, sizeof path, "/proc/self/task/%d/syscall", static_cast<int>(tid));
   FILE* f = fopen(path, "r");
   if (f == nullptr) return false;
   long nr = -1;
-  int got = fscanf(f, "%ld", &nr);
+  unsigned long arg0 = 0;
+  int got = fscanf(f, "%ld %lx", &nr, &arg0);
   fclose(f);
-  return got == 1 && nr == SYS_futex;
+  if (got < 1) return false;  // "running"
+  switch (nr) {
+    case SYS_futex: {
+      if (got < 2) return false;
+      std::lock_guard<std::mutex> g(g_sleepers_mu);
+      auto it = g_sleepers.find(tid);
+      if (it == g_sleepers.end()) return false;
+      const uintptr_t p = reinterpret_cast<uintptr_t>(it->second);
+      return arg0 >= p && arg0 < p + sizeof(ThreadParker);
+    }
+    case SYS_recvfrom:
+    case SYS_recvmsg:
+    case SYS_recvmmsg:
+    case SYS_sendto:
+    case SYS_sendmsg:
+    case SYS_sendmmsg:
+    case SYS_accept4:
+    case SYS_connect:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// Threads mode has two ways to wait (core/kernel_wait.h): parked on the pollDesc until the
+// netpoller says ready, or blocked in the kernel's own call and woken by SIGURG on close. The
+// behaviour must be the same, so every test runs on both.
+enum class WaitPath { kNetpoller, kKernel };
+void PrintTo(WaitPath path, std::ostream* os) {
+  *os << (path == WaitPath::kKernel ? "Kernel" : "Netpoller");
+}
+std::string PathName(const ::testing::TestParamInfo<WaitPath>& info) {
+  return info.param == WaitPath::kKernel ? "Kernel" : "Netpoller";
+}
+Config ThreadsConfig(WaitPath path) {
+  Config c;
+  c.mode = RunMode::kThreads;
+  c.threads_wait_kernel = path == WaitPath::kKernel;
+  return c;
 }
 
 std::atomic<int> g_handled{0};
@@ -96,12 +154,10 @@ void InstallHandler(bool restart) {
   ASSERT_EQ(sigaction(SIGUSR1, &sa, nullptr), 0);
 }
 
-class SignalTest : public ::testing::Test {
+class SignalTest : public ::testing::TestWithParam<WaitPath> {
  protected:
   void SetUp() override {
-    Config c;
-    c.mode = RunMode::kThreads;
-    InitForTest(c);
+    InitForTest(ThreadsConfig(GetParam()));
     ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv_), 0);
     NoteSocketPair(sv_, AF_UNIX, SOCK_STREAM);
     invariants_ = Stats().invariant_failures.load();
@@ -115,18 +171,17 @@ class SignalTest : public ::testing::Test {
 
   // Starts a core::Read on sv_[0] in a thread and waits until it is parked.
   void StartParkedReader() {
-    const int64_t base = Parked();
     reader_ = std::thread([this] {
-      tid_.store(static_cast<pid_t>(syscall(SYS_gettid)));
+      tid_.store(Self());
       result_ = Read(sv_[0], buf_, sizeof buf_);
       done_.store(true);
     });
-    // Parked by the counter is not enough: a signal that lands before the thread enters the
-    // futex runs its handler and then the wait starts, exactly as a signal that lands just before
-    // a native recv does not interrupt it. Wait for the thread to be inside the futex.
+    // The thread must be asleep inside the syscall: a signal that lands before it gets there
+    // runs its handler and then the wait starts, just as a signal that lands before a native
+    // recv does not interrupt it.
     ASSERT_TRUE(WaitUntil([&] {
       pid_t t = tid_.load();
-      return Parked() == base + 1 && t != 0 && InFutex(t);
+      return t != 0 && Blocked(t);
     }));
   }
   IoResult JoinReader() {
@@ -143,7 +198,7 @@ class SignalTest : public ::testing::Test {
   char buf_[16] = {};
 };
 
-TEST_F(SignalTest, HandlerWithoutSaRestartInterruptsParkedReadWithEintr) {
+TEST_P(SignalTest, HandlerWithoutSaRestartInterruptsParkedReadWithEintr) {
   InstallHandler(/*restart=*/false);
   const int64_t signals = Stats().wakes_signal.load();
   StartParkedReader();
@@ -157,16 +212,16 @@ TEST_F(SignalTest, HandlerWithoutSaRestartInterruptsParkedReadWithEintr) {
   EXPECT_EQ(Read(sv_[0], buf, sizeof buf).n, 5);
 }
 
-TEST_F(SignalTest, SaRestartHandlerWithoutTimeoutLeavesReadParkedUntilData) {
+TEST_P(SignalTest, SaRestartHandlerWithoutTimeoutLeavesReadParkedUntilData) {
   InstallHandler(/*restart=*/true);
   StartParkedReader();
   const pid_t tid = tid_.load();
   ASSERT_EQ(pthread_kill(reader_.native_handle(), SIGUSR1), 0);
   // Delivered (no longer pending), and the reader is back asleep in the futex.
-  ASSERT_TRUE(WaitUntil([&] { return !SignalPending(tid, SIGUSR1) && InFutex(tid); }));
+  ASSERT_TRUE(WaitUntil([&] { return !SignalPending(tid, SIGUSR1) && Blocked(tid); }));
   if (!GONET_TSAN) {
     ASSERT_TRUE(WaitUntil([&] { return g_handled.load() == 1; }));
-    ASSERT_TRUE(WaitUntil([&] { return InFutex(tid) || done_.load(); }));
+    ASSERT_TRUE(WaitUntil([&] { return Blocked(tid) || done_.load(); }));
   }
   EXPECT_FALSE(done_.load()) << "returned " << result_.n << " err " << result_.err;
   ASSERT_EQ(write(sv_[1], "data", 4), 4);
@@ -176,7 +231,7 @@ TEST_F(SignalTest, SaRestartHandlerWithoutTimeoutLeavesReadParkedUntilData) {
   EXPECT_EQ(memcmp(buf_, "data", 4), 0);
 }
 
-TEST_F(SignalTest, SaRestartHandlerWithSoRcvtimeoStillInterruptsWithEintr) {
+TEST_P(SignalTest, SaRestartHandlerWithSoRcvtimeoStillInterruptsWithEintr) {
   InstallHandler(/*restart=*/true);
   // Long enough that only the signal can end the read.
   timeval tv{60, 0};
@@ -187,18 +242,18 @@ TEST_F(SignalTest, SaRestartHandlerWithSoRcvtimeoStillInterruptsWithEintr) {
   EXPECT_EQ(r.err, EINTR);
 }
 
-TEST_F(SignalTest, SignalInterruptsAReadQueuedBehindAnotherReader) {
+TEST_P(SignalTest, SignalInterruptsAReadQueuedBehindAnotherReader) {
   InstallHandler(/*restart=*/false);
-  StartParkedReader();  // holds the read direction, parked on the pollDesc
+  StartParkedReader();  // first in line (netpoller path: holds the read direction)
   std::atomic<pid_t> queued_tid{0};
   IoResult queued_result;
   char buf[8];
   std::thread queued([&] {
     CurrentParker();  // no allocation (and no malloc lock futex) once the tid is published
-    queued_tid.store(static_cast<pid_t>(syscall(SYS_gettid)));
+    queued_tid.store(Self());
     queued_result = Read(sv_[0], buf, sizeof buf);
   });
-  ASSERT_TRUE(WaitUntil([&] { return queued_tid.load() != 0 && InFutex(queued_tid.load()); }));
+  ASSERT_TRUE(WaitUntil([&] { return queued_tid.load() != 0 && Blocked(queued_tid.load()); }));
   ASSERT_EQ(pthread_kill(queued.native_handle(), SIGUSR1), 0);
   queued.join();
   EXPECT_EQ(queued_result.err, EINTR);
@@ -207,6 +262,9 @@ TEST_F(SignalTest, SignalInterruptsAReadQueuedBehindAnotherReader) {
   ASSERT_EQ(write(sv_[1], "x", 1), 1);
   EXPECT_EQ(JoinReader().n, 1);
 }
+
+INSTANTIATE_TEST_SUITE_P(Wait, SignalTest,
+                         ::testing::Values(WaitPath::kNetpoller, WaitPath::kKernel), PathName);
 
 }  // namespace
 }  // namespace gonet::core

@@ -13,7 +13,10 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
+#include <map>
 #include <memory>
+#include <mutex>
+#include <ostream>
 #include <set>
 #include <string>
 #include <thread>
@@ -24,6 +27,7 @@
 #include "core/parker.h"
 #include "core/runtime.h"
 #include "core/stats.h"
+#include "core/thread_parker.h"
 
 namespace gonet::core {
 namespace {
@@ -41,15 +45,70 @@ bool WaitUntil(Pred pred, int64_t hang_ns = kHangNs) {
   return true;
 }
 
-bool InFutex(pid_t tid) {
+// Threads register their parker, so that Blocked can tell a futex wait on it (gonet parked the
+// thread) from any other futex wait (a lock inside libc or a sanitizer's runtime).
+std::mutex g_sleepers_mu;
+std::map<pid_t, const void*> g_sleepers;
+
+pid_t Self() {
+  const pid_t tid = static_cast<pid_t>(syscall(SYS_gettid));
+  const void* parker = CurrentParker();
+  std::lock_guard<std::mutex> g(g_sleepers_mu);
+  g_sleepers[tid] = parker;
+  return tid;
+}
+
+// True while thread `tid` (registered with Self) sleeps where a blocked core operation waits:
+// in a futex on its own parker (netpoller path: pollDesc or DirLock), or in the socket call
+// itself (kernel-wait path).
+bool Blocked(pid_t tid) {
   char path[64];
   snprintf(path, sizeof path, "/proc/self/task/%d/syscall", static_cast<int>(tid));
   FILE* f = fopen(path, "r");
   if (f == nullptr) return false;
   long nr = -1;
-  int got = fscanf(f, "%ld", &nr);
+  unsigned long arg0 = 0;
+  int got = fscanf(f, "%ld %lx", &nr, &arg0);
   fclose(f);
-  return got == 1 && nr == SYS_futex;
+  if (got < 1) return false;  // "running"
+  switch (nr) {
+    case SYS_futex: {
+      if (got < 2) return false;
+      std::lock_guard<std::mutex> g(g_sleepers_mu);
+      auto it = g_sleepers.find(tid);
+      if (it == g_sleepers.end()) return false;
+      const uintptr_t p = reinterpret_cast<uintptr_t>(it->second);
+      return arg0 >= p && arg0 < p + sizeof(ThreadParker);
+    }
+    case SYS_recvfrom:
+    case SYS_recvmsg:
+    case SYS_recvmmsg:
+    case SYS_sendto:
+    case SYS_sendmsg:
+    case SYS_sendmmsg:
+    case SYS_accept4:
+    case SYS_connect:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// Threads mode has two ways to wait (core/kernel_wait.h): parked on the pollDesc until the
+// netpoller says ready, or blocked in the kernel's own call and woken by SIGURG on close. The
+// behaviour must be the same, so every test runs on both.
+enum class WaitPath { kNetpoller, kKernel };
+void PrintTo(WaitPath path, std::ostream* os) {
+  *os << (path == WaitPath::kKernel ? "Kernel" : "Netpoller");
+}
+std::string PathName(const ::testing::TestParamInfo<WaitPath>& info) {
+  return info.param == WaitPath::kKernel ? "Kernel" : "Netpoller";
+}
+Config ThreadsConfig(WaitPath path) {
+  Config c;
+  c.mode = RunMode::kThreads;
+  c.threads_wait_kernel = path == WaitPath::kKernel;
+  return c;
 }
 
 // N threads each running one blocking core call; the test waits until all sleep.
@@ -60,7 +119,7 @@ class Crowd {
     for (int i = 0; i < n; ++i) {
       threads_.emplace_back([this, i, call] {
         CurrentParker();
-        tids_[i].store(static_cast<pid_t>(syscall(SYS_gettid)));
+        tids_[i].store(Self());
         results_[i] = call(i);
         calls_[i].fetch_add(1);
       });
@@ -69,7 +128,7 @@ class Crowd {
   ~Crowd() { Join(); }
   bool AllAsleep() const {
     for (const auto& t : tids_) {
-      if (t.load() == 0 || !InFutex(t.load())) return false;
+      if (t.load() == 0 || !Blocked(t.load())) return false;
     }
     return true;
   }
@@ -88,19 +147,17 @@ class Crowd {
   std::vector<std::thread> threads_;
 };
 
-class WaitersTest : public ::testing::Test {
+class WaitersTest : public ::testing::TestWithParam<WaitPath> {
  protected:
   void SetUp() override {
-    Config c;
-    c.mode = RunMode::kThreads;
-    InitForTest(c);
+    InitForTest(ThreadsConfig(GetParam()));
     invariants_ = Stats().invariant_failures.load();
   }
   void TearDown() override { EXPECT_EQ(Stats().invariant_failures.load(), invariants_); }
   int64_t invariants_ = 0;
 };
 
-TEST_F(WaitersTest, EachAcceptingThreadGetsExactlyOneConnection) {
+TEST_P(WaitersTest, EachAcceptingThreadGetsExactlyOneConnection) {
   constexpr int kThreads = 6;
   int lfd = socket(AF_INET, SOCK_STREAM, 0);
   ASSERT_GE(lfd, 0);
@@ -152,7 +209,7 @@ TEST_F(WaitersTest, EachAcceptingThreadGetsExactlyOneConnection) {
   Close(lfd);
 }
 
-TEST_F(WaitersTest, EachReaderOfADatagramSocketGetsExactlyOneMessage) {
+TEST_P(WaitersTest, EachReaderOfADatagramSocketGetsExactlyOneMessage) {
   constexpr int kThreads = 6;
   int sv[2];
   ASSERT_EQ(socketpair(AF_UNIX, SOCK_DGRAM, 0, sv), 0);
@@ -185,7 +242,7 @@ TEST_F(WaitersTest, EachReaderOfADatagramSocketGetsExactlyOneMessage) {
 
 // Messages sent one at a time, each only after the previous one was taken: readers are served
 // in the order they queued (DirLock FIFO), each exactly once.
-TEST_F(WaitersTest, QueuedReadersAreServedInArrivalOrder) {
+TEST_P(WaitersTest, QueuedReadersAreServedInArrivalOrder) {
   constexpr int kThreads = 4;
   int sv[2];
   ASSERT_EQ(socketpair(AF_UNIX, SOCK_DGRAM, 0, sv), 0);
@@ -197,13 +254,13 @@ TEST_F(WaitersTest, QueuedReadersAreServedInArrivalOrder) {
   for (int i = 0; i < kThreads; ++i) {
     threads.emplace_back([&, i] {
       CurrentParker();
-      tids[i].store(static_cast<pid_t>(syscall(SYS_gettid)));
+      tids[i].store(Self());
       char buf[32];
       IoResult r = Read(sv[0], buf, sizeof buf);
       if (r.ok()) got[i].assign(buf, static_cast<size_t>(r.n));
       done[i].store(true);
     });
-    ASSERT_TRUE(WaitUntil([&] { return tids[i].load() != 0 && InFutex(tids[i].load()); }));
+    ASSERT_TRUE(WaitUntil([&] { return tids[i].load() != 0 && Blocked(tids[i].load()); }));
   }
   for (int i = 0; i < kThreads; ++i) {
     std::string m = "m" + std::to_string(i);
@@ -216,6 +273,9 @@ TEST_F(WaitersTest, QueuedReadersAreServedInArrivalOrder) {
   Close(sv[0]);
   Close(sv[1]);
 }
+
+INSTANTIATE_TEST_SUITE_P(Wait, WaitersTest,
+                         ::testing::Values(WaitPath::kNetpoller, WaitPath::kKernel), PathName);
 
 }  // namespace
 }  // namespace gonet::core
