@@ -40,6 +40,14 @@ void CopyWaits(DumpArea* area, uint64_t seq) {
     w.fd = fd;
     w.op = r.op.load(std::memory_order_relaxed);
     w.since_ns = r.since_ns.load(std::memory_order_relaxed);
+    w.flags = 0;
+    timeval tv{};
+    socklen_t len = sizeof tv;
+    if ((w.op == 'r' || w.op == 'a') &&
+        sys::Call(SYS_getsockopt, fd, SOL_SOCKET, SO_RCVTIMEO, &tv, &len) == 0 &&
+        (tv.tv_sec != 0 || tv.tv_usec != 0)) {
+      w.flags |= kDumpWaitHasTimeout;
+    }
   });
   area->waits_now_ns = MonoNs();
   area->waits_count.store(n, std::memory_order_relaxed);

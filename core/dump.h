@@ -23,7 +23,9 @@
 //
 // Why only receives and accepts are signalled: an interrupted blocking send that already copied
 // some bytes returns that partial count instead of EINTR, and an interrupted connect cannot be
-// restarted (the second connect says EALREADY); either would change what the program sees.
+// restarted (the second connect says EALREADY); either would change what the program sees. A
+// receive or accept on a socket with SO_RCVTIMEO is not signalled either: its restart would wait
+// the whole timeout again. Only the first thread asked (to copy the records) is asked blind.
 // A recv with MSG_WAITALL that already holds some bytes also returns them early: a documented
 // limit (the kernel allows a signal to do that natively).
 //
@@ -65,12 +67,18 @@ struct DumpSlot {
   char name[kDumpFrames][kDumpNameSize];
 };
 
+enum DumpWaitFlags : int32_t {
+  // The socket has a kernel receive timeout (SO_RCVTIMEO): DirectCall would restart the
+  // interrupted call with the whole timeout again, so the dumper does not interrupt it.
+  kDumpWaitHasTimeout = 1 << 0,
+};
+
 // A copy of one KernelWaitRecord.
 struct DumpWait {
   int32_t tid;
   int32_t fd;
   int32_t op;
-  int32_t pad;
+  int32_t flags;  // DumpWaitFlags
   int64_t since_ns;
 };
 

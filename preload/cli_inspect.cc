@@ -649,12 +649,16 @@ int DumpCommand(int argc, char** argv) {
       ++signalled;
     }
   };
-  auto in_records = [&](const BlockedThread& t) {
+  auto record_of = [&](const BlockedThread& t) -> const core::DumpWait* {
     uint32_t n = std::min(area->waits_count.load(std::memory_order_relaxed), core::kDumpWaits);
     for (uint32_t i = 0; i < n; ++i) {
-      if (area->waits[i].tid == t.tid && area->waits[i].fd == t.fd) return true;
+      if (area->waits[i].tid == t.tid && area->waits[i].fd == t.fd) return &area->waits[i];
     }
-    return false;
+    return nullptr;
+  };
+  auto askable = [&](const BlockedThread& t) {
+    const core::DumpWait* w = record_of(t);
+    return w != nullptr && (w->flags & core::kDumpWaitHasTimeout) == 0;
   };
   if (can_signal) {
     auto first = std::find_if(blocked.begin(), blocked.end(),
@@ -668,7 +672,7 @@ int DumpCommand(int argc, char** argv) {
       }
       if (area->waits_done.load(std::memory_order_acquire) == seq) {
         for (BlockedThread& t : blocked) {
-          if (!t.signalled && SignalSafeSyscall(t.syscall) && in_records(t)) ask(t);
+          if (!t.signalled && SignalSafeSyscall(t.syscall) && askable(t)) ask(t);
         }
       }
     }
@@ -744,6 +748,10 @@ int DumpCommand(int argc, char** argv) {
       printf("  (no backtrace in mode %s)\n", ModeName(h.mode));
     } else if (!SignalSafeSyscall(t.syscall)) {
       printf("  (no backtrace: interrupting a blocking %s could change its result)\n", OpName(op));
+    } else if (w != nullptr && (w->flags & core::kDumpWaitHasTimeout) != 0) {
+      printf(
+          "  (no backtrace: the socket has SO_RCVTIMEO, and the restarted call would wait "
+          "the whole timeout again)\n");
     } else if (t.signalled) {
       printf("  (no answer within %s: the thread blocks SIGURG, or is not in a gonet call)\n",
              Seconds(kAnswerLimitNs).c_str());
