@@ -139,7 +139,11 @@ void Fiber::SwapThreadState() {
   std::swap(saved_.err, errno);
   std::swap(saved_.caught_exceptions, g->caught_exceptions);
   std::swap(saved_.uncaught_exceptions, g->uncaught_exceptions);
-  std::swap(saved_.core_depth, t_core_depth);
+  // By value, not std::swap: UBSan (gcc 12) reports binding a reference to this initial-exec TLS
+  // variable as binding to null.
+  int depth = t_core_depth;
+  t_core_depth = saved_.core_depth;
+  saved_.core_depth = depth;
 }
 
 }  // namespace gonet::core

@@ -372,9 +372,10 @@ FiberTask* FiberWorker::AllocTask() {
 }
 
 void FiberWorker::Recycle(FiberTask* t) {
-  if (t->specific_ != nullptr) {
-    for (int i = 0; i < PTHREAD_KEYS_MAX; ++i) t->specific_[i] = nullptr;
-  }
+  // Freed, not cleared: tasks live in an mmap'd range that leak checkers do not scan, and most
+  // fibers never use thread-specific data.
+  delete[] t->specific_;
+  t->specific_ = nullptr;
   SpinGuard g(g_free_mu);
   t->free_next_ = g_free;
   g_free = t;
