@@ -100,7 +100,14 @@ IoResult Connect(int fd, const sockaddr* addr, socklen_t addrlen) {
   }
   CallTimeout t = ConnectTimeoutFor(s);
   if (KernelWaitEnabled() && (t.ns == 0 || t.app)) {
-    return DirectCall(ref, 'c', [&] { return sys::Call(SYS_connect, fd, addr, addrlen); });
+    // A connect restarted after gonet's own wake-up (dump, a stale close wake-up) finds the
+    // handshake in progress, where the blocking call waits, or already done: EISCONN then
+    // means the connect this call started has succeeded.
+    int calls = 0;
+    return DirectCall(ref, 'c', [&] {
+      long r = sys::Call(SYS_connect, fd, addr, addrlen);
+      return (calls++ > 0 && r == -EISCONN) ? 0 : r;
+    });
   }
   long fl = sys::Call(SYS_fcntl, fd, F_GETFL, 0);
   if (fl < 0) return IoResult::Err(static_cast<int>(-fl));

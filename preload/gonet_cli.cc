@@ -1,5 +1,5 @@
 // gonet: the launcher. `gonet run` starts a program with libgonet.so preloaded; `gonet stats`
-// and `gonet dump` will read a running program's counters and parked fibers.
+// and `gonet dump` read a running program's counters and its blocked threads.
 //
 // Each subcommand parses its own options (cxxopts); this file only dispatches and holds the
 // top-level help, which is the CLI's reference text.
@@ -21,11 +21,12 @@ const char kUsage[] =
 
 usage:
   gonet run [OPTIONS] [--] PROGRAM [ARGS...]   run PROGRAM with libgonet.so preloaded
-  gonet stats PID                              print a running program's gonet counters
-  gonet dump PID                               list its parked fibers: fd, op, how long, where
+  gonet stats [PID] [--json] [--watch 1s]     a running program's gonet counters (no PID:
+                                               list your programs under gonet)
+  gonet dump PID                               its blocked threads: fd, op, peer, how long,
+                                               and a backtrace of where each one blocked
   gonet help [run]                             this text, or run's options
   gonet --version
-  (stats and dump answer "not yet available" until the runtime publishes its counters)
 
 run options (details: gonet run --help):
   --mode threads|fibers|passthrough   how blocked calls wait (default threads)

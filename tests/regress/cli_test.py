@@ -343,17 +343,6 @@ def program_not_executable_exits_126(ctx):
     expect_refusal(ctx, ctx.gonet_run("--", ctx.tmp), 126, ctx.tmp)
 
 
-def stats_and_dump_not_yet_available(ctx):
-    for cmd in ("stats", "dump"):
-        r = ctx.run([ctx.gonet, cmd, str(os.getpid())])
-        check(r.returncode == 2 and "not yet available" in r.stderr,
-              "gonet %s says it is not available yet" % cmd, r)
-        r = ctx.run([ctx.gonet, cmd, "notapid"])
-        check(r.returncode == 2 and "usage: gonet %s PID" % cmd in r.stderr, "bad PID", r)
-        r = ctx.run([ctx.gonet, cmd, "--help"])
-        check(r.returncode == 0 and ("gonet %s PID" % cmd) in r.stdout, "help", r)
-
-
 def unknown_command_refused(ctx):
     r = ctx.run([ctx.gonet, "rn", "--", "true"])
     check(r.returncode == 2 and 'unknown command "rn"' in r.stderr, "unknown command", r)
