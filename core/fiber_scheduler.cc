@@ -33,6 +33,10 @@ struct FiberWorker {
   std::atomic<uint32_t> idle{kBusy};
   // Timer heap ordered by timer_deadline_ns_ (this worker's thread only).
   std::vector<FiberTask*> timers;
+  // When the running fiber was resumed (0: in the scheduler loop). A fiber that has held its
+  // worker for long is probably blocked in a call gonet does not park (file IO, waitpid, DNS):
+  // Spawn then places new fibers elsewhere.
+  std::atomic<int64_t> running_since_ns{0};
   pthread_t thread{};
 
   void Push(FiberTask* t) {
@@ -258,7 +262,9 @@ void FiberWorker::ForgetAfterFork() {
 void FiberWorker::Run(FiberTask* t) {
   FiberWorker* w = this;
   t_current = t;
+  running_since_ns.store(Nanotime(), std::memory_order_relaxed);
   bool finished = t->fiber_.Resume();
+  running_since_ns.store(0, std::memory_order_relaxed);
   t_current = nullptr;
   if (finished) {
     OnExit(t);
@@ -597,6 +603,25 @@ bool FiberScheduler::StartWorkers(int n) {
   return started > 0;
 }
 
+// Round-robin over the workers, skipping one whose current fiber has run for more than
+// kStuckNs: it is likely blocked in the kernel, and a new fiber placed there would wait for it.
+// (Fibers already on that worker wait anyway: they cannot migrate, see the header.)
+FiberWorker* FiberScheduler::PlaceNewFiber() {
+  constexpr int64_t kStuckNs = 20 * 1000000;
+  auto n = static_cast<uint32_t>(g_nworkers.load(std::memory_order_relaxed));
+  uint32_t first = g_next_worker.fetch_add(1, std::memory_order_relaxed);
+  int64_t now = Nanotime();
+  for (uint32_t k = 0; k < n; ++k) {
+    FiberWorker* w = &g_workers[(first + k) % n];
+    int64_t since = w->running_since_ns.load(std::memory_order_relaxed);
+    if (since == 0 || now - since < kStuckNs) {
+      if (k != 0) g_next_worker.store(first + k + 1, std::memory_order_relaxed);
+      return w;
+    }
+  }
+  return &g_workers[first % n];
+}
+
 // --- FiberScheduler ----------------------------------------------------------------------------
 
 bool FiberScheduler::EnsureStarted() {
@@ -640,8 +665,7 @@ int FiberScheduler::Spawn(size_t stack_bytes, void* (*start)(void*), void* arg, 
     t->detached_ = detached;
     t->joiner_ = nullptr;
   }
-  uint32_t i = g_next_worker.fetch_add(1, std::memory_order_relaxed);
-  t->home_ = &g_workers[i % static_cast<uint32_t>(g_nworkers.load(std::memory_order_relaxed))];
+  t->home_ = PlaceNewFiber();
   if (!t->fiber_.Start(stack_bytes, &FiberTask::Entry, t)) {
     FiberWorker::Recycle(t);
     return EAGAIN;

@@ -126,6 +126,7 @@ class FiberScheduler {
 
  private:
   static bool StartWorkers(int n);
+  static FiberWorker* PlaceNewFiber();
 };
 
 }  // namespace gonet::core
