@@ -97,7 +97,7 @@ def version_prints_version(ctx):
 def help_lists_subcommands_with_examples(ctx):
     r = ctx.run([ctx.gonet, "--help"])
     check(r.returncode == 0, "gonet --help exits 0", r)
-    for needle in ("gonet run", "gonet stats PID", "gonet dump PID", "examples:",
+    for needle in ("gonet run", "gonet stats [PID]", "gonet dump PID", "examples:",
                    "--mode fibers", "--fault 'connect:ECONNREFUSED:p=0.1'"):
         check(needle in r.stdout, "help mentions %r" % needle, r)
     check(ctx.run([ctx.gonet, "help"]).stdout == r.stdout, "`gonet help` is `gonet --help`")
