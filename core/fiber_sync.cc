@@ -1,5 +1,6 @@
 #include "core/fiber_sync.h"
 
+#include <limits.h>
 #include <unistd.h>
 
 #include <new>
@@ -70,7 +71,7 @@ void FiberSyncAfterForkChild() {
   t_tid = 0;  // the child has its own tid
 }
 
-int AddrWait(std::atomic<uint32_t>* addr, uint32_t expected, int64_t deadline_ns) {
+int AddrWait(std::atomic<uint32_t>* addr, uint32_t expected, int64_t deadline_ns, WaitKind kind) {
   Bucket& b = BucketFor(addr);
   Waiter w{addr, CurrentParker()};
   {
@@ -81,12 +82,13 @@ int AddrWait(std::atomic<uint32_t>* addr, uint32_t expected, int64_t deadline_ns
     b.tail = &w;
   }
   for (;;) {
-    ParkResult r = w.parker->Park(deadline_ns, WaitKind::kRestartable);
+    ParkResult r = w.parker->Park(deadline_ns, kind);
     if (w.woken.load(std::memory_order_acquire)) return 0;
     if (r == ParkResult::kUnparked) continue;  // a stale permit: keep waiting
     SpinGuard g(b.mu);
     if (w.woken.load(std::memory_order_acquire)) return 0;  // woken while leaving
     b.Unlink(&w);
+    if (r == ParkResult::kInterrupted) return EINTR;
     return r == ParkResult::kTimedOut ? ETIMEDOUT : 0;
   }
 }
@@ -226,6 +228,53 @@ int CondSignal(pthread_cond_t* c) {
 int CondBroadcast(pthread_cond_t* c) {
   CondSeq(c)->fetch_add(1, std::memory_order_seq_cst);
   if (CondWaiters(c)->load(std::memory_order_seq_cst) != 0) AddrWake(CondSeq(c), INT32_MAX);
+  return 0;
+}
+
+namespace {
+// glibc's struct new_sem on 64-bit: uint64_t data (count | waiters << 32); int private; int pad.
+struct GlibcSem {
+  uint64_t data;
+  int private_flag;  // glibc's LLL_PRIVATE (0) for sem_init(s, 0, n), LLL_SHARED (128) otherwise
+  int pad;
+};
+static_assert(sizeof(GlibcSem) <= sizeof(sem_t));
+constexpr int kLllPrivate = 0;
+std::atomic<uint32_t>* SemCount(sem_t* s) {
+  return reinterpret_cast<std::atomic<uint32_t>*>(&reinterpret_cast<GlibcSem*>(s)->data);
+}
+}  // namespace
+
+bool SemSupported(const sem_t* s) {
+  return reinterpret_cast<const GlibcSem*>(s)->private_flag == kLllPrivate;
+}
+
+int SemTryWait(sem_t* s) {
+  std::atomic<uint32_t>* count = SemCount(s);
+  uint32_t v = count->load(std::memory_order_relaxed);
+  while (v > 0) {
+    if (count->compare_exchange_weak(v, v - 1, std::memory_order_acquire)) return 0;
+  }
+  return EAGAIN;
+}
+
+int SemWait(sem_t* s, int64_t deadline_ns) {
+  for (;;) {
+    if (SemTryWait(s) == 0) return 0;
+    // sem_wait is never restarted after a signal handler, SA_RESTART or not (signal(7)).
+    int r = AddrWait(SemCount(s), 0, deadline_ns, WaitKind::kAlwaysEintr);
+    if (r != 0 && SemTryWait(s) == 0) return 0;
+    if (r == ETIMEDOUT || r == EINTR) return r;
+  }
+}
+
+int SemPost(sem_t* s) {
+  std::atomic<uint32_t>* count = SemCount(s);
+  uint32_t v = count->load(std::memory_order_relaxed);
+  do {
+    if (v >= static_cast<uint32_t>(SEM_VALUE_MAX)) return EOVERFLOW;
+  } while (!count->compare_exchange_weak(v, v + 1, std::memory_order_seq_cst));
+  AddrWake(count, 1);
   return 0;
 }
 

@@ -25,16 +25,22 @@
 #pragma once
 
 #include <pthread.h>
+#include <semaphore.h>
 #include <time.h>
 
 #include <atomic>
 #include <cstdint>
 
+#include "core/parker.h"
+
 namespace gonet::core {
 
-// 0: woken (or the word had changed: EAGAIN folded in), ETIMEDOUT: deadline passed.
-// deadline_ns: CLOCK_MONOTONIC, 0 = none. Spurious returns are allowed; callers loop.
-int AddrWait(std::atomic<uint32_t>* addr, uint32_t expected, int64_t deadline_ns);
+// 0: woken (or the word had changed: EAGAIN folded in), ETIMEDOUT: deadline passed, EINTR: an
+// OS thread's wait was interrupted by a signal handler as `kind` says (fibers are never
+// interrupted). deadline_ns: CLOCK_MONOTONIC, 0 = none. Spurious returns are allowed; callers
+// loop.
+int AddrWait(std::atomic<uint32_t>* addr, uint32_t expected, int64_t deadline_ns,
+             WaitKind kind = WaitKind::kRestartable);
 // Wakes up to n waiters on addr; returns how many.
 int AddrWake(const void* addr, int n);
 
@@ -48,6 +54,15 @@ int CondWait(pthread_cond_t* c, pthread_mutex_t* m, clockid_t clock, const times
 clockid_t CondClock(const pthread_cond_t* c);
 int CondSignal(pthread_cond_t* c);
 int CondBroadcast(pthread_cond_t* c);
+
+// Unnamed process-private semaphores (sem_init(s, 0, n)): glibc keeps the count in the low 32
+// bits of the sem_t's first word, which is also the word waiters sleep on here. Process-shared
+// and named semaphores are left to glibc (SemSupported false).
+bool SemSupported(const sem_t* s);
+// 0, ETIMEDOUT, or EINTR (an OS thread's wait interrupted by any signal handler, as sem_wait).
+int SemWait(sem_t* s, int64_t deadline_ns);
+int SemTryWait(sem_t* s);  // 0 or EAGAIN
+int SemPost(sem_t* s);     // 0 or EOVERFLOW
 
 // A CLOCK_MONOTONIC deadline from an absolute time on `clock` (REALTIME or MONOTONIC).
 int64_t MonotonicDeadline(clockid_t clock, const timespec& abstime);

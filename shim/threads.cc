@@ -1,8 +1,8 @@
 // pthread_* and sleeps in fibers mode (core/fiber_scheduler.h, core/fiber_sync.h).
 //
 // In fibers mode pthread_create starts a fiber, and the calls that would block a thread
-// (join, mutexes, condition variables, sleeps, sched_yield) park the calling fiber instead of
-// the worker under it. Mutexes and condition variables go through the fiber-aware
+// (join, mutexes, condition variables, unnamed semaphores, sleeps, sched_yield) park the calling
+// fiber instead of the worker under it. Mutexes and condition variables go through the fiber-aware
 // implementation for every caller, OS threads included, because one mutex may be shared by a
 // fiber and the main thread. In every other mode, and for what fibers mode leaves to glibc
 // (robust, priority and process-shared mutexes), each call goes to libc unchanged.
@@ -13,6 +13,7 @@
 #include <dlfcn.h>
 #include <pthread.h>
 #include <sched.h>
+#include <semaphore.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -245,6 +246,49 @@ GONET_HOOK int pthread_cond_signal(pthread_cond_t* c) {
 GONET_HOOK int pthread_cond_broadcast(pthread_cond_t* c) {
   if (Fibers()) return core::CondBroadcast(c);
   return NEXT(pthread_cond_broadcast)(c);
+}
+
+// --- semaphores (unnamed, process-private) --------------------------------------------------
+
+GONET_HOOK int sem_wait(sem_t* s) {
+  if (!Fibers() || !core::SemSupported(s)) return NEXT(sem_wait)(s);
+  if (core::SemWait(s, 0) != 0) {
+    errno = EINTR;
+    return -1;
+  }
+  return 0;
+}
+
+GONET_HOOK int sem_timedwait(sem_t* s, const timespec* abstime) {
+  if (!Fibers() || !core::SemSupported(s)) return NEXT(sem_timedwait)(s, abstime);
+  if (core::SemTryWait(s) == 0) return 0;
+  if (abstime->tv_nsec < 0 || abstime->tv_nsec >= 1000000000) {
+    errno = EINVAL;
+    return -1;
+  }
+  if (int e = core::SemWait(s, core::MonotonicDeadline(CLOCK_REALTIME, *abstime)); e != 0) {
+    errno = e;
+    return -1;
+  }
+  return 0;
+}
+
+GONET_HOOK int sem_trywait(sem_t* s) {
+  if (!Fibers() || !core::SemSupported(s)) return NEXT(sem_trywait)(s);
+  if (core::SemTryWait(s) != 0) {
+    errno = EAGAIN;
+    return -1;
+  }
+  return 0;
+}
+
+GONET_HOOK int sem_post(sem_t* s) {
+  if (!Fibers() || !core::SemSupported(s)) return NEXT(sem_post)(s);
+  if (int e = core::SemPost(s); e != 0) {
+    errno = e;
+    return -1;
+  }
+  return 0;
 }
 
 // --- sleeps: park the fiber; an OS thread sleeps in the kernel as usual ----------------------

@@ -206,5 +206,37 @@ TEST(FiberSync, SleepingFiberLetsItsWorkerRunOthers) {
   EXPECT_GE(slept_until.load(), deadline);
 }
 
+// Unnamed semaphores: fibers wait (parking, not blocking their worker), an OS thread posts;
+// every post is consumed exactly once, and a timed wait on an empty one times out.
+TEST(FiberSync, SemaphorePostsFromAThreadWakeWaitingFibers) {
+  GONET_SKIP_UNDER_SANITIZER();
+  StartFibersMode();
+  static sem_t sem;
+  ASSERT_EQ(sem_init(&sem, 0, 0), 0);
+  ASSERT_TRUE(SemSupported(&sem));
+  constexpr int kFibers = 6, kEach = 500;
+  std::atomic<int> got{0};
+  std::vector<FiberTask*> tasks;
+  for (int i = 0; i < kFibers; ++i) {
+    tasks.push_back(Go([&] {
+      for (int k = 0; k < kEach; ++k) {
+        ASSERT_EQ(SemWait(&sem, 0), 0);
+        got.fetch_add(1);
+      }
+    }));
+  }
+  std::thread poster([] {
+    for (int k = 0; k < kFibers * kEach; ++k) ASSERT_EQ(SemPost(&sem), 0);
+  });
+  poster.join();
+  for (FiberTask* t : tasks) ASSERT_EQ(t->Join(nullptr), 0);
+  EXPECT_EQ(got.load(), kFibers * kEach);
+  EXPECT_EQ(SemTryWait(&sem), EAGAIN);
+  std::atomic<int> timed{-1};
+  ASSERT_EQ(Go([&] { timed = SemWait(&sem, DeadlineAfter(2 * kMs)); })->Join(nullptr), 0);
+  EXPECT_EQ(timed.load(), ETIMEDOUT);
+  sem_destroy(&sem);
+}
+
 }  // namespace
 }  // namespace gonet::core
