@@ -34,6 +34,24 @@
 //     CPU-bound fibers cannot starve the others' I/O (Go's sysmon does this at 10 ms).
 //   - a poller that found work for itself wakes a sleeping worker to take over the polling.
 //
+// Limits of fibers mode (README: keep this list and the README's in step):
+//   - Signals go to the workers (and the main thread), not to fibers: a fiber parked in a socket
+//     call, a mutex or a sleep is never interrupted with EINTR, and pthread_kill(fiber, sig != 0)
+//     and pthread_cancel(fiber) return ENOTSUP. Signal masks (pthread_sigmask) are per worker.
+//   - __thread/thread_local variables are per worker, shared by the fibers of that worker (and
+//     their destructors run only at process exit). errno, libstdc++'s exception state and
+//     pthread_getspecific data are per fiber.
+//   - A fiber that blocks in a call gonet does not park (file IO, waitpid, getaddrinfo, poll or
+//     select, pthread_once or a C++ static initialiser waiting on another fiber of its worker,
+//     process-shared or robust mutexes) blocks its worker and the fibers queued there; the other
+//     workers keep running, and new fibers are placed away from a worker whose fiber has run for
+//     over 20 ms. Fibers never migrate, so there is no handoff (Go's entersyscall + sysmon).
+//   - No preemption: a fiber that computes without parking keeps its worker.
+//   - pthread_attr_setstack (a program-provided stack) is ignored; the stack size is honoured.
+//     The default is 256 KiB (GONET_FIBER_STACK); an overflow is reported, then the process dies
+//     of SIGSEGV, as it would natively.
+//   - fork from a fiber: in the child only that fiber's worker remains, with that fiber alone.
+//
 // LOCKING: each worker's run-queue spinlock (1) and each task's join spinlock (2) are leaves:
 // never held together, never across a switch or a syscall, except the futex wake after the
 // queue lock is released. The task free list has its own leaf spinlock.
