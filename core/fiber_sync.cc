@@ -278,6 +278,98 @@ int SemPost(sem_t* s) {
   return 0;
 }
 
+namespace {
+constexpr uint32_t kRwWriter = uint32_t{1} << 31;
+std::atomic<uint32_t>* RwState(pthread_rwlock_t* l) {
+  return reinterpret_cast<std::atomic<uint32_t>*>(&l->__data.__readers);
+}
+std::atomic<uint32_t>* RwWaiters(pthread_rwlock_t* l) {
+  return reinterpret_cast<std::atomic<uint32_t>*>(&l->__data.__writers);
+}
+std::atomic_ref<int> RwWriter(pthread_rwlock_t* l) {
+  return std::atomic_ref<int>(l->__data.__cur_writer);
+}
+bool HoldsWrite(pthread_rwlock_t* l) {
+  return (RwState(l)->load() & kRwWriter) &&
+         static_cast<uint32_t>(RwWriter(l).load()) == CurrentOwnerId();
+}
+// Sleeps while the state still reads `seen`. seq_cst pair: waiters++ then state load here;
+// state store then waiters load in RwUnlock.
+int RwWait(pthread_rwlock_t* l, uint32_t seen, int64_t deadline_ns) {
+  RwWaiters(l)->fetch_add(1, std::memory_order_seq_cst);
+  int r = 0;
+  if (RwState(l)->load(std::memory_order_seq_cst) == seen) {
+    r = AddrWait(RwState(l), seen, deadline_ns);
+  }
+  RwWaiters(l)->fetch_sub(1, std::memory_order_seq_cst);
+  return r;
+}
+}  // namespace
+
+bool RwLockSupported(const pthread_rwlock_t* l) { return l->__data.__shared == 0; }
+
+int RwTryRead(pthread_rwlock_t* l) {
+  std::atomic<uint32_t>* state = RwState(l);
+  uint32_t s = state->load(std::memory_order_relaxed);
+  while ((s & kRwWriter) == 0) {
+    if (s + 1 == kRwWriter) return EAGAIN;  // too many readers
+    if (state->compare_exchange_weak(s, s + 1, std::memory_order_acquire)) return 0;
+  }
+  return EBUSY;
+}
+
+int RwTryWrite(pthread_rwlock_t* l) {
+  uint32_t expect = 0;
+  if (!RwState(l)->compare_exchange_strong(expect, kRwWriter, std::memory_order_acquire)) {
+    return EBUSY;
+  }
+  RwWriter(l).store(static_cast<int>(CurrentOwnerId()), std::memory_order_relaxed);
+  return 0;
+}
+
+int RwLockRead(pthread_rwlock_t* l, int64_t deadline_ns) {
+  if (HoldsWrite(l)) return EDEADLK;
+  for (;;) {
+    int r = RwTryRead(l);
+    if (r != EBUSY) return r;
+    uint32_t seen = RwState(l)->load(std::memory_order_seq_cst);
+    if ((seen & kRwWriter) == 0) continue;
+    if (RwWait(l, seen, deadline_ns) == ETIMEDOUT) {
+      r = RwTryRead(l);
+      return r == EBUSY ? ETIMEDOUT : r;
+    }
+  }
+}
+
+int RwLockWrite(pthread_rwlock_t* l, int64_t deadline_ns) {
+  if (HoldsWrite(l)) return EDEADLK;
+  for (;;) {
+    if (RwTryWrite(l) == 0) return 0;
+    uint32_t seen = RwState(l)->load(std::memory_order_seq_cst);
+    if (seen == 0) continue;
+    if (RwWait(l, seen, deadline_ns) == ETIMEDOUT) {
+      return RwTryWrite(l) == 0 ? 0 : ETIMEDOUT;
+    }
+  }
+}
+
+int RwUnlock(pthread_rwlock_t* l) {
+  std::atomic<uint32_t>* state = RwState(l);
+  uint32_t s = state->load(std::memory_order_relaxed);
+  bool wake;
+  if (s & kRwWriter) {
+    RwWriter(l).store(0, std::memory_order_relaxed);
+    state->store(0, std::memory_order_seq_cst);
+    wake = true;
+  } else {
+    if (s == 0) return EPERM;
+    wake = state->fetch_sub(1, std::memory_order_seq_cst) == 1;  // the last reader
+  }
+  // Everyone waiting re-checks: readers all get in, or one writer does.
+  if (wake && RwWaiters(l)->load(std::memory_order_seq_cst) != 0) AddrWake(state, INT32_MAX);
+  return 0;
+}
+
 void FiberSleepUntil(int64_t deadline_ns) {
   FiberTask* t = FiberScheduler::Current();
   while (Nanotime() < deadline_ns) t->Park(deadline_ns, WaitKind::kRestartable);

@@ -64,6 +64,17 @@ int SemWait(sem_t* s, int64_t deadline_ns);
 int SemTryWait(sem_t* s);  // 0 or EAGAIN
 int SemPost(sem_t* s);     // 0 or EOVERFLOW
 
+// Reader-writer locks (process-private): the low bits of __readers count readers, its top bit
+// marks a writer; __writers counts waiters so an unlock with nobody waiting skips the table. As
+// glibc's default (PTHREAD_RWLOCK_PREFER_READER_NP), readers are preferred; a writer or reader
+// that already holds the write lock gets EDEADLK.
+bool RwLockSupported(const pthread_rwlock_t* l);
+int RwLockRead(pthread_rwlock_t* l, int64_t deadline_ns);   // 0, ETIMEDOUT, EDEADLK, EAGAIN
+int RwLockWrite(pthread_rwlock_t* l, int64_t deadline_ns);  // 0, ETIMEDOUT, EDEADLK
+int RwTryRead(pthread_rwlock_t* l);                         // 0, EBUSY, EAGAIN
+int RwTryWrite(pthread_rwlock_t* l);                        // 0, EBUSY
+int RwUnlock(pthread_rwlock_t* l);
+
 // A CLOCK_MONOTONIC deadline from an absolute time on `clock` (REALTIME or MONOTONIC).
 int64_t MonotonicDeadline(clockid_t clock, const timespec& abstime);
 // Parks the calling fiber until deadline_ns (CLOCK_MONOTONIC); other fibers run meanwhile.

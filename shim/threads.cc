@@ -248,6 +248,81 @@ GONET_HOOK int pthread_cond_broadcast(pthread_cond_t* c) {
   return NEXT(pthread_cond_broadcast)(c);
 }
 
+// --- reader-writer locks and spin locks ---------------------------------------------------
+
+GONET_HOOK int pthread_rwlock_rdlock(pthread_rwlock_t* l) {
+  if (Fibers() && core::RwLockSupported(l)) return core::RwLockRead(l, 0);
+  return NEXT(pthread_rwlock_rdlock)(l);
+}
+
+GONET_HOOK int pthread_rwlock_wrlock(pthread_rwlock_t* l) {
+  if (Fibers() && core::RwLockSupported(l)) return core::RwLockWrite(l, 0);
+  return NEXT(pthread_rwlock_wrlock)(l);
+}
+
+GONET_HOOK int pthread_rwlock_tryrdlock(pthread_rwlock_t* l) {
+  if (Fibers() && core::RwLockSupported(l)) return core::RwTryRead(l);
+  return NEXT(pthread_rwlock_tryrdlock)(l);
+}
+
+GONET_HOOK int pthread_rwlock_trywrlock(pthread_rwlock_t* l) {
+  if (Fibers() && core::RwLockSupported(l)) return core::RwTryWrite(l);
+  return NEXT(pthread_rwlock_trywrlock)(l);
+}
+
+GONET_HOOK int pthread_rwlock_timedrdlock(pthread_rwlock_t* l, const timespec* abstime) {
+  if (Fibers() && core::RwLockSupported(l)) {
+    if (abstime->tv_nsec < 0 || abstime->tv_nsec >= 1000000000) return EINVAL;
+    return core::RwLockRead(l, core::MonotonicDeadline(CLOCK_REALTIME, *abstime));
+  }
+  return NEXT(pthread_rwlock_timedrdlock)(l, abstime);
+}
+
+GONET_HOOK int pthread_rwlock_timedwrlock(pthread_rwlock_t* l, const timespec* abstime) {
+  if (Fibers() && core::RwLockSupported(l)) {
+    if (abstime->tv_nsec < 0 || abstime->tv_nsec >= 1000000000) return EINVAL;
+    return core::RwLockWrite(l, core::MonotonicDeadline(CLOCK_REALTIME, *abstime));
+  }
+  return NEXT(pthread_rwlock_timedwrlock)(l, abstime);
+}
+
+GONET_HOOK int pthread_rwlock_clockrdlock(pthread_rwlock_t* l, clockid_t clock,
+                                          const timespec* abstime) {
+  if (Fibers() && core::RwLockSupported(l)) {
+    if (clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC) return EINVAL;
+    if (abstime->tv_nsec < 0 || abstime->tv_nsec >= 1000000000) return EINVAL;
+    return core::RwLockRead(l, core::MonotonicDeadline(clock, *abstime));
+  }
+  return NEXT(pthread_rwlock_clockrdlock)(l, clock, abstime);
+}
+
+GONET_HOOK int pthread_rwlock_clockwrlock(pthread_rwlock_t* l, clockid_t clock,
+                                          const timespec* abstime) {
+  if (Fibers() && core::RwLockSupported(l)) {
+    if (clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC) return EINVAL;
+    if (abstime->tv_nsec < 0 || abstime->tv_nsec >= 1000000000) return EINVAL;
+    return core::RwLockWrite(l, core::MonotonicDeadline(clock, *abstime));
+  }
+  return NEXT(pthread_rwlock_clockwrlock)(l, clock, abstime);
+}
+
+GONET_HOOK int pthread_rwlock_unlock(pthread_rwlock_t* l) {
+  if (Fibers() && core::RwLockSupported(l)) return core::RwUnlock(l);
+  return NEXT(pthread_rwlock_unlock)(l);
+}
+
+// A spin lock held by a fiber that parked can only be released once that fiber runs again,
+// perhaps on this very worker: a fiber spinning for it yields now and then instead of spinning
+// its worker forever.
+GONET_HOOK int pthread_spin_lock(pthread_spinlock_t* l) {
+  FiberTask* t = FiberScheduler::Current();
+  if (t == nullptr) return NEXT(pthread_spin_lock)(l);
+  for (int spins = 1;; ++spins) {
+    if (NEXT(pthread_spin_trylock)(l) == 0) return 0;
+    if (spins % 64 == 0) t->Yield();
+  }
+}
+
 // --- semaphores (unnamed, process-private) --------------------------------------------------
 
 GONET_HOOK int sem_wait(sem_t* s) {

@@ -238,5 +238,47 @@ TEST(FiberSync, SemaphorePostsFromAThreadWakeWaitingFibers) {
   sem_destroy(&sem);
 }
 
+// Readers share, writers exclude everyone, across fibers and an OS thread; a writer that parks
+// while holding the lock keeps it (readers wait, they do not block their worker).
+TEST(FiberSync, RwLockReadersShareAndWritersExclude) {
+  GONET_SKIP_UNDER_SANITIZER();
+  StartFibersMode();
+  static pthread_rwlock_t rw = PTHREAD_RWLOCK_INITIALIZER;
+  ASSERT_TRUE(RwLockSupported(&rw));
+  static long a = 0, b = 0;  // a writer keeps a == b; readers check it
+  std::atomic<int> torn{0};
+  auto body = [&](int id) {
+    for (int k = 0; k < 3000; ++k) {
+      if ((k + id) % 4 == 0) {
+        ASSERT_EQ(RwLockWrite(&rw, 0), 0);
+        ++a;
+        if (FiberScheduler::Current() != nullptr && k % 64 == 0) {
+          FiberScheduler::Current()->Yield();
+        }
+        ++b;
+        ASSERT_EQ(RwUnlock(&rw), 0);
+      } else {
+        ASSERT_EQ(RwLockRead(&rw, 0), 0);
+        if (a != b) torn.fetch_add(1);
+        ASSERT_EQ(RwUnlock(&rw), 0);
+      }
+    }
+  };
+  std::vector<FiberTask*> tasks;
+  for (int i = 0; i < 6; ++i) tasks.push_back(Go([&, i] { body(i); }));
+  std::thread os([&] { body(7); });
+  os.join();
+  for (FiberTask* t : tasks) ASSERT_EQ(t->Join(nullptr), 0);
+  EXPECT_EQ(torn.load(), 0);
+  EXPECT_EQ(a, b);
+  ASSERT_EQ(RwLockWrite(&rw, 0), 0);
+  EXPECT_EQ(RwLockWrite(&rw, 0), EDEADLK);
+  EXPECT_EQ(RwLockRead(&rw, 0), EDEADLK);
+  std::atomic<int> timed{-1};
+  ASSERT_EQ(Go([&] { timed = RwLockRead(&rw, DeadlineAfter(2 * kMs)); })->Join(nullptr), 0);
+  EXPECT_EQ(timed.load(), ETIMEDOUT);
+  ASSERT_EQ(RwUnlock(&rw), 0);
+}
+
 }  // namespace
 }  // namespace gonet::core
