@@ -43,7 +43,8 @@
 //     pthread_getspecific data are per fiber.
 //   - A fiber that blocks in a call gonet does not park (file IO, waitpid, getaddrinfo, poll or
 //     select, pthread_once or a C++ static initialiser waiting on another fiber of its worker,
-//     process-shared or robust mutexes) blocks its worker and the fibers queued there; the other
+//     pthread_barrier_wait, process-shared or robust mutexes, process-shared rwlocks, named or
+//     process-shared semaphores) blocks its worker and the fibers queued there; the other
 //     workers keep running, and new fibers are placed away from a worker whose fiber has run for
 //     over 20 ms. Fibers never migrate, so there is no handoff (Go's entersyscall + sysmon).
 //   - No preemption: a fiber that computes without parking keeps its worker.
