@@ -45,3 +45,6 @@ format:
 
 clean:
 	rm -rf build build-tsan build-asan
+
+fuzz:
+	@scripts/fuzz.sh long
