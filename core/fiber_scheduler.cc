@@ -546,20 +546,25 @@ int FiberTask::SetSpecific(pthread_key_t key, const void* value) {
   return 0;
 }
 
-int FiberTask::Join(void** retval) {
+int FiberTask::Join(void** retval, int64_t deadline_ns) {
   if (this == t_current) return EDEADLK;
   Parker* me = CurrentParker();
   {
     SpinGuard g(join_mu_);
     if (detached_ || joiner_ != nullptr) return EINVAL;
+    if (deadline_ns < 0 && !exited_) return EBUSY;
     joiner_ = me;
   }
   for (;;) {
     {
       SpinGuard g(join_mu_);
       if (exited_) break;
+      if (deadline_ns > 0 && Nanotime() >= deadline_ns) {
+        joiner_ = nullptr;  // no longer joining: a later join may try again
+        return ETIMEDOUT;
+      }
     }
-    me->Park(0, WaitKind::kRestartable);  // a signal only makes us look again
+    me->Park(deadline_ns > 0 ? deadline_ns : 0, WaitKind::kRestartable);  // a signal: look again
   }
   if (retval != nullptr) *retval = retval_;
   FiberWorker::Recycle(this);
@@ -588,6 +593,11 @@ bool FiberScheduler::StartWorkers(int n) {
   }
   g_workers = workers;
   g_last_poll_ns.store(Nanotime(), std::memory_order_relaxed);
+  // Open the netpoller before any worker can poll: Netpoller::Break before the epoll instance
+  // exists marks a break pending without writing the eventfd, and then dedups every later Break,
+  // so a worker that then blocks in Poll(-1) would never see the work queued for it. Poll(0)
+  // opens it (and delivers whatever is ready, as any poll would).
+  Netpoller::Get().Poll(0);
   int started = 0;
   for (int i = 0; i < n; ++i) {
     // Workers are placed before they start: a worker that failed to start would strand the

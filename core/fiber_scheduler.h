@@ -81,7 +81,9 @@ class FiberTask final : public Parker {
   void Yield();
 
   // pthread_join/detach semantics. Join may be called from a fiber or an OS thread.
-  int Join(void** retval);
+  // deadline_ns (CLOCK_MONOTONIC): 0 waits forever, -1 only tries (pthread_tryjoin_np: EBUSY);
+  // otherwise ETIMEDOUT once it passes (pthread_timedjoin_np/clockjoin_np).
+  int Join(void** retval, int64_t deadline_ns = 0);
   int Detach();
   // pthread_exit in a fiber: unwinds the fiber's stack (running destructors) to its start.
   [[noreturn]] void Exit(void* retval);

@@ -103,6 +103,29 @@ GONET_HOOK int pthread_join(pthread_t thread, void** retval) {
   return NEXT(pthread_join)(thread, retval);
 }
 
+GONET_HOOK int pthread_tryjoin_np(pthread_t thread, void** retval) {
+  if (FiberTask* t = AsTask(thread)) return t->Join(retval, -1);
+  return NEXT(pthread_tryjoin_np)(thread, retval);
+}
+
+GONET_HOOK int pthread_timedjoin_np(pthread_t thread, void** retval, const timespec* abstime) {
+  FiberTask* t = AsTask(thread);
+  if (t == nullptr) return NEXT(pthread_timedjoin_np)(thread, retval, abstime);
+  if (abstime == nullptr) return t->Join(retval);
+  if (abstime->tv_nsec < 0 || abstime->tv_nsec >= 1000000000) return EINVAL;
+  return t->Join(retval, core::MonotonicDeadline(CLOCK_REALTIME, *abstime));
+}
+
+GONET_HOOK int pthread_clockjoin_np(pthread_t thread, void** retval, clockid_t clock,
+                                    const timespec* abstime) {
+  FiberTask* t = AsTask(thread);
+  if (t == nullptr) return NEXT(pthread_clockjoin_np)(thread, retval, clock, abstime);
+  if (abstime == nullptr) return t->Join(retval);
+  if (clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC) return EINVAL;
+  if (abstime->tv_nsec < 0 || abstime->tv_nsec >= 1000000000) return EINVAL;
+  return t->Join(retval, core::MonotonicDeadline(clock, *abstime));
+}
+
 GONET_HOOK int pthread_detach(pthread_t thread) {
   if (FiberTask* t = AsTask(thread)) return t->Detach();
   return NEXT(pthread_detach)(thread);

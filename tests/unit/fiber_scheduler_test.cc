@@ -40,6 +40,22 @@ TEST(FiberScheduler, JoinReturnsTheStartRoutinesValue) {
   }
 }
 
+// pthread_tryjoin_np / pthread_timedjoin_np on a fiber: EBUSY and ETIMEDOUT while it runs, and
+// the fiber stays joinable afterwards.
+TEST(FiberScheduler, TryAndTimedJoinLeaveARunningFiberJoinable) {
+  GONET_SKIP_UNDER_SANITIZER();
+  StartFibersMode();
+  std::atomic<bool> release{false};
+  FiberTask* t = Go([&] {
+    while (!release.load())
+      FiberScheduler::Current()->Park(DeadlineAfter(kMs), WaitKind::kRestartable);
+  });
+  EXPECT_EQ(t->Join(nullptr, -1), EBUSY);
+  EXPECT_EQ(t->Join(nullptr, DeadlineAfter(2 * kMs)), ETIMEDOUT);
+  release = true;
+  EXPECT_EQ(t->Join(nullptr), 0);
+}
+
 TEST(FiberScheduler, CurrentParkerInsideAFiberIsThatFiber) {
   GONET_SKIP_UNDER_SANITIZER();
   StartFibersMode();
