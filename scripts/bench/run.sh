@@ -79,6 +79,8 @@ variant_env() {  # variant_env VARIANT: prints the environment words for `env`
   case $1 in
     native | ref) ;;
     gonet-threads) echo "LD_PRELOAD=$PRELOAD GONET_MODE=threads" ;;
+    # threads mode on the netpoller path instead of the kernel wait (README: two ways to wait)
+    gonet-threads-np) echo "LD_PRELOAD=$PRELOAD GONET_MODE=threads GONET_THREADS_WAIT=netpoller" ;;
     gonet-passthrough) echo "LD_PRELOAD=$PRELOAD GONET_MODE=passthrough" ;;
     gonet-fibers) echo "LD_PRELOAD=$PRELOAD GONET_MODE=fibers" ;;
   esac
@@ -217,7 +219,7 @@ run_cell() {
 # --- which variants can run ---------------------------------------------------------------
 VARIANTS=(native)
 if [[ -r $PRELOAD ]]; then
-  VARIANTS+=(gonet-threads gonet-passthrough)
+  VARIANTS+=(gonet-threads gonet-threads-np gonet-passthrough)
   # Fibers mode is opt-in and young: give it one quick round before trusting it with cells.
   if [[ -x $BUILD/echo_threads ]] && launch gonet-fibers "$BUILD/echo_threads" --port 0 &&
     "$LOADGEN" --port "$SERVER_PORT" --conns 10 --duration 2 --max-requests 1000 \
