@@ -59,6 +59,51 @@ for san in thread address; do
   fi
 done
 
+# --- reliability (tests/soak, tests/fuzz): ASan-built libgonet.so under the conformance
+# scenarios, and a short run of every libFuzzer target. One pass/fail per scenario and target.
+# What an ASan-built shim needs: ASan's runtime must come first in the initial library list,
+# ahead of the program's own libraries (else ASan aborts at start-up, "ASan runtime does not
+# come first"), so LD_PRELOAD names libasan.so before libgonet.so; verify_asan_link_order=0
+# covers programs that dlopen or re-exec; detect_leaks=0 because the leak report would be about
+# the host programs, not about gonet.
+asan_dir=build-asan-shim
+echo "=== conformance (threads) with ASan-built libgonet.so in $asan_dir"
+if cmake -S . -B "$asan_dir" -DGONET_SANITIZE=address -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+     >/dev/null && cmake --build "$asan_dir" -j "$jobs" --target gonet_preload \
+     conformance_scenarios >"$asan_dir.build.log" 2>&1; then
+  asan_preload="$(gcc -print-file-name=libasan.so):$PWD/$asan_dir/libgonet.so"
+  for bin in "$asan_dir"/conformance/conf_*; do
+    name=${bin##*/conf_}
+    expected=()
+    [[ -f tests/conformance/$name.gonet.expected ]] &&
+      expected=(--expected "tests/conformance/$name.gonet.expected")
+    if ASAN_OPTIONS=detect_leaks=0:verify_asan_link_order=0:abort_on_error=0 \
+         python3 tests/conformance/run_conformance.py --builddir "$asan_dir" --scenario "$name" \
+         --mode threads --preload "$asan_preload" "${expected[@]}" >"$asan_dir/$name.log" 2>&1
+    then
+      passed=$((passed + 1))
+    else
+      failed=$((failed + 1))
+      failed_suites+=("asan-shim.$name")
+      echo "FAIL asan-shim.$name (log: $asan_dir/$name.log)"
+    fi
+  done
+else
+  tail -n 30 "$asan_dir.build.log" 2>/dev/null
+  failed=$((failed + 1))
+  failed_suites+=("asan-shim (build)")
+fi
+echo "=== fuzz (scripts/fuzz.sh short, ${FUZZ_SECONDS:-10} s per target)"
+while read -r line; do
+  echo "$line"
+  case $line in
+    "fuzz "*": ok"*) passed=$((passed + 1)) ;;
+    "fuzz "*": FAIL"*) failed=$((failed + 1)); failed_suites+=("${line%%:*}") ;;
+    "fuzz: build failed"*) failed=$((failed + 1)); failed_suites+=("fuzz (build)") ;;
+  esac
+done < <(scripts/fuzz.sh short 2>&1)
+# --- end of reliability block
+
 if ((${#failed_suites[@]})); then
   echo "failing suites: ${failed_suites[*]}"
 fi

@@ -113,6 +113,9 @@ def main():
                     "differs from the kernel (<scenario>.gonet.expected)")
     ap.add_argument("--timeout", type=float, default=20.0,
                     help="seconds per run (scenarios take a few seconds natively)")
+    ap.add_argument("--preload", help="LD_PRELOAD for the preloaded run instead of "
+                    "BUILDDIR/libgonet.so, e.g. an ASan runtime followed by an ASan-built "
+                    "libgonet.so (scripts/test.sh)")
     ap.add_argument("--native-runs", type=int, default=0,
                     help="only run natively this many times and require identical transcripts")
     args = ap.parse_args()
@@ -130,7 +133,7 @@ def main():
         return SKIP
 
     native = run(binary, native_env(), args.timeout)
-    preloaded = run(binary, preload_env(lib, args.mode), args.timeout)
+    preloaded = run(binary, preload_env(args.preload or lib, args.mode), args.timeout)
     preloaded_name = "LD_PRELOAD=libgonet.so GONET_MODE=%s" % args.mode
 
     if args.expected:
