@@ -10,9 +10,10 @@
 #include "core/runtime.h"
 
 namespace {
-const char* const kVars[] = {"GONET_MODE",         "GONET_READ_TIMEOUT", "GONET_WRITE_TIMEOUT",
-                             "GONET_CONNECT_TIMEOUT", "GONET_STATS",      "GONET_THREADS_WAIT",
-                             "GONET_WORKERS",      "GONET_FAULT",        "GONET_FAULT_SEED"};
+const char* const kVars[] = {
+    "GONET_MODE",      "GONET_READ_TIMEOUT", "GONET_WRITE_TIMEOUT", "GONET_CONNECT_TIMEOUT",
+    "GONET_STATS",     "GONET_THREADS_WAIT", "GONET_WORKERS",       "GONET_FAULT",
+    "GONET_FAULT_SEED"};
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

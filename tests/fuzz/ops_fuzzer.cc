@@ -74,12 +74,18 @@ struct Call {
 
 int PickFd(const Side& s, uint8_t which) {
   switch (which % 6) {
-    case 0: return s.sv[0];
-    case 1: return s.sv[1];
-    case 2: return s.pipe_fd[0];
-    case 3: return s.pipe_fd[1];
-    case 4: return -1;
-    default: return 1 << 20;  // closed, past any open fd
+    case 0:
+      return s.sv[0];
+    case 1:
+      return s.sv[1];
+    case 2:
+      return s.pipe_fd[0];
+    case 3:
+      return s.pipe_fd[1];
+    case 4:
+      return -1;
+    default:
+      return 1 << 20;  // closed, past any open fd
   }
 }
 
@@ -112,7 +118,8 @@ void Run(const Side& s, const Call& c, Result* out) {
         Finish(RecvFrom(fd, buf, c.len, c.flags, a, al), out,
                [&] { return recvfrom(fd, buf, c.len, c.flags, a, al); });
       } else {
-        Finish(IoResult::Passthrough(), out, [&] { return recvfrom(fd, buf, c.len, c.flags, a, al); });
+        Finish(IoResult::Passthrough(), out,
+               [&] { return recvfrom(fd, buf, c.len, c.flags, a, al); });
       }
       break;
     }
@@ -123,7 +130,8 @@ void Run(const Side& s, const Call& c, Result* out) {
         Finish(SendTo(fd, data, c.len, flags, nullptr, 0), out,
                [&] { return sendto(fd, data, c.len, flags, nullptr, 0); });
       } else {
-        Finish(IoResult::Passthrough(), out, [&] { return sendto(fd, data, c.len, flags, nullptr, 0); });
+        Finish(IoResult::Passthrough(), out,
+               [&] { return sendto(fd, data, c.len, flags, nullptr, 0); });
       }
       break;
     }
@@ -140,8 +148,8 @@ void Run(const Side& s, const Call& c, Result* out) {
       m.msg_iov = iov;
       // Past IOV_MAX sometimes: the kernel says EMSGSIZE without reading the array.
       // FUZZ_OPS_IOV_MAX=0 leaves that case out (to look past a known divergence).
-      static const bool past_iov_max = getenv("FUZZ_OPS_IOV_MAX") == nullptr ||
-                                       strcmp(getenv("FUZZ_OPS_IOV_MAX"), "0") != 0;
+      static const bool past_iov_max =
+          getenv("FUZZ_OPS_IOV_MAX") == nullptr || strcmp(getenv("FUZZ_OPS_IOV_MAX"), "0") != 0;
       m.msg_iovlen = past_iov_max && (c.iovcnt & 0x80) ? 1024 + c.iovcnt : n;
       if (c.use_name) {
         m.msg_name = &name;
@@ -172,9 +180,8 @@ void Run(const Side& s, const Call& c, Result* out) {
     case 4: {  // SetSockOpt; a timeout is never zero (forever) and at most ~2 ms
       uint8_t val[64];
       memcpy(val, c.data, sizeof val);
-      const bool timeo = c.level == SOL_SOCKET &&
-                         (c.name == SO_RCVTIMEO || c.name == SO_SNDTIMEO || c.name == 66 ||
-                          c.name == 67);
+      const bool timeo = c.level == SOL_SOCKET && (c.name == SO_RCVTIMEO || c.name == SO_SNDTIMEO ||
+                                                   c.name == 66 || c.name == 67);
       if (timeo) {
         timeval tv{(c.arg & 1) ? -1 : 0, static_cast<suseconds_t>(1 + (c.arg >> 1) % 2000)};
         if (c.arg & 2) tv.tv_usec = 1000000 + (c.arg >> 2) % 10;  // EDOM
@@ -184,13 +191,12 @@ void Run(const Side& s, const Call& c, Result* out) {
       const socklen_t len = c.alen % (sizeof val + 1);
       const void* v = c.null_buf ? nullptr : val;
       auto real = [&] { return setsockopt(fd, c.level, c.name, v, len); };
-      Finish(s.core ? SetSockOpt(fd, c.level, c.name, v, len) : IoResult::Passthrough(), out,
-             real);
+      Finish(s.core ? SetSockOpt(fd, c.level, c.name, v, len) : IoResult::Passthrough(), out, real);
       break;
     }
     default: {  // Fcntl, without commands that block, signal others or leave locks
-      static const int kCmds[] = {F_GETFL, F_SETFL, F_GETFD, F_SETFD, F_DUPFD, F_DUPFD_CLOEXEC,
-                                  F_GETPIPE_SZ, 9999};
+      static const int kCmds[] = {F_GETFL, F_SETFL,         F_GETFD,      F_SETFD,
+                                  F_DUPFD, F_DUPFD_CLOEXEC, F_GETPIPE_SZ, 9999};
       const int cmd = kCmds[c.cmd % 8];
       unsigned long arg = c.arg;
       if (cmd == F_SETFL) arg &= ~static_cast<unsigned long>(O_ASYNC);
@@ -254,8 +260,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     call.op = in.U8();
     call.which_fd = in.U8();
     call.iovcnt = in.U8();
-    static const int kFlagBits[] = {MSG_PEEK, MSG_WAITALL, MSG_DONTWAIT, MSG_TRUNC, MSG_OOB,
-                                    MSG_CMSG_CLOEXEC, MSG_EOR, MSG_MORE};
+    static const int kFlagBits[] = {MSG_PEEK, MSG_WAITALL,      MSG_DONTWAIT, MSG_TRUNC,
+                                    MSG_OOB,  MSG_CMSG_CLOEXEC, MSG_EOR,      MSG_MORE};
     const uint8_t fb = in.U8();
     call.flags = 0;
     for (int bit = 0; bit < 8; ++bit) {

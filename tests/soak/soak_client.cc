@@ -52,8 +52,8 @@ struct Options {
 // Tallies shared by every client thread.
 struct Tally {
   std::atomic<int64_t> connects{0}, refused{0}, exchanges{0}, bytes{0};
-  std::atomic<int64_t> cut_eof{0}, cut_reset{0}, cut_pipe{0};  // the server ended it early
-  std::atomic<int64_t> aborted_by_client{0};                   // RST / mid-message close
+  std::atomic<int64_t> cut_eof{0}, cut_reset{0}, cut_pipe{0};    // the server ended it early
+  std::atomic<int64_t> aborted_by_client{0};                     // RST / mid-message close
   std::atomic<int64_t> mismatches{0}, stalls{0}, unexpected{0};  // failures
   std::mutex mu;
   std::map<std::string, int64_t> unexpected_by_what;  // "recv:EINVAL" -> count
@@ -254,7 +254,8 @@ void ClientLoop(const Options& o, Tally* t, uint64_t seed,
     Outcome out = Outcome::kOk;
     for (int i = 0; i < exchanges && out == Outcome::kOk; ++i) {
       const bool last = i == exchanges - 1;
-      out = o.http ? HttpExchange(t, fd, rng, last, ending) : EchoExchange(t, fd, rng, last, ending);
+      out =
+          o.http ? HttpExchange(t, fd, rng, last, ending) : EchoExchange(t, fd, rng, last, ending);
     }
     if (ending == Ending::kResetMidMessage && out == Outcome::kCut) {
       t->aborted_by_client.fetch_add(1);
@@ -270,14 +271,22 @@ bool ParseArgs(int argc, char** argv, Options* o) {
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto next = [&]() -> const char* { return i + 1 < argc ? argv[++i] : ""; };
-    if (a == "--port") o->port = atoi(next());
-    else if (a == "--proto") o->http = std::string(next()) == "http";
-    else if (a == "--seconds") o->seconds = atoi(next());
-    else if (a == "--conns") o->conns = atoi(next());
-    else if (a == "--seed") o->seed = strtoull(next(), nullptr, 10);
-    else if (a == "--timeout") o->timeout_s = atoi(next());
-    else if (a == "--probe") o->probe = true;
-    else return false;
+    if (a == "--port")
+      o->port = atoi(next());
+    else if (a == "--proto")
+      o->http = std::string(next()) == "http";
+    else if (a == "--seconds")
+      o->seconds = atoi(next());
+    else if (a == "--conns")
+      o->conns = atoi(next());
+    else if (a == "--seed")
+      o->seed = strtoull(next(), nullptr, 10);
+    else if (a == "--timeout")
+      o->timeout_s = atoi(next());
+    else if (a == "--probe")
+      o->probe = true;
+    else
+      return false;
   }
   return o->port > 0 && o->conns > 0 && o->seconds >= 0;
 }
