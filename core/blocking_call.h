@@ -33,6 +33,11 @@ class BlockingCall {
 
   int64_t deadline_ns() const { return deadline_ns_; }
 
+  // Once a call has moved some bytes, the kernel returns that partial count when a signal
+  // handler runs, SA_RESTART or not (there is nothing left to restart): later waits of this call
+  // report every signal.
+  void InterruptibleFromNowOn() { kind_ = WaitKind::kAlwaysEintr; }
+
  private:
   int FallbackWait(int timeout_errno);
 

@@ -32,8 +32,29 @@ WaitResult DirLock::Lock(const std::atomic<bool>& closing, int64_t deadline_ns, 
     }
     tail_ = &w;
   }
+  // Leaving the queue, on every way out that is not a grant: unlink, or pass on a grant that
+  // raced with the departure. A destructor, because pthread_cancel unwinds out of Park and the
+  // queue must not keep a pointer to this dead stack frame.
+  struct Departure {
+    DirLock* lock;
+    Waiter* w;
+    bool done = false;
+    ~Departure() {
+      if (done) return;
+      bool granted;
+      {
+        SpinGuard g(lock->mu_);
+        granted = w->granted.load(std::memory_order_acquire);
+        if (!granted) lock->Unlink(w);
+      }
+      if (granted) lock->Unlock();  // handed to us while we were leaving: pass it on
+    }
+  } departure{this, &w};
   for (;;) {
-    if (w.granted.load(std::memory_order_acquire)) return WaitResult::kOk;
+    if (w.granted.load(std::memory_order_acquire)) {
+      departure.done = true;
+      return WaitResult::kOk;
+    }
     WaitResult leave = WaitResult::kOk;
     if (closing.load(std::memory_order_seq_cst)) {
       leave = WaitResult::kClosing;
@@ -43,14 +64,7 @@ WaitResult DirLock::Lock(const std::atomic<bool>& closing, int64_t deadline_ns, 
       if (r == ParkResult::kInterrupted) leave = WaitResult::kInterrupted;
       if (leave == WaitResult::kOk) continue;
     }
-    bool granted;
-    {
-      SpinGuard g(mu_);
-      granted = w.granted.load(std::memory_order_acquire);
-      if (!granted) Unlink(&w);
-    }
-    if (granted) Unlock();  // handed to us while we were leaving: pass it on
-    return leave;
+    return leave;  // ~Departure unlinks us
   }
 }
 

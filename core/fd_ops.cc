@@ -235,7 +235,8 @@ IoResult SetSockOpt(int fd, int level, int name, const void* value, socklen_t le
   }
   bool rcv = name == SO_RCVTIMEO_OLD || name == SO_RCVTIMEO_NEW;
   bool snd = name == SO_SNDTIMEO_OLD || name == SO_SNDTIMEO_NEW;
-  if (!rcv && !snd) return IoResult::Passthrough();
+  bool lowat = name == SO_RCVLOWAT;
+  if (!rcv && !snd && !lowat) return IoResult::Passthrough();
   ReentryGuard guard;
   FdRef ref;
   if (int a = ref.Acquire(fd); a != 0) {
@@ -243,6 +244,15 @@ IoResult SetSockOpt(int fd, int level, int name, const void* value, socklen_t le
   }
   long r = sys::Call(SYS_setsockopt, fd, level, name, value, len);
   if (r < 0) return IoResult::Err(static_cast<int>(-r));
+  if (lowat) {
+    // Read back what the kernel keeps (it maps 0 to 1 and negatives to INT_MAX).
+    int v = 1;
+    socklen_t vlen = sizeof v;
+    if (sys::Call(SYS_getsockopt, fd, SOL_SOCKET, SO_RCVLOWAT, &v, &vlen) == 0) {
+      ref.sock()->rcvlowat.store(v < 1 ? 1 : v, std::memory_order_relaxed);
+    }
+    return IoResult::Ok(0);
+  }
   // Keep what the kernel keeps: it rounds to its tick, and getsockopt shows the rounded value.
   // A negative tv_sec makes the kernel store a zero timeout: the call returns EAGAIN at once,
   // although getsockopt then shows {0, 0} like "no timeout".

@@ -55,6 +55,11 @@ void Adopt(int fd, FdEntry* e) {
   if (sys::Call(SYS_getsockopt, fd, SOL_SOCKET, SO_SNDTIMEO, &tv, &len) == 0) {
     s->sndtimeo_ns.store(TimevalToNs(tv), std::memory_order_relaxed);
   }
+  int lowat = 1;
+  len = sizeof lowat;
+  if (sys::Call(SYS_getsockopt, fd, SOL_SOCKET, SO_RCVLOWAT, &lowat, &len) == 0 && lowat > 1) {
+    s->rcvlowat.store(lowat, std::memory_order_relaxed);
+  }
   s->refs.store(1, std::memory_order_relaxed);
   SocketState* expect = nullptr;
   if (!e->sock.compare_exchange_strong(expect, s, std::memory_order_acq_rel)) {
@@ -100,6 +105,7 @@ SocketState* FdTable::NewSocketState() {
   s->forced_nonblock.store(false, std::memory_order_relaxed);
   s->rcvtimeo_ns.store(0, std::memory_order_relaxed);
   s->sndtimeo_ns.store(0, std::memory_order_relaxed);
+  s->rcvlowat.store(1, std::memory_order_relaxed);
   s->type = 0;
   s->family = 0;
   return s;

@@ -53,6 +53,7 @@ struct SocketState {
   std::atomic<bool> forced_nonblock{false};  // gonet set O_NONBLOCK in the kernel (a listener)
   std::atomic<int64_t> rcvtimeo_ns{0};  // the app's SO_RCVTIMEO as the kernel keeps it (0=none)
   std::atomic<int64_t> sndtimeo_ns{0};  // the app's SO_SNDTIMEO
+  std::atomic<int> rcvlowat{1};         // SO_RCVLOWAT as the kernel keeps it (>= 1)
   int type = 0;                         // SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET, ...
   int family = 0;                       // AF_INET, AF_INET6, AF_UNIX, ...
 };

@@ -14,8 +14,10 @@
 //   - datagram sockets move one message per call, whole.
 #include <limits.h>
 #include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <new>
 
 #include "core/blocking_call.h"
@@ -83,6 +85,12 @@ size_t IovTotal(const iovec* iov, int count) {
 
 bool IsStream(const SocketState& s) { return s.type == SOCK_STREAM; }
 
+// Bytes queued for reading (SIOCINQ/FIONREAD), or 0 if the kernel will not say.
+size_t QueuedBytes(int fd) {
+  int n = 0;
+  return sys::Call(SYS_ioctl, fd, FIONREAD, &n) == 0 && n > 0 ? static_cast<size_t>(n) : 0;
+}
+
 // True if the socket has a pending error or the peer has hung up (poll's POLLERR/POLLRDHUP),
 // looked at without consuming the error. A call that already moved bytes must return them and
 // leave a pending error for the next call, as the kernel does: a further attempt would consume
@@ -126,10 +134,26 @@ IoResult ReceiveLoop(FdRef& ref, int flags, size_t want, Attempt attempt, Advanc
   int nbflags = (flags & ~MSG_WAITALL) | MSG_DONTWAIT;
   CallTimeout t = TimeoutFor(s, Mode::kRead);
   BlockingCall call(ref, Mode::kRead, t.ns, t.app);
+  // SO_RCVLOWAT: a blocking stream receive waits until min(lowat, len) bytes are queued (or
+  // EOF, an error, the timeout); a non-blocking attempt would return fewer at once.
+  const size_t lowat = IsStream(s) && !waitall && want > 0
+                           ? std::min<size_t>(static_cast<size_t>(s.rcvlowat.load()), want)
+                           : 1;
+  bool timed_out = false;
   size_t done = 0;
   for (;;) {
     if (done > 0 && PendingErrorOrHangup(ref.fd(), POLLERR)) {
       return IoResult::Ok(static_cast<ssize_t>(done));
+    }
+    if (lowat > 1 && !timed_out && QueuedBytes(ref.fd()) < lowat &&
+        !PendingErrorOrHangup(ref.fd(), POLLERR | POLLRDHUP | POLLHUP)) {
+      int e = call.WaitReady();
+      if (e == EAGAIN) {
+        timed_out = true;  // at the timeout, take whatever is queued
+      } else if (e != 0) {
+        return IoResult::Err(e);
+      }
+      continue;
     }
     long r = attempt(nbflags);
     if (r > 0 && waitall && peek) {
@@ -147,6 +171,7 @@ IoResult ReceiveLoop(FdRef& ref, int flags, size_t want, Attempt attempt, Advanc
       done += static_cast<size_t>(r);
       if (!waitall || done >= want) return IoResult::Ok(static_cast<ssize_t>(done));
       advance(static_cast<size_t>(r));
+      call.InterruptibleFromNowOn();
       continue;
     }
     if (r == 0) return IoResult::Ok(static_cast<ssize_t>(done));  // EOF (or a 0-byte datagram)
@@ -158,6 +183,10 @@ IoResult ReceiveLoop(FdRef& ref, int flags, size_t want, Attempt attempt, Advanc
     int e = call.WaitReady();
     if (e != 0) {
       if (e == EAGAIN && !t.app) Count(Stats().deadline_policy_timeouts);
+      // A zero-length receive on a stream waits like any other and, at the timeout, returns 0
+      // (nothing was asked, nothing was copied), not EAGAIN.
+      // (TCP only: a unix stream socket reports EAGAIN.)
+      if (e == EAGAIN && want == 0 && IsStream(s) && s.family != AF_UNIX) return IoResult::Ok(0);
       return done ? IoResult::Ok(static_cast<ssize_t>(done)) : IoResult::Err(e);
     }
   }
@@ -183,6 +212,7 @@ IoResult SendLoop(FdRef& ref, int flags, size_t total, Attempt attempt, Advance 
       done += static_cast<size_t>(r);
       if (!stream || done >= total) return IoResult::Ok(static_cast<ssize_t>(done));
       advance(static_cast<size_t>(r));
+      call.InterruptibleFromNowOn();
       continue;
     }
     if (r != -EAGAIN) return done ? IoResult::Ok(static_cast<ssize_t>(done)) : IoResult::Err(-r);

@@ -116,6 +116,9 @@ int Netpoller::Poll(int64_t delay_ns) {
 }
 
 void Netpoller::Break() {
+  // Open first: a Break before the first Poll must still be seen by it, and a pending flag set
+  // with no eventfd to write would swallow every later Break as a duplicate.
+  if (EnsureOpen() < 0) return;
   bool expect = false;
   if (!break_pending_.compare_exchange_strong(expect, true, std::memory_order_acq_rel)) return;
   int b = breakfd_.load(std::memory_order_acquire);

@@ -109,6 +109,19 @@ PollDesc::BlockResult PollDesc::Block(Mode mode, WaitKind kind) {
     if (gpp.compare_exchange_strong(expect, self, std::memory_order_seq_cst)) {
       Count(Stats().parks);
       Count(Stats().threads_parked);
+      // pthread_cancel unwinds out of Park (thread_parker.h): leave the semaphore as a waiter
+      // that gave up would, or the next waiter on this fd finds a dead thread's parker in it.
+      struct CancelGuard {
+        std::atomic<uintptr_t>& gpp;
+        uintptr_t self;
+        bool armed = true;
+        ~CancelGuard() {
+          if (!armed) return;
+          uintptr_t e = self;
+          gpp.compare_exchange_strong(e, kPdNil, std::memory_order_seq_cst);
+          Count(Stats().threads_parked, -1);
+        }
+      } cancel_guard{gpp, self};
       bool woken_by_io = false;
       while (gpp.load(std::memory_order_seq_cst) == self) {
         int64_t d = Deadline(mode).load(std::memory_order_seq_cst);
@@ -128,6 +141,7 @@ PollDesc::BlockResult PollDesc::Block(Mode mode, WaitKind kind) {
         }
         // kTimedOut: loop and re-read the deadline, which may have been extended (stale timer).
       }
+      cancel_guard.armed = false;
       woken_by_io = gpp.load(std::memory_order_seq_cst) == kPdReady;
       Count(Stats().threads_parked, -1);
       if (woken_by_io) Count(Stats().wakes_io);

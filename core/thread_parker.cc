@@ -63,8 +63,15 @@ std::atomic<ParkerLookup> g_lookup{nullptr};
 constexpr int64_t kFarFutureNs = INT64_C(365) * 24 * 3600 * 1000000000;
 
 long FutexWait(std::atomic<uint32_t>* word, int64_t deadline_ns, bool timed) {
+  // Only a thread that has cancellation enabled may be cancelled in the wait: with it disabled,
+  // asynchronous type would still make pthread_cancel send SIGCANCEL, whose EINTR the program
+  // would then see although natively nothing interrupts its call.
+  int state = 0;
+  pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &state);
+  pthread_setcancelstate(state, nullptr);
+  const bool cancellable = state == PTHREAD_CANCEL_ENABLE;
   int old_type = 0;
-  pthread_setcanceltype(PTHREAD_CANCEL_ASYNCHRONOUS, &old_type);
+  if (cancellable) pthread_setcanceltype(PTHREAD_CANCEL_ASYNCHRONOUS, &old_type);
   long r;
   if (timed) {
     timespec ts{static_cast<time_t>(deadline_ns / 1000000000),
@@ -74,7 +81,10 @@ long FutexWait(std::atomic<uint32_t>* word, int64_t deadline_ns, bool timed) {
   } else {
     r = sys::Call(SYS_futex, word, FUTEX_WAIT | FUTEX_PRIVATE_FLAG, 2, nullptr);
   }
-  pthread_setcanceltype(old_type, nullptr);
+  if (cancellable) pthread_setcanceltype(old_type, nullptr);
+  // A cancellation request that interrupted the wait must act here, as it would at the kernel's
+  // blocking call: natively the call never returns EINTR to a cancelled thread.
+  if (r == -EINTR && cancellable) pthread_testcancel();
   return r;
 }
 

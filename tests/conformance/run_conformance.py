@@ -74,7 +74,12 @@ def native_env():
 def preload_env(lib, mode):
     env = native_env()
     env["LD_PRELOAD"] = lib
-    env["GONET_MODE"] = mode
+    # "threads-netpoller": threads mode on the netpoller path instead of the kernel wait.
+    if mode == "threads-netpoller":
+        env["GONET_MODE"] = "threads"
+        env["GONET_THREADS_WAIT"] = "netpoller"
+    else:
+        env["GONET_MODE"] = mode
     return env
 
 
