@@ -77,6 +77,12 @@ class IovCursor {
   int first_ = 0;
 };
 
+// gonet copies and walks an iovec array only after this check; what it rejects goes to the
+// kernel as it is, for the kernel's own answer (EINVAL, EMSGSIZE, EFAULT).
+bool IovecsLookValid(const iovec* iov, size_t count) {
+  return count <= IOV_MAX && (iov != nullptr || count == 0);
+}
+
 size_t IovTotal(const iovec* iov, int count) {
   size_t total = 0;
   for (int i = 0; i < count; ++i) total += iov[i].iov_len;
@@ -260,7 +266,9 @@ IoResult SendBuffer(int fd, const void* buf, size_t len, int flags, const sockad
 }
 
 IoResult RecvMessage(int fd, msghdr* msg, int flags) {
-  if (!Enabled()) return IoResult::Passthrough();
+  if (!Enabled() || msg == nullptr || !IovecsLookValid(msg->msg_iov, msg->msg_iovlen)) {
+    return IoResult::Passthrough();
+  }
   ReentryGuard guard;
   FdRef ref;
   if (int e = Enter(ref, fd, flags); e != 0) return Fail(e);
@@ -296,7 +304,9 @@ IoResult RecvMessage(int fd, msghdr* msg, int flags) {
 }
 
 IoResult SendMessage(int fd, const msghdr* msg, int flags) {
-  if (!Enabled()) return IoResult::Passthrough();
+  if (!Enabled() || msg == nullptr || !IovecsLookValid(msg->msg_iov, msg->msg_iovlen)) {
+    return IoResult::Passthrough();
+  }
   ReentryGuard guard;
   FdRef ref;
   if (int e = Enter(ref, fd, flags); e != 0) return Fail(e);
@@ -354,7 +364,7 @@ IoResult SendTo(int fd, const void* buf, size_t len, int flags, const sockaddr* 
 }
 
 IoResult Readv(int fd, const iovec* iov, int iovcnt) {
-  if (iovcnt <= 0 || iovcnt > IOV_MAX || IovTotal(iov, iovcnt) == 0) return IoResult::Passthrough();
+  if (!IovecsLookValid(iov, iovcnt) || IovTotal(iov, iovcnt) == 0) return IoResult::Passthrough();
   GONET_INJECT_FAULT(kRead, fd);
   msghdr m{};
   m.msg_iov = const_cast<iovec*>(iov);
@@ -364,7 +374,7 @@ IoResult Readv(int fd, const iovec* iov, int iovcnt) {
 }
 
 IoResult Writev(int fd, const iovec* iov, int iovcnt) {
-  if (iovcnt <= 0 || iovcnt > IOV_MAX || IovTotal(iov, iovcnt) == 0) return IoResult::Passthrough();
+  if (!IovecsLookValid(iov, iovcnt) || IovTotal(iov, iovcnt) == 0) return IoResult::Passthrough();
   GONET_INJECT_FAULT(kWrite, fd);
   if (iovcnt < 0) return IoResult::Passthrough();
   msghdr m{};
@@ -388,7 +398,9 @@ IoResult SendMsg(int fd, const msghdr* msg, int flags) {
 // messages (recvmmsg(2) BUGS). A failure after the first message returns the count so far.
 IoResult RecvMmsg(int fd, mmsghdr* vec, unsigned vlen, int flags, timespec* timeout) {
   GONET_INJECT_FAULT(kRead, fd);
-  if (!Enabled() || vlen == 0 || (flags & MSG_DONTWAIT)) return IoResult::Passthrough();
+  if (!Enabled() || vlen == 0 || vec == nullptr || (flags & MSG_DONTWAIT)) {
+    return IoResult::Passthrough();
+  }
   {
     ReentryGuard guard;
     FdRef ref;
@@ -440,7 +452,9 @@ IoResult RecvMmsg(int fd, mmsghdr* vec, unsigned vlen, int flags, timespec* time
 // returns the count so far.
 IoResult SendMmsg(int fd, mmsghdr* vec, unsigned vlen, int flags) {
   GONET_INJECT_FAULT(kWrite, fd);
-  if (!Enabled() || vlen == 0 || (flags & MSG_DONTWAIT)) return IoResult::Passthrough();
+  if (!Enabled() || vlen == 0 || vec == nullptr || (flags & MSG_DONTWAIT)) {
+    return IoResult::Passthrough();
+  }
   {
     ReentryGuard guard;
     FdRef ref;

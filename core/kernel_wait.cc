@@ -94,8 +94,9 @@ bool KernelWaitEnabled() {
 
 KernelWait::KernelWait(int fd, char op) : rec_(MyRecord()) {
   t_woken = 0;
-  // The gauge that `gonet stats` shows and tests wait on: a thread in a blocking call is parked.
-  Count(Stats().threads_parked);
+  // Gauge apart from threads_parked, so that parks == wakes + threads_parked keeps holding for
+  // the pollDesc path: a blocking call made in the kernel is not a park.
+  Count(Stats().threads_in_kernel);
   Count(Stats().kernel_waits);
   if (rec_ == nullptr) return;
   rec_->op.store(op, std::memory_order_relaxed);
@@ -107,7 +108,7 @@ KernelWait::KernelWait(int fd, char op) : rec_(MyRecord()) {
 }
 
 KernelWait::~KernelWait() {
-  Count(Stats().threads_parked, -1);
+  Count(Stats().threads_in_kernel, -1);
   if (rec_ != nullptr) rec_->fd.store(-1, std::memory_order_release);
 }
 

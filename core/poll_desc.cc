@@ -59,27 +59,31 @@ WaitResult PollDesc::CheckErr(Mode mode) const {
 WaitResult PollDesc::Wait(Mode mode, WaitKind kind) {
   WaitResult err = CheckErr(mode);
   if (err != WaitResult::kOk) return err;
+  // Every park is matched by exactly one wake reason (parks == wakes_io + wakes_timeout +
+  // wakes_close + wakes_signal + threads_parked, which the soak checks): a reason is counted only
+  // for a Block that really parked; wakes_io is counted inside Block.
   for (;;) {
-    BlockResult b = Block(mode, kind);
+    bool parked = false;
+    BlockResult b = Block(mode, kind, &parked);
     if (b == BlockResult::kReady) return WaitResult::kOk;
     if (b == BlockResult::kInterrupted) {
-      Count(Stats().wakes_signal);
+      if (parked) Count(Stats().wakes_signal);
       return WaitResult::kInterrupted;
     }
     err = CheckErr(mode);
     if (err == WaitResult::kClosing) {
-      Count(Stats().wakes_close);
+      if (parked) Count(Stats().wakes_close);
       return err;
     }
     if (err == WaitResult::kTimeout) {
-      Count(Stats().wakes_timeout);
+      if (parked) Count(Stats().wakes_timeout);
       return err;
     }
     // Woken without readiness and without an error: the deadline moved. Park again.
   }
 }
 
-PollDesc::BlockResult PollDesc::Block(Mode mode, WaitKind kind) {
+PollDesc::BlockResult PollDesc::Block(Mode mode, WaitKind kind, bool* parked) {
   std::atomic<uintptr_t>& gpp = Sema(mode);
   for (;;) {
     uintptr_t old = gpp.load(std::memory_order_seq_cst);
@@ -109,6 +113,7 @@ PollDesc::BlockResult PollDesc::Block(Mode mode, WaitKind kind) {
     if (gpp.compare_exchange_strong(expect, self, std::memory_order_seq_cst)) {
       Count(Stats().parks);
       Count(Stats().threads_parked);
+      *parked = true;
       // pthread_cancel unwinds out of Park (thread_parker.h): leave the semaphore as a waiter
       // that gave up would, or the next waiter on this fd finds a dead thread's parker in it.
       struct CancelGuard {

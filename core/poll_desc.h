@@ -95,7 +95,8 @@ class PollDesc {
 
  private:
   enum class BlockResult { kReady, kNotReady, kInterrupted };
-  BlockResult Block(Mode mode, WaitKind kind);
+  // *parked: the caller really slept (committed its parker), so its wake-up is counted once.
+  BlockResult Block(Mode mode, WaitKind kind, bool* parked);
   // Go's netpollunblock: returns the parker to wake, if any.
   Parker* Unblock(Mode mode, bool ioready);
   std::atomic<uintptr_t>& Sema(Mode mode) { return mode == Mode::kRead ? rg_ : wg_; }

@@ -21,12 +21,13 @@ namespace gonet::core {
   X(stale_events, "events dropped for a closed or reused fd (fdseq)")           \
   X(fds_armed, "fds registered with the netpoller (now)")                       \
   X(fds_adopted, "inherited or unknown sockets adopted on first use")           \
-  X(threads_parked, "threads or fibers parked right now")                       \
+  X(threads_parked, "threads or fibers parked on a pollDesc right now")                       \
   X(fibers_live, "fibers alive (fibers mode)")                                  \
   X(faults_injected, "faults injected by --fault")                              \
   X(deadline_policy_timeouts, "timeouts from --read/--write/--connect-timeout") \
   X(invariant_failures, "broken internal invariants (a gonet bug)")             \
-  X(kernel_waits, "blocking socket calls made in the kernel (threads mode)")
+  X(kernel_waits, "blocking socket calls made in the kernel (threads mode)") \
+  X(threads_in_kernel, "threads blocked in a socket call made in the kernel (now)")
 
 struct Counters {
 #define GONET_DECLARE_COUNTER(name, help) std::atomic<int64_t> name{0};

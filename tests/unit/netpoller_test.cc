@@ -40,7 +40,8 @@ bool WaitUntil(Pred pred, int64_t hang_ns = kHangNs) {
   return true;
 }
 
-int64_t Parked() { return Stats().threads_parked.load(); }
+// Blocked on either path: parked on a pollDesc, or in a blocking call made in the kernel.
+int64_t Parked() { return Stats().threads_parked.load() + Stats().threads_in_kernel.load(); }
 
 bool ThreadInSyscall(pid_t tid, long nr) {
   char path[64];

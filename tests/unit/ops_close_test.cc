@@ -108,7 +108,8 @@ Config ThreadsConfig(WaitPath path) {
   return c;
 }
 
-int64_t Parked() { return Stats().threads_parked.load(); }
+// Blocked on either path: parked on a pollDesc, or in a blocking call made in the kernel.
+int64_t Parked() { return Stats().threads_parked.load() + Stats().threads_in_kernel.load(); }
 bool OpenInKernel(int fd) { return fcntl(fd, F_GETFD) >= 0; }
 
 // A core operation on its own thread: the test observes it parked, then acts.

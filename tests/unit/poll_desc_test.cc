@@ -33,7 +33,8 @@ bool WaitUntil(Pred pred, int64_t hang_ns = kHangNs) {
   return true;
 }
 
-int64_t Parked() { return Stats().threads_parked.load(); }
+// Blocked on either path: parked on a pollDesc, or in a blocking call made in the kernel.
+int64_t Parked() { return Stats().threads_parked.load() + Stats().threads_in_kernel.load(); }
 int64_t Parks() { return Stats().parks.load(); }
 
 // A pollDesc from the arena, freed at scope exit so the arena's free list stays consistent.
