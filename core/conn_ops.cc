@@ -4,6 +4,7 @@
 //   - connect switches O_NONBLOCK on for its own duration, waits for writability like Go's
 //     netFD.connect, reads SO_ERROR, and switches it back.
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 #include "core/blocking_call.h"
@@ -84,7 +85,11 @@ IoResult Accept(int fd, sockaddr* addr, socklen_t* addrlen, int flags) {
 }
 
 IoResult Connect(int fd, const sockaddr* addr, socklen_t addrlen) {
-  GONET_INJECT_FAULT(kConnect, fd);
+  const bool inet = addr != nullptr && addrlen >= static_cast<socklen_t>(sizeof(sockaddr_in)) &&
+                    (addr->sa_family == AF_INET ||
+                     (addr->sa_family == AF_INET6 &&
+                      addrlen >= static_cast<socklen_t>(sizeof(sockaddr_in6))));
+  if (IoResult f = InjectFault(FaultOp::kConnect, fd, inet ? addr : nullptr); !f.ok()) return f;
   if (!Enabled()) return IoResult::Passthrough();
   ReentryGuard guard;
   FdRef ref;

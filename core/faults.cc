@@ -55,11 +55,18 @@ void Complain(const char* what, const char* why) {
 
 FaultInjector& Faults() { return g_faults; }
 
-IoResult InjectFault(FaultOp op, int fd) {
+IoResult InjectFault(FaultOp op, int fd, const sockaddr* peer) {
   if (GONET_LIKELY(!g_faults.enabled())) return IoResult::Ok(0);
   if (op != FaultOp::kSocket && !IsSocket(fd)) return IoResult::Ok(0);
   FaultPorts ports;
-  if (op != FaultOp::kSocket && g_faults.WantsPorts(op)) ports = PortsOf(fd);
+  if (op != FaultOp::kSocket && g_faults.WantsPorts(op)) {
+    ports = PortsOf(fd);
+    if (peer != nullptr) {
+      sockaddr_storage ss{};
+      memcpy(&ss, peer, peer->sa_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in));
+      ports.peer = PortOf(ss);
+    }
+  }
   FaultDecision d = g_faults.Decide(op, ports);
   if (d.none()) return IoResult::Ok(0);
   Count(Stats().faults_injected);

@@ -8,6 +8,8 @@
 //     fd whatever close reports, so the fd is really closed and then the error is reported.
 #pragma once
 
+#include <sys/socket.h>
+
 #include "core/base.h"
 #include "core/fault_injector.h"
 
@@ -17,7 +19,9 @@ FaultInjector& Faults();
 
 // Returns Ok(0) to go on with the call, or Err(errno) to fail it. Cheap when no rule exists for
 // op: one relaxed load.
-IoResult InjectFault(FaultOp op, int fd);
+// peer: the address a connect is going to (its port is the peer port a rule can filter on; the
+// socket has no peer yet). nullptr: the fd's own local and peer ports.
+IoResult InjectFault(FaultOp op, int fd, const sockaddr* peer = nullptr);
 
 // Reads GONET_FAULT / GONET_FAULT_SEED (config.cc calls it at start-up).
 void ConfigureFaultsFromEnv();

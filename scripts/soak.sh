@@ -3,7 +3,7 @@
 # connections with injected resets, delays and refused connects (tests/soak/run_soak.py says
 # what each cell checks). Loopback only; stops by itself after about
 # cells x (SOAK_SECONDS + a few seconds). Not part of make test.
-#   SOAK_SECONDS  per cell, default 120 (15 cells: about 30 minutes; 10 gives a 3-minute run)
+#   SOAK_SECONDS  per cell, default 15 (15 cells: about 5 minutes; 120 for a 30-minute soak)
 #   SOAK_CONNS    concurrent client threads, default 64
 #   SOAK_CELLS    comma-separated filters, e.g. "echo_threads/threads,prefork/native"
 set -euo pipefail

@@ -19,7 +19,7 @@ connects). When the load stops the cell checks, and fails on any violation:
   exit       SIGTERM stops the daemon with status 0
 
 Prints one table row per cell and exits non-zero if any cell failed. Environment:
-SOAK_SECONDS (per cell, default 120), SOAK_CONNS (client threads, default 64), SOAK_CELLS
+SOAK_SECONDS (per cell, default 15), SOAK_CONNS (client threads, default 64), SOAK_CELLS
 (comma-separated filters like "echo_threads/threads,prefork", default all), SOAK_SEED.
 """
 import json
@@ -319,7 +319,7 @@ def fibers_work(build):
 
 def main():
     build = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build")
-    seconds = int(os.environ.get("SOAK_SECONDS", "120"))
+    seconds = int(os.environ.get("SOAK_SECONDS", "15"))
     conns = int(os.environ.get("SOAK_CONNS", "64"))
     seed = int(os.environ.get("SOAK_SEED", "1"))
     filters = [f for f in os.environ.get("SOAK_CELLS", "").split(",") if f]
