@@ -363,24 +363,42 @@ IoResult SendTo(int fd, const void* buf, size_t len, int flags, const sockaddr* 
   return SendBuffer(fd, buf, len, flags, addr, alen);
 }
 
-IoResult Readv(int fd, const iovec* iov, int iovcnt) {
-  if (!IovecsLookValid(iov, iovcnt) || IovTotal(iov, iovcnt) == 0) return IoResult::Passthrough();
-  GONET_INJECT_FAULT(kRead, fd);
-  msghdr m{};
-  m.msg_iov = const_cast<iovec*>(iov);
-  m.msg_iovlen = static_cast<size_t>(iovcnt < 0 ? 0 : iovcnt);
-  if (iovcnt < 0) return IoResult::Passthrough();  // the kernel's EINVAL
-  return RecvMessage(fd, &m, 0);
-}
-
-IoResult Writev(int fd, const iovec* iov, int iovcnt) {
-  if (!IovecsLookValid(iov, iovcnt) || IovTotal(iov, iovcnt) == 0) return IoResult::Passthrough();
-  GONET_INJECT_FAULT(kWrite, fd);
-  if (iovcnt < 0) return IoResult::Passthrough();
+// readv/writev: the kernel-wait path makes the call itself, so the kernel alone reads the iovec
+// array (an invalid one is its EFAULT, a zero-length one its immediate 0). Only the netpoller
+// path, which must loop over the array, looks at it, after the shape checks.
+template <typename DirectSyscall, typename Loop>
+IoResult VectorIo(int fd, const iovec* iov, int iovcnt, Mode mode, DirectSyscall direct,
+                  Loop loop) {
+  if (iovcnt < 0 || !IovecsLookValid(iov, static_cast<size_t>(iovcnt)) || !Enabled()) {
+    return IoResult::Passthrough();
+  }
+  {
+    ReentryGuard guard;
+    FdRef ref;
+    if (int e = Enter(ref, fd, 0); e != 0) return Fail(e);
+    if (UseDirectCall(*ref.sock(), mode)) {
+      return DirectCall(ref, mode == Mode::kRead ? 'r' : 'w', direct);
+    }
+  }
+  if (IovTotal(iov, iovcnt) == 0) return IoResult::Passthrough();
   msghdr m{};
   m.msg_iov = const_cast<iovec*>(iov);
   m.msg_iovlen = static_cast<size_t>(iovcnt);
-  return SendMessage(fd, &m, 0);
+  return loop(&m);
+}
+
+IoResult Readv(int fd, const iovec* iov, int iovcnt) {
+  GONET_INJECT_FAULT(kRead, fd);
+  return VectorIo(
+      fd, iov, iovcnt, Mode::kRead, [&] { return sys::Call(SYS_readv, fd, iov, iovcnt); },
+      [&](msghdr* m) { return RecvMessage(fd, m, 0); });
+}
+
+IoResult Writev(int fd, const iovec* iov, int iovcnt) {
+  GONET_INJECT_FAULT(kWrite, fd);
+  return VectorIo(
+      fd, iov, iovcnt, Mode::kWrite, [&] { return sys::Call(SYS_writev, fd, iov, iovcnt); },
+      [&](msghdr* m) { return SendMessage(fd, m, 0); });
 }
 
 IoResult RecvMsg(int fd, msghdr* msg, int flags) {
