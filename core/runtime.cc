@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "core/config.h"
+#include "core/crash_report.h"
 #include "core/faults.h"
 #include "core/fd_table.h"
 #include "core/fiber_scheduler.h"
@@ -86,6 +87,7 @@ void Init() {
   if (c.stats_at_exit) atexit(AtExitStats);
   Configure(c);
   if (c.mode == RunMode::kThreads && c.threads_wait_kernel) InstallKernelWaitHandler();
+  InstallCrashReporter();
   // ops (issue 6): publish the counters for `gonet stats`; last, so the flags are final.
   CreateStatsSegment(static_cast<int>(c.mode),
                      KernelWaitEnabled() ? uint32_t{kShmFlagKernelWait} : 0u);
