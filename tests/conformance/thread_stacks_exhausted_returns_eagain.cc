@@ -24,15 +24,17 @@ void* Idle(void*) {
 }  // namespace
 
 int main() {
-  // 8 MiB stacks under a 384 MiB address-space limit: the limit is reached after a few dozen.
-  rlimit rl{384u << 20, 384u << 20};
+  // 16 MiB stacks under a 512 MiB address-space limit: the limit is reached after a few dozen.
+  // (Not 8 MiB: that is glibc's default size, which fibers mode reads as "no size asked for"
+  // and replaces with its own small default.)
+  rlimit rl{512u << 20, 512u << 20};
   if (setrlimit(RLIMIT_AS, &rl) != 0) {
     Say("setrlimit failed: %s", ErrnoName(errno));
     return 1;
   }
   pthread_attr_t attr;
   pthread_attr_init(&attr);
-  pthread_attr_setstacksize(&attr, 8u << 20);
+  pthread_attr_setstacksize(&attr, 16u << 20);
   pthread_t threads[256];
   int made = 0, rc = 0;
   for (; made < 256; ++made) {
