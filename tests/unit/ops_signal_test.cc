@@ -29,6 +29,7 @@
 #include "core/runtime.h"
 #include "core/stats.h"
 #include "core/thread_parker.h"
+#include "tests/unit/ops_test_util.h"
 
 #if defined(__SANITIZE_THREAD__)
 #define GONET_TSAN 1
@@ -44,18 +45,7 @@
 namespace gonet::core {
 namespace {
 
-constexpr int64_t kMs = 1000000;
-constexpr int64_t kHangNs = 20000 * kMs;  // hang detector only
-
-template <typename Pred>
-bool WaitUntil(Pred pred, int64_t hang_ns = kHangNs) {
-  const int64_t give_up = Nanotime() + hang_ns;
-  while (!pred()) {
-    if (Nanotime() > give_up) return false;
-    usleep(100);
-  }
-  return true;
-}
+using namespace testing_util;  // ops_test_util.h: WaitUntil, Blocked, WaitPath, ...
 
 // Reads "Name:\t<hex>" from /proc/self/task/TID/status.
 bool SignalPending(pid_t tid, int sig) {
@@ -73,72 +63,6 @@ bool SignalPending(pid_t tid, int sig) {
   }
   fclose(f);
   return (mask >> (sig - 1)) & 1;
-}
-
-// Threads register their parker, so that Blocked can tell a futex wait on it (gonet parked the
-// thread) from any other futex wait (a lock inside libc or a sanitizer's runtime).
-std::mutex g_sleepers_mu;
-std::map<pid_t, const void*> g_sleepers;
-
-pid_t Self() {
-  const pid_t tid = static_cast<pid_t>(syscall(SYS_gettid));
-  const void* parker = CurrentParker();
-  std::lock_guard<std::mutex> g(g_sleepers_mu);
-  g_sleepers[tid] = parker;
-  return tid;
-}
-
-// True while thread `tid` (registered with Self) sleeps where a blocked core operation waits:
-// in a futex on its own parker (netpoller path: pollDesc or DirLock), or in the socket call
-// itself (kernel-wait path).
-bool Blocked(pid_t tid) {
-  char path[64];
-  snprintf(path, sizeof path, "/proc/self/task/%d/syscall", static_cast<int>(tid));
-  FILE* f = fopen(path, "r");
-  if (f == nullptr) return false;
-  long nr = -1;
-  unsigned long arg0 = 0;
-  int got = fscanf(f, "%ld %lx", &nr, &arg0);
-  fclose(f);
-  if (got < 1) return false;  // "running"
-  switch (nr) {
-    case SYS_futex: {
-      if (got < 2) return false;
-      std::lock_guard<std::mutex> g(g_sleepers_mu);
-      auto it = g_sleepers.find(tid);
-      if (it == g_sleepers.end()) return false;
-      const uintptr_t p = reinterpret_cast<uintptr_t>(it->second);
-      return arg0 >= p && arg0 < p + sizeof(ThreadParker);
-    }
-    case SYS_recvfrom:
-    case SYS_recvmsg:
-    case SYS_recvmmsg:
-    case SYS_sendto:
-    case SYS_sendmsg:
-    case SYS_sendmmsg:
-    case SYS_accept4:
-    case SYS_connect:
-      return true;
-    default:
-      return false;
-  }
-}
-
-// Threads mode has two ways to wait (core/kernel_wait.h): parked on the pollDesc until the
-// netpoller says ready, or blocked in the kernel's own call and woken by SIGURG on close. The
-// behaviour must be the same, so every test runs on both.
-enum class WaitPath { kNetpoller, kKernel };
-void PrintTo(WaitPath path, std::ostream* os) {
-  *os << (path == WaitPath::kKernel ? "Kernel" : "Netpoller");
-}
-std::string PathName(const ::testing::TestParamInfo<WaitPath>& info) {
-  return info.param == WaitPath::kKernel ? "Kernel" : "Netpoller";
-}
-Config ThreadsConfig(WaitPath path) {
-  Config c;
-  c.mode = RunMode::kThreads;
-  c.threads_wait_kernel = path == WaitPath::kKernel;
-  return c;
 }
 
 std::atomic<int> g_handled{0};
