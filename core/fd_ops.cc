@@ -27,12 +27,15 @@ constexpr uint64_t kClosingBit = uint64_t{1} << 31;
 // if another close is already in progress (the kernel gives the loser EBADF).
 bool BeginClose(int fd, FdEntry* e) {
   Parker* me = CurrentParker();
-  e->closer.store(me, std::memory_order_release);
   uint64_t w = e->word.load(std::memory_order_acquire);
   for (;;) {
     if (w & kClosingBit) return false;
     if (e->word.compare_exchange_weak(w, (w | kClosingBit) + 1, std::memory_order_seq_cst)) break;
   }
+  // Only the winner of the closing CAS names itself: a losing concurrent close must not steal
+  // the first closer's wake-up. seq_cst pairs with FdRef::Release (CAS on word, then load of
+  // closer): either Release sees us and unparks, or our loop below sees the drained count.
+  e->closer.store(me, std::memory_order_seq_cst);
   // seq_cst pairs with FdRef::ArmedPollDesc, which publishes a new pollDesc and then checks
   // closing: either we see its pollDesc here and evict it, or it sees closing and gives up.
   if (PollDesc* pd = e->pd.load(std::memory_order_seq_cst)) pd->Evict();

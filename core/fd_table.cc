@@ -199,11 +199,11 @@ void FdRef::Release() {
   uint64_t w = e->word.load(std::memory_order_acquire);
   for (;;) {
     if (Generation(w) != generation_ || (w & kRefMask) == 0) return;  // slot was reinstalled
-    if (e->word.compare_exchange_weak(w, w - 1, std::memory_order_acq_rel)) break;
+    if (e->word.compare_exchange_weak(w, w - 1, std::memory_order_seq_cst)) break;
   }
   // The closer holds one reference of its own and waits for the rest to drain.
   if ((w & kClosingBit) && ((w - 1) & kRefMask) == 1) {
-    if (Parker* closer = e->closer.load(std::memory_order_acquire)) closer->Unpark();
+    if (Parker* closer = e->closer.load(std::memory_order_seq_cst)) closer->Unpark();
   }
 }
 
