@@ -28,12 +28,14 @@ IoResult DirectCall(FdRef& ref, char op, Syscall syscall) {
     if (r >= 0) return IoResult::Ok(r);
     if (r == -EINTR && wait.ConsumeWake()) {
       if (ref.closing()) {
-        Count(Stats().wakes_close);
+        Count(Stats().kernel_wakes_close);
         return IoResult::Err(EBADF);
       }
       continue;  // a stale wake-up from an earlier close: not the program's signal
     }
-    if (r == -EINTR) Count(Stats().wakes_signal);
+    // kernel_* counters: a call made in the kernel is not a park, so the wakes_* family (which
+    // matches parks one to one) does not count it.
+    if (r == -EINTR) Count(Stats().kernel_wakes_signal);
     return IoResult::Err(static_cast<int>(-r));
   }
 }

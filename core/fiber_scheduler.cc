@@ -454,8 +454,9 @@ ParkResult FiberTask::Park(int64_t deadline_ns, WaitKind) {
   fiber_.Suspend();
   if (heap_index_ >= 0) home_->RemoveTimer(this);
   if (timed_out_) {
+    // Not counted here: wakes_* count pollDesc waits (poll_desc.cc), which count their own
+    // timeouts; a sleep or a timed mutex wait is not one of them.
     timed_out_ = false;
-    Count(Stats().wakes_timeout);
     return ParkResult::kTimedOut;
   }
   return ParkResult::kUnparked;

@@ -27,7 +27,9 @@ namespace gonet::core {
   X(deadline_policy_timeouts, "timeouts from --read/--write/--connect-timeout") \
   X(invariant_failures, "broken internal invariants (a gonet bug)")             \
   X(kernel_waits, "blocking socket calls made in the kernel (threads mode)") \
-  X(threads_in_kernel, "threads blocked in a socket call made in the kernel (now)")
+  X(threads_in_kernel, "threads blocked in a socket call made in the kernel (now)") \
+  X(kernel_wakes_close, "kernel-blocked calls woken by close or dup2 (EBADF)")    \
+  X(kernel_wakes_signal, "kernel-blocked calls interrupted by a signal (EINTR)")
 
 struct Counters {
 #define GONET_DECLARE_COUNTER(name, help) std::atomic<int64_t> name{0};

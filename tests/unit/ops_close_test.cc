@@ -97,7 +97,7 @@ class CloseTest : public ::testing::TestWithParam<WaitPath> {
 // Go's TestCloseUnblocksRead (issue 17695).
 TEST_P(CloseTest, CloseWakesParkedReaderWithEbadf) {
   const int64_t base = Parked();
-  const int64_t closes = Stats().wakes_close.load();
+  const int64_t closes = ClosesCounted(GetParam());
   char buf[16];
   Op reader([&] { return Read(sv_[0], buf, sizeof buf); });
   ASSERT_TRUE(WaitUntil([&] { return reader.Asleep(); }));
@@ -105,7 +105,7 @@ TEST_P(CloseTest, CloseWakesParkedReaderWithEbadf) {
   EXPECT_TRUE(c.ok()) << c.err;
   IoResult r = reader.Join();
   EXPECT_EQ(r.err, EBADF);
-  EXPECT_EQ(Stats().wakes_close.load(), closes + 1);
+  EXPECT_EQ(ClosesCounted(GetParam()), closes + 1);
   EXPECT_EQ(Parked(), base);
   EXPECT_FALSE(OpenInKernel(sv_[0]));
   sv_[0] = -1;

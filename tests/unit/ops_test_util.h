@@ -15,6 +15,7 @@
 #include "core/base.h"
 #include "core/parker.h"
 #include "core/runtime.h"
+#include "core/stats.h"
 #include "core/thread_parker.h"
 
 namespace gonet::core::testing_util {
@@ -98,6 +99,17 @@ inline Config ThreadsConfig(WaitPath path) {
   c.mode = RunMode::kThreads;
   c.threads_wait_kernel = path == WaitPath::kKernel;
   return c;
+}
+
+// The wake-up counters of each path: the pollDesc path counts wakes_* (one per park), the
+// kernel-wait path its own kernel_wakes_* (a call made in the kernel is not a park).
+inline int64_t ClosesCounted(WaitPath path) {
+  return path == WaitPath::kKernel ? Stats().kernel_wakes_close.load()
+                                   : Stats().wakes_close.load();
+}
+inline int64_t SignalsCounted(WaitPath path) {
+  return path == WaitPath::kKernel ? Stats().kernel_wakes_signal.load()
+                                   : Stats().wakes_signal.load();
 }
 
 }  // namespace gonet::core::testing_util
