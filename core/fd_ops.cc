@@ -20,17 +20,14 @@
 namespace gonet::core {
 namespace {
 
-constexpr uint64_t kRefMask = (uint64_t{1} << 31) - 1;
-constexpr uint64_t kClosingBit = uint64_t{1} << 31;
-
 // Marks e closing, evicts its waiters and waits for in-flight operations to leave. Returns false
 // if another close is already in progress (the kernel gives the loser EBADF).
 bool BeginClose(int fd, FdEntry* e) {
   Parker* me = CurrentParker();
   uint64_t w = e->word.load(std::memory_order_acquire);
   for (;;) {
-    if (w & kClosingBit) return false;
-    if (e->word.compare_exchange_weak(w, (w | kClosingBit) + 1, std::memory_order_seq_cst)) break;
+    if (w & kFdClosingBit) return false;
+    if (e->word.compare_exchange_weak(w, (w | kFdClosingBit) + 1, std::memory_order_seq_cst)) break;
   }
   // Only the winner of the closing CAS names itself: a losing concurrent close must not steal
   // the first closer's wake-up. seq_cst pairs with FdRef::Release (CAS on word, then load of
@@ -45,7 +42,7 @@ bool BeginClose(int fd, FdEntry* e) {
   // leaves: after a second the number is closed anyway, the kernel's own behaviour.
   // Only rounds in which some thread is still blocked in the kernel count towards giving up: an
   // operation that is merely running (not blocked) always leaves, however slow the machine.
-  for (int stuck = 0; (e->word.load(std::memory_order_seq_cst) & kRefMask) > 1;) {
+  for (int stuck = 0; (e->word.load(std::memory_order_seq_cst) & kFdRefMask) > 1;) {
     if (WakeKernelWaiters(fd) > 0 && ++stuck == 1000) break;
     me->Park(DeadlineAfter(1000000), WaitKind::kRestartable);
   }
@@ -66,7 +63,7 @@ void RetireSlot(FdEntry* e) {
 // reused and reinstalled by another thread (its generation moved on).
 void EndClose(FdEntry* e) {
   uint64_t w = e->word.load(std::memory_order_acquire);
-  if (w & kClosingBit) {
+  if (w & kFdClosingBit) {
     uint64_t fresh = (uint64_t{static_cast<uint32_t>(w >> 32) + 1}) << 32;
     e->word.compare_exchange_strong(w, fresh, std::memory_order_acq_rel);
   }

@@ -18,8 +18,6 @@ constexpr int kChunkShift = 10;
 constexpr int kChunkSize = 1 << kChunkShift;
 constexpr int kMaxChunks = kMaxFds / kChunkSize;
 
-constexpr uint64_t kRefMask = (uint64_t{1} << 31) - 1;
-constexpr uint64_t kClosingBit = uint64_t{1} << 31;
 inline uint32_t Generation(uint64_t w) { return static_cast<uint32_t>(w >> 32); }
 
 // Top level of the table: 16K chunk pointers in .bss, zero pages until touched.
@@ -171,7 +169,7 @@ int FdRef::Acquire(int fd) {
   }
   if (kind != FdKind::kSocket) return kPassthrough;
   uint64_t w = e->word.fetch_add(1, std::memory_order_acq_rel);
-  if (w & kClosingBit) {
+  if (w & kFdClosingBit) {
     // Undo with the same generation check Release uses.
     fd_ = fd;
     entry_ = e;
@@ -198,11 +196,11 @@ void FdRef::Release() {
   sock_ = nullptr;
   uint64_t w = e->word.load(std::memory_order_acquire);
   for (;;) {
-    if (Generation(w) != generation_ || (w & kRefMask) == 0) return;  // slot was reinstalled
+    if (Generation(w) != generation_ || (w & kFdRefMask) == 0) return;  // slot was reinstalled
     if (e->word.compare_exchange_weak(w, w - 1, std::memory_order_seq_cst)) break;
   }
   // The closer holds one reference of its own and waits for the rest to drain.
-  if ((w & kClosingBit) && ((w - 1) & kRefMask) == 1) {
+  if ((w & kFdClosingBit) && ((w - 1) & kFdRefMask) == 1) {
     if (Parker* closer = e->closer.load(std::memory_order_seq_cst)) closer->Unpark();
   }
 }

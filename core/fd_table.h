@@ -70,6 +70,10 @@ struct FdEntry {
 
 inline constexpr int kMaxFds = 1 << 24;
 
+// FdEntry::word layout (see the top of this file).
+inline constexpr uint64_t kFdRefMask = (uint64_t{1} << 31) - 1;
+inline constexpr uint64_t kFdClosingBit = uint64_t{1} << 31;
+
 class FdTable {
  public:
   // The entry for fd, creating its chunk if needed; nullptr for fd < 0, fd >= kMaxFds, or no
@@ -109,7 +113,9 @@ class FdRef {
   int fd() const { return fd_; }
   FdEntry* entry() const { return entry_; }
   // The fd is being closed (or dup2'd over): the operation must end with EBADF.
-  bool closing() const { return (entry_->word.load(std::memory_order_seq_cst) >> 31) & 1; }
+  bool closing() const {
+    return (entry_->word.load(std::memory_order_seq_cst) & kFdClosingBit) != 0;
+  }
   SocketState* sock() const { return sock_; }
   // The fd's pollDesc, allocated and armed with the netpoller on first need. nullptr if the fd
   // cannot be polled or memory is exhausted: the caller falls back to a plain blocking call.

@@ -23,22 +23,12 @@
 #include "core/poll_desc.h"
 #include "core/runtime.h"
 #include "core/stats.h"
+#include "tests/unit/wait_util.h"
 
 namespace gonet::core {
 namespace {
 
-constexpr int64_t kMs = 1000000;
-constexpr int64_t kHangNs = 20000 * kMs;  // hang detector only
-
-template <typename Pred>
-bool WaitUntil(Pred pred, int64_t hang_ns = kHangNs) {
-  const int64_t give_up = Nanotime() + hang_ns;
-  while (!pred()) {
-    if (Nanotime() > give_up) return false;
-    usleep(100);
-  }
-  return true;
-}
+using namespace testing_util;  // wait_util.h: WaitUntil, InFutex, kMs
 
 // Blocked on either path: parked on a pollDesc, or in a blocking call made in the kernel.
 int64_t Parked() { return Stats().threads_parked.load() + Stats().threads_in_kernel.load(); }

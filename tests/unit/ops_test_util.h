@@ -17,21 +17,9 @@
 #include "core/runtime.h"
 #include "core/stats.h"
 #include "core/thread_parker.h"
+#include "tests/unit/wait_util.h"
 
 namespace gonet::core::testing_util {
-
-inline constexpr int64_t kMs = 1000000;
-inline constexpr int64_t kHangNs = 20000 * kMs;  // hang detector only
-
-template <typename Pred>
-inline bool WaitUntil(Pred pred, int64_t hang_ns = kHangNs) {
-  const int64_t give_up = Nanotime() + hang_ns;
-  while (!pred()) {
-    if (Nanotime() > give_up) return false;
-    usleep(100);
-  }
-  return true;
-}
 
 // Threads register their parker, so that Blocked can tell a futex wait on it (gonet parked the
 // thread) from any other futex wait (a lock inside libc or a sanitizer's runtime).
@@ -104,8 +92,7 @@ inline Config ThreadsConfig(WaitPath path) {
 // The wake-up counters of each path: the pollDesc path counts wakes_* (one per park), the
 // kernel-wait path its own kernel_wakes_* (a call made in the kernel is not a park).
 inline int64_t ClosesCounted(WaitPath path) {
-  return path == WaitPath::kKernel ? Stats().kernel_wakes_close.load()
-                                   : Stats().wakes_close.load();
+  return path == WaitPath::kKernel ? Stats().kernel_wakes_close.load() : Stats().wakes_close.load();
 }
 inline int64_t SignalsCounted(WaitPath path) {
   return path == WaitPath::kKernel ? Stats().kernel_wakes_signal.load()

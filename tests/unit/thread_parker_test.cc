@@ -12,33 +12,12 @@
 #include <thread>
 
 #include "core/base.h"
+#include "tests/unit/wait_util.h"
 
 namespace gonet::core {
 namespace {
 
-constexpr int64_t kMs = 1000000;
-constexpr int64_t kHangNs = 20000 * kMs;  // hang detector only
-
-template <typename Pred>
-bool WaitUntil(Pred pred, int64_t hang_ns = kHangNs) {
-  const int64_t give_up = Nanotime() + hang_ns;
-  while (!pred()) {
-    if (Nanotime() > give_up) return false;
-    usleep(100);
-  }
-  return true;
-}
-
-bool InFutex(pid_t tid) {
-  char path[64];
-  snprintf(path, sizeof path, "/proc/self/task/%d/syscall", static_cast<int>(tid));
-  FILE* f = fopen(path, "r");
-  if (f == nullptr) return false;
-  long nr = -1;
-  int got = fscanf(f, "%ld", &nr);
-  fclose(f);
-  return got == 1 && nr == SYS_futex;
-}
+using namespace testing_util;  // wait_util.h: WaitUntil, InFutex, kMs
 
 TEST(ThreadParker, EachThreadHasItsOwnParker) {
   Parker* mine = CurrentParker();
