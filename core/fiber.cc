@@ -4,6 +4,7 @@
 #include <boost/context/preallocated.hpp>
 #include <boost/context/stack_context.hpp>
 #include <cerrno>
+#include <cstring>
 #include <new>
 #include <utility>
 
@@ -132,6 +133,13 @@ void Fiber::Suspend() {
   __sanitizer_finish_switch_fiber(fake, &san_caller_bottom_, &san_caller_size_);
 #endif
   SwapThreadState();
+}
+
+const void* Fiber::SavedContext() const {
+  // boost::context::fiber is exactly its fcontext_t (a pointer, static_assert above).
+  const void* fctx;
+  memcpy(&fctx, self_, sizeof fctx);
+  return fctx;
 }
 
 void Fiber::SwapThreadState() {

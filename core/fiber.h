@@ -38,6 +38,11 @@ class Fiber {
   void Suspend();
 
   const FiberStack& stack() const { return stack_; }
+  // The suspended fiber's saved context: Boost.Context's fcontext, the stack pointer at which
+  // jump_fcontext saved the callee-saved registers and the return address (the layout is
+  // Boost's, per architecture). Meaningful only while the fiber is suspended and cannot be
+  // resumed (FiberScheduler::ForEachSuspendedTask); gonet dump unwinds from it.
+  const void* SavedContext() const;
 
  private:
   struct Saved {

@@ -261,11 +261,22 @@ void FiberWorker::ForgetAfterFork() {
 
 void FiberWorker::Run(FiberTask* t) {
   FiberWorker* w = this;
+  t->on_cpu_.store(1, std::memory_order_seq_cst);
+  while (GONET_UNLIKELY(t->pinned_.load(std::memory_order_seq_cst) != 0)) {
+    // gonet dump is unwinding this task's stack: wait (microseconds) for it to let go.
+    t->on_cpu_.store(0, std::memory_order_seq_cst);
+    while (t->pinned_.load(std::memory_order_acquire) != 0) CpuRelax();
+    t->on_cpu_.store(1, std::memory_order_seq_cst);
+  }
+  t->started_ = true;
   t_current = t;
   running_since_ns.store(Nanotime(), std::memory_order_relaxed);
   bool finished = t->fiber_.Resume();
   running_since_ns.store(0, std::memory_order_relaxed);
   t_current = nullptr;
+  // A finished task's stack is back in the pool: no longer alive before it is off the CPU.
+  if (finished) t->alive_.store(false, std::memory_order_release);
+  t->on_cpu_.store(0, std::memory_order_release);
   if (finished) {
     OnExit(t);
     return;
@@ -389,6 +400,7 @@ void FiberWorker::Recycle(FiberTask* t) {
 
 void FiberWorker::OnExit(FiberTask* t) {
   Count(Stats().fibers_live, -1);
+  t->alive_.store(false, std::memory_order_release);
   bool detached;
   Parker* joiner;
   {
@@ -681,6 +693,8 @@ int FiberScheduler::Spawn(size_t stack_bytes, void* (*start)(void*), void* arg, 
     FiberWorker::Recycle(t);
     return EAGAIN;
   }
+  t->started_ = false;
+  t->alive_.store(true, std::memory_order_release);
   Count(Stats().fibers_live);
   *out = t;  // before it can run: the task may call pthread_self and compare
   MakeRunnable(t, t->home_);
@@ -698,6 +712,25 @@ bool FiberScheduler::IsTask(const void* p) {
 }
 
 int FiberScheduler::workers() { return g_nworkers.load(std::memory_order_relaxed); }
+
+uint32_t FiberTask::number() const { return id_ & ~kTaskIdBit; }
+
+void FiberScheduler::ForEachSuspendedTask(SuspendedTaskFn fn, void* ctx) {
+  if (g_task_base == nullptr) return;
+  size_t n = g_task_count.load(std::memory_order_acquire);
+  for (size_t i = 0; i < n; ++i) {
+    FiberTask& t = g_task_base[i];
+    if (!t.alive_.load(std::memory_order_acquire)) continue;
+    t.pinned_.store(1, std::memory_order_seq_cst);
+    // started_ is written by the worker before on_cpu_ drops (release) and read after we saw
+    // on_cpu_ == 0 with our pin up, so it is the value of the last run.
+    if (t.on_cpu_.load(std::memory_order_seq_cst) == 0 && t.alive_.load(std::memory_order_acquire) &&
+        t.started_) {
+      fn(ctx, t, t.fiber_.SavedContext());
+    }
+    t.pinned_.store(0, std::memory_order_release);
+  }
+}
 
 void FiberScheduler::NoteKeyDestructor(pthread_key_t key, void (*destructor)(void*)) {
   if (key < PTHREAD_KEYS_MAX) g_key_dtors[key].store(destructor, std::memory_order_release);

@@ -94,6 +94,10 @@ class FiberTask final : public Parker {
 
   // A process-unique id for mutex ownership; never a kernel tid (bit 30 set).
   uint32_t id() const { return id_; }
+  // The id without the marker bit: what gonet prints (fiber 1, 2, ...).
+  uint32_t number() const;
+  // True while the task is parked (not queued, not running): what gonet dump calls "waiting".
+  bool parked() const { return (state_.load(std::memory_order_acquire) & kStMask) == kParked; }
   const FiberStack& stack() const { return fiber_.stack(); }
 
  private:
@@ -108,6 +112,13 @@ class FiberTask final : public Parker {
 
   Fiber fiber_;
   std::atomic<uint64_t> state_{kRun};
+  // Dump pinning (ForEachSuspendedTask), a Dekker pair: the worker stores on_cpu_ before it
+  // looks at pinned_, the dumper stores pinned_ before it looks at on_cpu_; so either the worker
+  // sees the pin and waits, or the dumper sees the task on a CPU and skips it.
+  std::atomic<uint32_t> on_cpu_{0};
+  std::atomic<uint32_t> pinned_{0};
+  std::atomic<bool> alive_{false};  // spawned and not exited
+  bool started_ = false;            // resumed at least once (a fresh task has no park site)
   FiberWorker* home_ = nullptr;
   FiberTask* next_ = nullptr;  // run queue link, guarded by home_'s queue lock
   Action action_ = Action::kNone;
@@ -144,6 +155,14 @@ class FiberScheduler {
   static int workers();
   // pthread_key_create: remember the destructor to run at fiber exit.
   static void NoteKeyDestructor(pthread_key_t key, void (*destructor)(void*));
+
+  // gonet dump (dump.h): calls fn for every live task that has run and is now suspended (parked
+  // or queued), with its saved context (Fiber::SavedContext). While fn runs the task is pinned:
+  // a worker that picks it waits, so its stack holds still for an unwinder. Running and
+  // never-started tasks are skipped. Thread rule: an OS thread that is not a worker (the pinned
+  // task's worker would wait for us), outside signal handlers; fn must not park.
+  using SuspendedTaskFn = void (*)(void* ctx, const FiberTask& t, const void* saved_context);
+  static void ForEachSuspendedTask(SuspendedTaskFn fn, void* ctx);
 
  private:
   static bool StartWorkers(int n);
