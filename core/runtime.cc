@@ -20,6 +20,7 @@
 #include "core/stats.h"
 #include "core/stats_shm.h"  // ops (issue 6): live-stats segment
 #include "core/sys.h"
+#include "core/tls_scan.h"
 
 namespace gonet::core {
 
@@ -87,6 +88,7 @@ void Init() {
   if (c.stats_at_exit) atexit(AtExitStats);
   Configure(c);
   if (c.mode == RunMode::kThreads && c.threads_wait_kernel) InstallKernelWaitHandler();
+  if (c.mode == RunMode::kFibers) WarnAboutThreadLocalStorage();  // issue 5: TLS is per worker
   InstallCrashReporter();
   // ops (issue 6): publish the counters for `gonet stats`; last, so the flags are final.
   CreateStatsSegment(static_cast<int>(c.mode),
