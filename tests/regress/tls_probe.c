@@ -1,0 +1,77 @@
+/* A program with application thread-local storage, for tls_warning_test.py (issue 5).
+
+     tls_probe          prints "ok"
+     tls_probe fork     forks a child that exits at once (no exec), then prints "ok"
+     tls_probe exec     forks a child that execs this program again, then prints "ok"
+     tls_probe share    prints the __thread value a thread sees after parking in recv while
+                        another thread set its own copy: 1 with a copy per thread (natively,
+                        threads mode); 2 when both are fibers of one worker (fibers mode,
+                        GONET_WORKERS=1), which is what the start-up warning is about. */
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* Not static: a call the compiler cannot see into (recv) may change it, so it is reloaded. */
+__thread int tls_probe_value;
+
+static int ready[2]; /* first -> second: "my value is set" */
+static int data[2];  /* second -> first: "mine is set too" */
+static int seen_after_park;
+
+static void* first(void* arg) {
+  char c = 'r';
+  (void)arg;
+  tls_probe_value = 1;
+  if (send(ready[0], &c, 1, 0) != 1) return NULL;
+  if (recv(data[1], &c, 1, 0) != 1) return NULL; /* parks until the second thread sends */
+  seen_after_park = tls_probe_value;
+  return NULL;
+}
+
+static void* second(void* arg) {
+  char c;
+  (void)arg;
+  if (recv(ready[1], &c, 1, 0) != 1) return NULL; /* the first thread has set its value */
+  tls_probe_value = 2;
+  send(data[0], &c, 1, 0);
+  return NULL;
+}
+
+static int share(void) {
+  pthread_t a, b;
+  if (socketpair(AF_UNIX, SOCK_STREAM, 0, ready) != 0) return 1;
+  if (socketpair(AF_UNIX, SOCK_STREAM, 0, data) != 0) return 1;
+  if (pthread_create(&a, NULL, first, NULL) != 0) return 1;
+  if (pthread_create(&b, NULL, second, NULL) != 0) return 1;
+  pthread_join(a, NULL);
+  pthread_join(b, NULL);
+  printf("thread-local value after park: %d\n", seen_after_park);
+  return 0;
+}
+
+static int child_then_ok(const char* self, int exec_self) {
+  int status;
+  pid_t pid = fork();
+  if (pid < 0) return 1;
+  if (pid == 0) {
+    if (exec_self) execl("/proc/self/exe", self, (char*)NULL);
+    _exit(0);
+  }
+  if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    return 1;
+  }
+  printf("ok\n");
+  return 0;
+}
+
+int main(int argc, char** argv) {
+  tls_probe_value = 0;
+  if (argc > 1 && strcmp(argv[1], "share") == 0) return share();
+  if (argc > 1 && strcmp(argv[1], "fork") == 0) return child_then_ok(argv[0], 0);
+  if (argc > 1 && strcmp(argv[1], "exec") == 0) return child_then_ok(argv[0], 1);
+  printf("ok\n");
+  return 0;
+}
