@@ -31,7 +31,8 @@ namespace gonet::core {
   X(kernel_wakes_close, "kernel-blocked calls woken by close or dup2 (EBADF)")    \
   X(kernel_wakes_signal, "kernel-blocked calls interrupted by a signal (EINTR)")  \
   X(fiber_handoffs, "workers handed to another thread while a fiber blocked (fibers)") \
-  X(fiber_steals, "new fibers taken by an idle worker from a busy one (fibers)")
+  X(fiber_steals, "new fibers taken by an idle worker from a busy one (fibers)") \
+  X(offloaded_calls, "blocking calls a fiber ran on a helper thread while it parked (fibers)")
 
 struct Counters {
 #define GONET_DECLARE_COUNTER(name, help) std::atomic<int64_t> name{0};
