@@ -11,6 +11,7 @@
 
 #include "core/faults.h"
 #include "core/fd_table.h"
+#include "core/file_kind_cache.h"
 #include "core/kernel_wait.h"
 #include "core/netpoller.h"
 #include "core/ops.h"
@@ -98,6 +99,7 @@ void NoteSocketPair(const int sv[2], int domain, int type) {
 }
 
 IoResult Close(int fd) {
+  ForgetFileKind(fd);  // whatever the number names now, it will not after this close
   if (mode() == RunMode::kOff || t_core_depth != 0) return IoResult::Passthrough();
   // A close fault still closes: the kernel releases the fd whatever close reports.
   if (IoResult f = InjectFault(FaultOp::kClose, fd); !f.ok()) {
@@ -129,6 +131,7 @@ IoResult CloseSocket(int fd) {
 
 void NoteDup(int oldfd, int newfd) {
   if (mode() == RunMode::kOff || newfd < 0) return;
+  ForgetFileKind(newfd);
   ReentryGuard guard;
   if (SocketState* s = KnownSocket(oldfd)) {
     FdTable::Install(newfd, s);
@@ -154,6 +157,7 @@ IoResult Dup3(int oldfd, int newfd, int flags, bool is_dup2) {
   long r = sys::Call(SYS_dup3, oldfd, newfd, is_dup2 ? 0 : flags);
   if (evicted) EndClose(target);
   if (r < 0) return IoResult::Err(static_cast<int>(-r));
+  ForgetFileKind(newfd);
   if (SocketState* s = KnownSocket(oldfd)) {
     FdTable::Install(newfd, s);
   } else if (FdEntry* e = FdTable::Find(newfd)) {

@@ -1,8 +1,14 @@
 // The data calls and their _FORTIFY_SOURCE twins. Each: ask core; if core passes, call libc.
+// In fibers mode, a passed-through read or write that could wait for another party (a pipe, a
+// tty, core/file_kind_cache.h) runs on a helper thread while the fiber parks
+// (core/syscall_offload.h), so it cannot stall the other fibers of its worker.
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
+#include "core/file_kind_cache.h"
 #include "core/ops.h"
+#include "core/syscall_offload.h"
 #include "shim/abi.h"
 #include "shim/real.h"
 
@@ -14,18 +20,30 @@ extern "C" void __chk_fail(void) __attribute__((noreturn));
 
 GONET_HOOK ssize_t read(int fd, void* buf, size_t n) {
   core::IoResult r = core::Read(fd, buf, n);
-  return r.passthrough() ? real::read(fd, buf, n) : ToCAbi(r);
+  if (!r.passthrough()) return ToCAbi(r);
+  if (core::InFiber() && core::FileCallMayWait(fd, POLLIN, n)) {
+    return core::OffloadCall(real::read, fd, buf, n);
+  }
+  return real::read(fd, buf, n);
 }
 
 GONET_HOOK ssize_t __read_chk(int fd, void* buf, size_t n, size_t buflen) {
   if (n > buflen) __chk_fail();
   core::IoResult r = core::Read(fd, buf, n);
-  return r.passthrough() ? real::__read_chk(fd, buf, n, buflen) : ToCAbi(r);
+  if (!r.passthrough()) return ToCAbi(r);
+  if (core::InFiber() && core::FileCallMayWait(fd, POLLIN, n)) {
+    return core::OffloadCall(real::read, fd, buf, n);  // the size check is done
+  }
+  return real::__read_chk(fd, buf, n, buflen);
 }
 
 GONET_HOOK ssize_t readv(int fd, const struct iovec* iov, int iovcnt) {
   core::IoResult r = core::Readv(fd, iov, iovcnt);
-  return r.passthrough() ? real::readv(fd, iov, iovcnt) : ToCAbi(r);
+  if (!r.passthrough()) return ToCAbi(r);
+  if (core::InFiber() && core::FileCallMayWait(fd, POLLIN, 0)) {
+    return core::OffloadCall(real::readv, fd, iov, iovcnt);
+  }
+  return real::readv(fd, iov, iovcnt);
 }
 
 GONET_HOOK ssize_t recv(int fd, void* buf, size_t n, int flags) {
@@ -66,12 +84,20 @@ GONET_HOOK int recvmmsg(int fd, struct mmsghdr* vec, unsigned vlen, int flags,
 
 GONET_HOOK ssize_t write(int fd, const void* buf, size_t n) {
   core::IoResult r = core::Write(fd, buf, n);
-  return r.passthrough() ? real::write(fd, buf, n) : ToCAbi(r);
+  if (!r.passthrough()) return ToCAbi(r);
+  if (core::InFiber() && core::FileCallMayWait(fd, POLLOUT, n)) {
+    return core::OffloadCall(real::write, fd, buf, n);
+  }
+  return real::write(fd, buf, n);
 }
 
 GONET_HOOK ssize_t writev(int fd, const struct iovec* iov, int iovcnt) {
   core::IoResult r = core::Writev(fd, iov, iovcnt);
-  return r.passthrough() ? real::writev(fd, iov, iovcnt) : ToCAbi(r);
+  if (!r.passthrough()) return ToCAbi(r);
+  if (core::InFiber() && core::FileCallMayWait(fd, POLLOUT, iov, iovcnt)) {
+    return core::OffloadCall(real::writev, fd, iov, iovcnt);
+  }
+  return real::writev(fd, iov, iovcnt);
 }
 
 GONET_HOOK ssize_t send(int fd, const void* buf, size_t n, int flags) {

@@ -1,6 +1,7 @@
 #include "shim/real.h"
 
 #include <dlfcn.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
@@ -24,6 +25,23 @@ Fn Resolve(std::atomic<Fn>& slot, const char* name) {
   --t_resolving;
   if (fn != nullptr) slot.store(fn, std::memory_order_release);
   return fn;
+}
+
+// Raw fallbacks that must not write the caller's timeout (libc's wrappers copy it: the kernel
+// writes the time left into the struct it is given).
+int RawPpoll(pollfd* f, nfds_t n, const timespec* t, const sigset_t* m) {
+  timespec copy = t != nullptr ? *t : timespec{};
+  return static_cast<int>(syscall(SYS_ppoll, f, n, t != nullptr ? &copy : nullptr, m, _NSIG / 8));
+}
+
+int RawPselect(int n, fd_set* r, fd_set* w, fd_set* e, const timespec* t, const sigset_t* m) {
+  timespec copy = t != nullptr ? *t : timespec{};
+  struct {
+    const sigset_t* set;
+    size_t size;
+  } mask{m, _NSIG / 8};
+  return static_cast<int>(syscall(SYS_pselect6, n, r, w, e, t != nullptr ? &copy : nullptr,
+                                  m != nullptr ? &mask : nullptr));
 }
 
 }  // namespace
@@ -96,6 +114,28 @@ GONET_REAL(ssize_t, __recvfrom_chk,
            (int fd, void* b, size_t n, size_t bl, int f, sockaddr* a, socklen_t* l),
            (fd, b, n, bl, f, a, l), syscall(SYS_recvfrom, fd, b, n, f, a, l))
 
+GONET_REAL(int, poll, (pollfd* f, nfds_t n, int t), (f, n, t), syscall(SYS_poll, f, n, t))
+GONET_REAL(int, ppoll, (pollfd* f, nfds_t n, const timespec* t, const sigset_t* m), (f, n, t, m),
+           RawPpoll(f, n, t, m))
+GONET_REAL(int, select, (int n, fd_set* r, fd_set* w, fd_set* e, timeval* t), (n, r, w, e, t),
+           syscall(SYS_select, n, r, w, e, t))
+GONET_REAL(int, pselect,
+           (int n, fd_set* r, fd_set* w, fd_set* e, const timespec* t, const sigset_t* m),
+           (n, r, w, e, t, m), RawPselect(n, r, w, e, t, m))
+GONET_REAL(int, epoll_wait, (int ep, epoll_event* ev, int n, int t), (ep, ev, n, t),
+           syscall(SYS_epoll_wait, ep, ev, n, t))
+GONET_REAL(int, epoll_pwait, (int ep, epoll_event* ev, int n, int t, const sigset_t* m),
+           (ep, ev, n, t, m), syscall(SYS_epoll_pwait, ep, ev, n, t, m, _NSIG / 8))
+GONET_REAL(int, epoll_pwait2,
+           (int ep, epoll_event* ev, int n, const timespec* t, const sigset_t* m),
+           (ep, ev, n, t, m), syscall(SYS_epoll_pwait2, ep, ev, n, t, m, _NSIG / 8))
+GONET_REAL(pid_t, waitpid, (pid_t p, int* s, int o), (p, s, o),
+           syscall(SYS_wait4, p, s, o, nullptr))
+GONET_REAL(pid_t, wait4, (pid_t p, int* s, int o, rusage* u), (p, s, o, u),
+           syscall(SYS_wait4, p, s, o, u))
+GONET_REAL(int, waitid, (idtype_t t, id_t id, siginfo_t* i, int o), (t, id, i, o),
+           syscall(SYS_waitid, t, id, i, o, nullptr))
+
 #undef GONET_REAL
 
 void ResolveAll() {
@@ -130,6 +170,16 @@ void ResolveAll() {
   Resolve(slot___read_chk, "__read_chk");
   Resolve(slot___recv_chk, "__recv_chk");
   Resolve(slot___recvfrom_chk, "__recvfrom_chk");
+  Resolve(slot_poll, "poll");
+  Resolve(slot_ppoll, "ppoll");
+  Resolve(slot_select, "select");
+  Resolve(slot_pselect, "pselect");
+  Resolve(slot_epoll_wait, "epoll_wait");
+  Resolve(slot_epoll_pwait, "epoll_pwait");
+  Resolve(slot_epoll_pwait2, "epoll_pwait2");
+  Resolve(slot_waitpid, "waitpid");
+  Resolve(slot_wait4, "wait4");
+  Resolve(slot_waitid, "waitid");
 }
 
 }  // namespace gonet::real

@@ -9,9 +9,13 @@
 
 #include <poll.h>
 #include <signal.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/select.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/uio.h>
+#include <sys/wait.h>
 
 namespace gonet::real {
 
@@ -48,6 +52,20 @@ ssize_t __read_chk(int fd, void* buf, size_t n, size_t buflen);
 ssize_t __recv_chk(int fd, void* buf, size_t n, size_t buflen, int flags);
 ssize_t __recvfrom_chk(int fd, void* buf, size_t n, size_t buflen, int flags, sockaddr* addr,
                        socklen_t* addrlen);
+// The waits fibers mode offloads (shim/wait_calls.cc).
+int poll(pollfd* fds, nfds_t nfds, int timeout_ms);
+int ppoll(pollfd* fds, nfds_t nfds, const timespec* timeout, const sigset_t* sigmask);
+int select(int nfds, fd_set* r, fd_set* w, fd_set* e, timeval* timeout);
+int pselect(int nfds, fd_set* r, fd_set* w, fd_set* e, const timespec* timeout,
+            const sigset_t* sigmask);
+int epoll_wait(int epfd, epoll_event* events, int maxevents, int timeout_ms);
+int epoll_pwait(int epfd, epoll_event* events, int maxevents, int timeout_ms,
+                const sigset_t* sigmask);
+int epoll_pwait2(int epfd, epoll_event* events, int maxevents, const timespec* timeout,
+                 const sigset_t* sigmask);
+pid_t waitpid(pid_t pid, int* status, int options);
+pid_t wait4(pid_t pid, int* status, int options, rusage* usage);
+int waitid(idtype_t idtype, id_t id, siginfo_t* info, int options);
 
 // Resolves every symbol now (the library's constructor), so that later calls never enter dlsym.
 void ResolveAll();

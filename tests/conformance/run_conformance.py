@@ -71,8 +71,9 @@ def native_env():
     return env
 
 
-def preload_env(lib, mode):
+def preload_env(lib, mode, extra):
     env = native_env()
+    env.update(extra)
     env["LD_PRELOAD"] = lib
     # "threads-netpoller": threads mode on the netpoller path instead of the kernel wait.
     if mode == "threads-netpoller":
@@ -121,6 +122,8 @@ def main():
     ap.add_argument("--preload", help="LD_PRELOAD for the preloaded run instead of "
                     "BUILDDIR/libgonet.so, e.g. an ASan runtime followed by an ASan-built "
                     "libgonet.so (scripts/test.sh)")
+    ap.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                    help="an extra variable for the preloaded run (GONET_WORKERS=1)")
     ap.add_argument("--native-runs", type=int, default=0,
                     help="only run natively this many times and require identical transcripts")
     args = ap.parse_args()
@@ -138,8 +141,9 @@ def main():
         return SKIP
 
     native = run(binary, native_env(), args.timeout)
-    preloaded = run(binary, preload_env(args.preload or lib, args.mode), args.timeout)
-    preloaded_name = "LD_PRELOAD=libgonet.so GONET_MODE=%s" % args.mode
+    extra = dict(kv.split("=", 1) for kv in args.env)
+    preloaded = run(binary, preload_env(args.preload or lib, args.mode, extra), args.timeout)
+    preloaded_name = " ".join(["LD_PRELOAD=libgonet.so", "GONET_MODE=%s" % args.mode] + args.env)
 
     if args.expected:
         with open(args.expected) as f:

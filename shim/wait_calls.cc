@@ -1,0 +1,178 @@
+// The readiness waits (poll, ppoll, select, pselect, epoll_wait, epoll_pwait, epoll_pwait2, and
+// the fortified __poll_chk/__ppoll_chk) and the child waits (waitpid, wait, wait3, wait4,
+// waitid). Only fibers mode acts on them: a fiber that would wait in the kernel runs the call on
+// a helper thread and parks (core/syscall_offload.h), so the fibers sharing its worker keep
+// running. Everywhere else (other modes, the main thread, gonet's own threads, a signal handler
+// inside core) each call goes to libc at once, unchanged.
+//
+// In a fiber, a call that cannot wait (a zero timeout, WNOHANG) is made inline. Any other call is
+// first made without waiting (a zero timeout, WNOHANG): an answer or an error is returned at
+// once, as the blocking call would have returned it, and only "nothing yet" is offloaded, with
+// the program's own timeout, so the common ready case costs no thread hop. The probe's few
+// microseconds are added to the program's timeout (the call waits that much longer than asked at
+// most), which the kernel's timer slack already exceeds. One visible trace: when select's probe
+// finds something ready, its timeval is left as the program gave it, where Linux would have
+// written the time left (the same, less those microseconds).
+#include <poll.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/select.h>
+#include <sys/wait.h>
+
+#include <cstring>
+
+#include "core/syscall_offload.h"
+#include "shim/abi.h"
+#include "shim/real.h"
+
+namespace core = gonet::core;
+namespace real = gonet::real;
+
+extern "C" void __chk_fail(void) __attribute__((noreturn));
+
+namespace {
+
+// select and pselect write their fd sets even when nothing is ready: the probe runs on copies,
+// so the offloaded call sees the program's sets. Sets above FD_SETSIZE (a program allocating
+// larger arrays) are not copied and the call is offloaded without a probe.
+class FdSetProbe {
+ public:
+  FdSetProbe(int nfds, fd_set* r, fd_set* w, fd_set* e) : nfds_(nfds), sets_{r, w, e} {}
+
+  // The probe's result, or 0 if it could not be made (the caller offloads).
+  template <typename Call>
+  int Run(Call call) {
+    if (nfds_ < 0 || nfds_ > FD_SETSIZE) return 0;
+    for (int i = 0; i < 3; ++i) {
+      if (sets_[i] != nullptr) copies_[i] = *sets_[i];
+    }
+    return call(sets_[0] != nullptr ? &copies_[0] : nullptr,
+                sets_[1] != nullptr ? &copies_[1] : nullptr,
+                sets_[2] != nullptr ? &copies_[2] : nullptr);
+  }
+  // A probe that found something: the program gets the sets it wrote.
+  void Publish() {
+    for (int i = 0; i < 3; ++i) {
+      if (sets_[i] != nullptr) *sets_[i] = copies_[i];
+    }
+  }
+
+ private:
+  int nfds_;
+  fd_set* sets_[3];
+  fd_set copies_[3];
+};
+
+bool IsZero(const timespec* t) { return t != nullptr && t->tv_sec == 0 && t->tv_nsec == 0; }
+
+}  // namespace
+
+GONET_HOOK int poll(struct pollfd* fds, nfds_t nfds, int timeout_ms) {
+  if (!core::InFiber() || timeout_ms == 0) return real::poll(fds, nfds, timeout_ms);
+  if (int r = real::poll(fds, nfds, 0); r != 0) return r;
+  return core::OffloadCall(real::poll, fds, nfds, timeout_ms);
+}
+
+GONET_HOOK int __poll_chk(struct pollfd* fds, nfds_t nfds, int timeout_ms, size_t fdslen) {
+  if (fdslen / sizeof(*fds) < nfds) __chk_fail();
+  return poll(fds, nfds, timeout_ms);
+}
+
+GONET_HOOK int ppoll(struct pollfd* fds, nfds_t nfds, const struct timespec* timeout,
+                     const sigset_t* sigmask) {
+  if (!core::InFiber() || IsZero(timeout)) return real::ppoll(fds, nfds, timeout, sigmask);
+  const timespec zero{};
+  if (int r = real::ppoll(fds, nfds, &zero, sigmask); r != 0) return r;
+  return core::OffloadCall(real::ppoll, fds, nfds, timeout, sigmask);
+}
+
+GONET_HOOK int __ppoll_chk(struct pollfd* fds, nfds_t nfds, const struct timespec* timeout,
+                           const sigset_t* sigmask, size_t fdslen) {
+  if (fdslen / sizeof(*fds) < nfds) __chk_fail();
+  return ppoll(fds, nfds, timeout, sigmask);
+}
+
+GONET_HOOK int select(int nfds, fd_set* r, fd_set* w, fd_set* e, struct timeval* timeout) {
+  if (!core::InFiber() || (timeout != nullptr && timeout->tv_sec == 0 && timeout->tv_usec == 0)) {
+    return real::select(nfds, r, w, e, timeout);
+  }
+  FdSetProbe probe(nfds, r, w, e);
+  int ready = probe.Run([&](fd_set* pr, fd_set* pw, fd_set* pe) {
+    timeval zero{};
+    return real::select(nfds, pr, pw, pe, &zero);
+  });
+  if (ready > 0) probe.Publish();
+  if (ready != 0) return ready;
+  return core::OffloadCall(real::select, nfds, r, w, e, timeout);
+}
+
+GONET_HOOK int pselect(int nfds, fd_set* r, fd_set* w, fd_set* e, const struct timespec* timeout,
+                       const sigset_t* sigmask) {
+  if (!core::InFiber() || IsZero(timeout)) return real::pselect(nfds, r, w, e, timeout, sigmask);
+  FdSetProbe probe(nfds, r, w, e);
+  int ready = probe.Run([&](fd_set* pr, fd_set* pw, fd_set* pe) {
+    const timespec zero{};
+    return real::pselect(nfds, pr, pw, pe, &zero, sigmask);
+  });
+  if (ready > 0) probe.Publish();
+  if (ready != 0) return ready;
+  return core::OffloadCall(real::pselect, nfds, r, w, e, timeout, sigmask);
+}
+
+GONET_HOOK int epoll_wait(int epfd, struct epoll_event* events, int maxevents, int timeout_ms) {
+  if (!core::InFiber() || timeout_ms == 0) {
+    return real::epoll_wait(epfd, events, maxevents, timeout_ms);
+  }
+  if (int r = real::epoll_wait(epfd, events, maxevents, 0); r != 0) return r;
+  return core::OffloadCall(real::epoll_wait, epfd, events, maxevents, timeout_ms);
+}
+
+GONET_HOOK int epoll_pwait(int epfd, struct epoll_event* events, int maxevents, int timeout_ms,
+                           const sigset_t* sigmask) {
+  if (!core::InFiber() || timeout_ms == 0) {
+    return real::epoll_pwait(epfd, events, maxevents, timeout_ms, sigmask);
+  }
+  if (int r = real::epoll_pwait(epfd, events, maxevents, 0, sigmask); r != 0) return r;
+  return core::OffloadCall(real::epoll_pwait, epfd, events, maxevents, timeout_ms, sigmask);
+}
+
+GONET_HOOK int epoll_pwait2(int epfd, struct epoll_event* events, int maxevents,
+                            const struct timespec* timeout, const sigset_t* sigmask) {
+  if (!core::InFiber() || IsZero(timeout)) {
+    return real::epoll_pwait2(epfd, events, maxevents, timeout, sigmask);
+  }
+  const timespec zero{};
+  if (int r = real::epoll_pwait2(epfd, events, maxevents, &zero, sigmask); r != 0) return r;
+  return core::OffloadCall(real::epoll_pwait2, epfd, events, maxevents, timeout, sigmask);
+}
+
+GONET_HOOK pid_t wait4(pid_t pid, int* status, int options, struct rusage* usage) {
+  if (!core::InFiber() || (options & WNOHANG)) return real::wait4(pid, status, options, usage);
+  if (pid_t r = real::wait4(pid, status, options | WNOHANG, usage); r != 0) return r;
+  return core::OffloadCall(real::wait4, pid, status, options, usage);
+}
+
+GONET_HOOK pid_t waitpid(pid_t pid, int* status, int options) {
+  if (!core::InFiber() || (options & WNOHANG)) return real::waitpid(pid, status, options);
+  if (pid_t r = real::waitpid(pid, status, options | WNOHANG); r != 0) return r;
+  return core::OffloadCall(real::waitpid, pid, status, options);
+}
+
+GONET_HOOK pid_t wait(int* status) { return waitpid(-1, status, 0); }
+
+GONET_HOOK pid_t wait3(int* status, int options, struct rusage* usage) {
+  return wait4(-1, status, options, usage);
+}
+
+// waitid with WNOHANG returns 0 both when it found a child and when it did not; Linux zeroes
+// the siginfo in the second case, so si_pid tells them apart. With a NULL info nothing can tell,
+// and the call is offloaded without a probe.
+GONET_HOOK int waitid(idtype_t idtype, id_t id, siginfo_t* info, int options) {
+  if (!core::InFiber() || (options & WNOHANG)) return real::waitid(idtype, id, info, options);
+  if (info != nullptr) {
+    int r = real::waitid(idtype, id, info, options | WNOHANG);
+    if (r != 0 || info->si_pid != 0) return r;
+  }
+  return core::OffloadCall(real::waitid, idtype, id, info, options);
+}
