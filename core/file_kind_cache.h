@@ -15,7 +15,8 @@
 // gonet's close, dup, dup2, dup3 and F_DUPFD reset the number's entry (core/fd_ops.cc). A number
 // closed behind gonet's back (fclose, close_range, a raw syscall) and reused keeps a stale entry,
 // which costs speed, never correctness:
-//   - a stale kMayWait for what is now a regular file costs a poll probe, which says "ready";
+//   - a stale kMayWait for what is now a regular file costs a poll probe, which says "ready"
+//     (or, for a write longer than PIPE_BUF, a round trip to a helper thread);
 //   - a stale kDiskOnly for what is now a pipe makes that call inline on the worker, as every
 //     call was before offload existed: the worker blocks until the sysmon hands its queue to a
 //     spare thread, the net that already guarantees progress for calls gonet cannot see (a read
