@@ -21,26 +21,38 @@
 
 namespace gonet::core {
 
-// One worker OS thread (Go's M with its P).
+// One worker (Go's P): a run queue, a timer heap and an idle word, run by one OS thread at a
+// time (a Machine, Go's M). The sysmon may hand it to another machine (header: Handoff).
 struct FiberWorker {
   enum : uint32_t { kBusy = 0, kSleeping = 1, kPolling = 2 };
+  // status = run generation << 2 | one of these (header: Handoff).
+  enum : uint64_t { kInSched = 0, kInFiber = 1, kHandedOff = 2, kStatusMask = 3 };
 
-  // Run queue (any thread pushes, the worker pops).
+  // Run queue (any thread pushes, the worker pops, an idle worker steals fresh tasks).
   Spinlock mu;
   FiberTask* head GONET_GUARDED_BY(mu) = nullptr;
   FiberTask* tail GONET_GUARDED_BY(mu) = nullptr;
+  // Queued tasks that have never run (written under mu; read without it as a hint).
+  std::atomic<uint32_t> fresh{0};
   // What the worker is doing when idle; the futex word a sleeping worker waits on.
   std::atomic<uint32_t> idle{kBusy};
-  // Timer heap ordered by timer_deadline_ns_ (this worker's thread only).
-  std::vector<FiberTask*> timers;
+  // Timer heap ordered by timer_deadline_ns_. Its own leaf lock: a fiber whose worker was handed
+  // off still parks with a timer while the new machine fires the heap.
+  Spinlock timer_mu;
+  std::vector<FiberTask*> timers GONET_GUARDED_BY(timer_mu);
+  std::atomic<int64_t> next_timer_ns{0};  // the heap's top (0: none), for the sysmon
   // When the running fiber was resumed (0: in the scheduler loop). A fiber that has held its
-  // worker for long is probably blocked in a call gonet does not park (file IO, waitpid, DNS):
-  // Spawn then places new fibers elsewhere.
+  // worker for long is probably blocked in a call gonet does not park (file IO, DNS): Spawn
+  // places new fibers elsewhere, and the sysmon hands the worker to another machine.
   std::atomic<int64_t> running_since_ns{0};
-  pthread_t thread{};
+  std::atomic<uint64_t> status{kInSched};
+  // The sysmon's last look at status (sysmon thread only).
+  uint64_t seen_status = 0;
+  int64_t seen_at_ns = 0;
 
   void Push(FiberTask* t) {
     SpinGuard g(mu);
+    if (!t->started_) fresh.fetch_add(1, std::memory_order_relaxed);
     t->next_ = nullptr;
     if (tail != nullptr) {
       tail->next_ = t;
@@ -55,30 +67,55 @@ struct FiberWorker {
     if (t != nullptr) {
       head = t->next_;
       if (head == nullptr) tail = nullptr;
+      if (!t->started_) fresh.fetch_sub(1, std::memory_order_relaxed);
     }
     return t;
+  }
+  // Unlinks a queued task that has never run, looking at most kStealScan entries deep. A fresh
+  // task has no stack frames, timers or TLS addresses of its own yet, so it may start on any
+  // worker; started tasks stay home (header: why fibers do not migrate).
+  FiberTask* TakeFresh() {
+    constexpr int kStealScan = 64;
+    if (fresh.load(std::memory_order_relaxed) == 0) return nullptr;
+    SpinGuard g(mu);
+    FiberTask* prev = nullptr;
+    FiberTask* t = head;
+    for (int i = 0; t != nullptr && i < kStealScan; ++i, prev = t, t = t->next_) {
+      if (t->started_) continue;
+      (prev != nullptr ? prev->next_ : head) = t->next_;
+      if (tail == t) tail = prev;
+      fresh.fetch_sub(1, std::memory_order_relaxed);
+      return t;
+    }
+    return nullptr;
   }
   bool HasWork() {
     SpinGuard g(mu);
     return head != nullptr;
   }
 
-  // Timer heap.
-  bool Less(int i, int j) const {
+  // A stolen fresh task makes this worker its home.
+  void Adopt(FiberTask* t) {
+    t->home_ = this;
+    Push(t);
+  }
+
+  // Timer heap (timer_mu held).
+  bool Less(int i, int j) const GONET_REQUIRES(timer_mu) {
     return timers[i]->timer_deadline_ns_ < timers[j]->timer_deadline_ns_;
   }
-  void Swap(int i, int j) {
+  void Swap(int i, int j) GONET_REQUIRES(timer_mu) {
     std::swap(timers[i], timers[j]);
     timers[i]->heap_index_ = i;
     timers[j]->heap_index_ = j;
   }
-  void Up(int i) {
+  void Up(int i) GONET_REQUIRES(timer_mu) {
     while (i > 0 && Less(i, (i - 1) / 2)) {
       Swap(i, (i - 1) / 2);
       i = (i - 1) / 2;
     }
   }
-  void Down(int i) {
+  void Down(int i) GONET_REQUIRES(timer_mu) {
     int n = static_cast<int>(timers.size());
     for (;;) {
       int m = i, l = 2 * i + 1, r = l + 1;
@@ -89,12 +126,20 @@ struct FiberWorker {
       i = m;
     }
   }
-  void AddTimer(FiberTask* t) {
+  // True if t is now the earliest timer (an idle worker must then recompute its sleep).
+  bool AddTimer(FiberTask* t) {
+    SpinGuard g(timer_mu);
     t->heap_index_ = static_cast<int>(timers.size());
     timers.push_back(t);
     Up(t->heap_index_);
+    next_timer_ns.store(timers[0]->timer_deadline_ns_, std::memory_order_seq_cst);
+    return timers[0] == t;
   }
   void RemoveTimer(FiberTask* t) {
+    SpinGuard g(timer_mu);
+    if (t->heap_index_ >= 0) RemoveTimerLocked(t);
+  }
+  void RemoveTimerLocked(FiberTask* t) GONET_REQUIRES(timer_mu) {
     int i = t->heap_index_;
     int last = static_cast<int>(timers.size()) - 1;
     if (i != last) Swap(i, last);
@@ -104,12 +149,14 @@ struct FiberWorker {
       Down(i);
       Up(i);
     }
+    next_timer_ns.store(timers.empty() ? 0 : timers[0]->timer_deadline_ns_,
+                        std::memory_order_relaxed);
   }
-  int64_t NextTimer() const { return timers.empty() ? 0 : timers[0]->timer_deadline_ns_; }
+  int64_t NextTimer() const { return next_timer_ns.load(std::memory_order_seq_cst); }
 
   // The scheduler's steps that touch task internals (FiberWorker is FiberTask's friend).
   void FireTimers();
-  void Run(FiberTask* t);
+  bool Run(FiberTask* t);  // false: the worker was handed to another machine meanwhile
   static FiberTask* AllocTask();
   static void Recycle(FiberTask* t);
   static void OnExit(FiberTask* t);
@@ -131,7 +178,32 @@ std::atomic<uint32_t> g_next_worker{0};
 std::atomic<bool> g_poller_busy{false};  // a worker holds the poller role
 std::atomic<int64_t> g_last_poll_ns{0};
 
+// Handoff (header): a stuck worker is handed to another machine after kRetakeNs, checked every
+// kSysmonTickNs; the sysmon stops ticking after kSysmonIdleTicks ticks with no fiber running.
+constexpr int64_t kRetakeNs = 20 * 1000000;
+constexpr int64_t kSysmonTickNs = 10 * 1000000;
+constexpr int kSysmonIdleTicks = 50;
+constexpr int64_t kSysmonPollNs = 10 * 1000000;  // poll for everyone if nobody has for this long
+constexpr int kMaxMachines = 10000;              // Go's default limit on threads
+
+// An OS thread that runs workers (Go's M). Machines are never freed: a spare one sleeps on
+// `given` until the sysmon hands it a worker.
+struct Machine {
+  std::atomic<uint32_t> given{0};  // futex word: 1 once `worker` is set for it
+  FiberWorker* worker = nullptr;
+  Machine* next_spare = nullptr;
+};
+
+Spinlock g_spare_mu;
+Machine* g_spares GONET_GUARDED_BY(g_spare_mu) = nullptr;
+std::atomic<int> g_machines{0};
+// Sysmon: 0 ticking, 1 asleep until a fiber runs (futex word), 2 not started.
+std::atomic<uint32_t> g_sysmon_asleep{2};
+
 __thread FiberTask* t_current __attribute__((tls_model("initial-exec"))) = nullptr;
+// The worker this thread runs now (nullptr: not a worker thread, or a spare machine). A machine
+// whose worker was handed off keeps the old value until its fiber comes back to the scheduler;
+// nothing but the scheduler loop reads it.
 __thread FiberWorker* t_worker __attribute__((tls_model("initial-exec"))) = nullptr;
 
 // Tasks are type-stable (parker.h: a late Unpark must land on valid memory), and a pthread_t
@@ -160,12 +232,19 @@ void FutexWake(std::atomic<uint32_t>* word) {
   sys::Call(SYS_futex, word, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, 1);
 }
 
-// Queues t on its home worker and makes sure that worker will look at its queue.
+// Queues t on its home worker and makes sure that worker will look at its queue. (No shortcut
+// for "the caller is that worker": after a handoff the caller may be the machine that lost it.)
+void WakeIfIdle(FiberWorker* w);
+
 void MakeRunnable(FiberTask* t, FiberWorker* w) {
   w->Push(t);
-  if (t_worker == w) return;  // the worker itself: it checks its queue before idling
-  // seq_cst load after the queue lock's release, paired with the worker's seq_cst store of its
-  // idle state before it takes the queue lock to look: one of the two sees the other.
+  WakeIfIdle(w);
+}
+
+// Makes an idle worker look at its queue and timers again. The seq_cst load comes after the
+// caller's change (queue lock released, or timer top stored seq_cst), paired with the worker's
+// seq_cst store of its idle state before it looks at both: one of the two sees the other.
+void WakeIfIdle(FiberWorker* w) {
   uint32_t s = w->idle.load(std::memory_order_seq_cst);
   if (s == FiberWorker::kSleeping) {
     if (w->idle.compare_exchange_strong(s, FiberWorker::kBusy, std::memory_order_seq_cst)) {
@@ -176,7 +255,7 @@ void MakeRunnable(FiberTask* t, FiberWorker* w) {
   }
 }
 
-void WakeOneSleeper(FiberWorker* self) {
+bool WakeOneSleeper(FiberWorker* self) {
   int n = g_nworkers.load(std::memory_order_acquire);
   for (int i = 0; i < n; ++i) {
     FiberWorker* w = &g_workers[i];
@@ -184,9 +263,10 @@ void WakeOneSleeper(FiberWorker* self) {
     uint32_t s = FiberWorker::kSleeping;
     if (w->idle.compare_exchange_strong(s, FiberWorker::kBusy, std::memory_order_seq_cst)) {
       FutexWake(&w->idle);
-      return;
+      return true;
     }
   }
+  return false;
 }
 
 void PollAsPoller(int64_t delay_ns) {
@@ -234,11 +314,16 @@ void MaybePollBusy() {
 
 void FiberWorker::FireTimers() {
   FiberWorker* w = this;
-  if (w->timers.empty()) return;
+  if (w->NextTimer() == 0) return;
   int64_t now = Nanotime();
-  while (!w->timers.empty() && w->timers[0]->timer_deadline_ns_ <= now) {
-    FiberTask* t = w->timers[0];
-    w->RemoveTimer(t);
+  for (;;) {
+    FiberTask* t;
+    {
+      SpinGuard g(w->timer_mu);
+      if (w->timers.empty() || w->timers[0]->timer_deadline_ns_ > now) return;
+      t = w->timers[0];
+      w->RemoveTimerLocked(t);
+    }
     uint64_t parked = (t->timer_seq_ << 2) | 2;  // kParked of the park that set the timer
     if (t->state_.compare_exchange_strong(parked, t->timer_seq_ << 2, std::memory_order_seq_cst)) {
       t->timed_out_ = true;
@@ -250,16 +335,22 @@ void FiberWorker::FireTimers() {
 
 void FiberWorker::ForgetAfterFork() {
   new (&mu) Spinlock();
+  new (&timer_mu) Spinlock();
   {
     SpinGuard g(mu);
     head = tail = nullptr;
+    fresh.store(0, std::memory_order_relaxed);
   }
-  for (FiberTask* t : timers) t->heap_index_ = -1;
-  timers.clear();
+  {
+    SpinGuard g(timer_mu);
+    for (FiberTask* t : timers) t->heap_index_ = -1;
+    timers.clear();
+  }
+  next_timer_ns.store(0, std::memory_order_relaxed);
   idle.store(kBusy, std::memory_order_relaxed);
 }
 
-void FiberWorker::Run(FiberTask* t) {
+bool FiberWorker::Run(FiberTask* t) {
   FiberWorker* w = this;
   t->on_cpu_.store(1, std::memory_order_seq_cst);
   while (GONET_UNLIKELY(t->pinned_.load(std::memory_order_seq_cst) != 0)) {
@@ -271,21 +362,40 @@ void FiberWorker::Run(FiberTask* t) {
   t->started_ = true;
   t_current = t;
   running_since_ns.store(Nanotime(), std::memory_order_relaxed);
+  // Retakeable from here until the fiber comes back (header: Handoff). seq_cst: paired with the
+  // sysmon's store of g_sysmon_asleep before it looks at every status.
+  uint64_t gen = (status.load(std::memory_order_relaxed) >> 2) + 1;
+  status.store((gen << 2) | kInFiber, std::memory_order_seq_cst);
+  if (GONET_UNLIKELY(g_sysmon_asleep.load(std::memory_order_seq_cst) == 1)) {
+    uint32_t one = 1;
+    if (g_sysmon_asleep.compare_exchange_strong(one, 0, std::memory_order_seq_cst)) {
+      FutexWake(&g_sysmon_asleep);
+    }
+  }
   bool finished = t->fiber_.Resume();
-  running_since_ns.store(0, std::memory_order_relaxed);
   t_current = nullptr;
+  uint64_t in_fiber = (gen << 2) | kInFiber;
+  bool kept = status.compare_exchange_strong(in_fiber, (gen << 2) | kInSched,
+                                             std::memory_order_seq_cst);
+  if (kept) running_since_ns.store(0, std::memory_order_relaxed);
   // A finished task's stack is back in the pool: no longer alive before it is off the CPU.
   if (finished) t->alive_.store(false, std::memory_order_release);
   t->on_cpu_.store(0, std::memory_order_release);
   if (finished) {
     OnExit(t);
-    return;
+    return kept;
   }
   auto action = std::exchange(t->action_, FiberTask::Action::kNone);
   if (action == FiberTask::Action::kYield ||
       (action == FiberTask::Action::kPark && !t->CommitPark())) {
-    w->Push(t);
+    // Our own queue needs no wake-up; a queue another machine now runs does.
+    if (kept) {
+      w->Push(t);
+    } else {
+      MakeRunnable(t, w);
+    }
   }
+  return kept;
 }
 
 namespace {
@@ -328,9 +438,53 @@ void InstallOverflowHandler() {
   sigaction(SIGSEGV, &sa, &g_prev_segv);
 }
 
-void* WorkerMain(void* arg) {
-  auto* w = static_cast<FiberWorker*>(arg);
+// Takes one fresh task from another worker's queue onto w's (Go's runqsteal, limited to tasks
+// that have never run: header).
+bool StealFresh(FiberWorker* w) {
+  int n = g_nworkers.load(std::memory_order_acquire);
+  for (int i = 0; i < n; ++i) {
+    FiberWorker* v = &g_workers[i];
+    if (v == w) continue;
+    if (FiberTask* t = v->TakeFresh()) {
+      w->Adopt(t);
+      Count(Stats().fiber_steals);
+      return true;
+    }
+  }
+  return false;
+}
+
+// Runs worker w on this machine until the sysmon hands it to another one.
+void RunWorker(FiberWorker* w) {
   t_worker = w;
+  // Ours now: a handed-off worker still says kHandedOff, and its last fiber's start time.
+  uint64_t gen = (w->status.load(std::memory_order_relaxed) >> 2) + 1;
+  w->status.store((gen << 2) | FiberWorker::kInSched, std::memory_order_seq_cst);
+  w->running_since_ns.store(0, std::memory_order_relaxed);
+  for (;;) {
+    w->FireTimers();
+    if (FiberTask* t = w->Pop()) {
+      if (!w->Run(t)) break;
+      MaybePollBusy();
+      continue;
+    }
+    if (g_nworkers.load(std::memory_order_relaxed) > 1 && StealFresh(w)) continue;
+    Idle(w);
+  }
+  t_worker = nullptr;
+}
+
+// A spare machine waits to be given a worker (the sysmon's handoff).
+FiberWorker* AwaitWorker(Machine* m) {
+  while (m->given.load(std::memory_order_acquire) == 0) {
+    FutexWaitUntil(&m->given, 0, 0);
+  }
+  m->given.store(0, std::memory_order_relaxed);
+  return std::exchange(m->worker, nullptr);
+}
+
+void* WorkerMain(void* arg) {
+  auto* m = static_cast<Machine*>(arg);
   void* alt =
       mmap(nullptr, kAltStackBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (alt != MAP_FAILED) {
@@ -340,14 +494,14 @@ void* WorkerMain(void* arg) {
     sigaltstack(&ss, nullptr);
   }
   pthread_setname_np(pthread_self(), "gonet-worker");
+  FiberWorker* w = std::exchange(m->worker, nullptr);
   for (;;) {
-    w->FireTimers();
-    if (FiberTask* t = w->Pop()) {
-      w->Run(t);
-      MaybePollBusy();
-      continue;
-    }
-    Idle(w);
+    if (w == nullptr) w = AwaitWorker(m);
+    RunWorker(w);
+    w = nullptr;
+    SpinGuard g(g_spare_mu);
+    m->next_spare = g_spares;
+    g_spares = m;
   }
   return nullptr;
 }
@@ -366,6 +520,135 @@ using CreateFn = int (*)(pthread_t*, const pthread_attr_t*, void* (*)(void*), vo
 CreateFn RealPthreadCreate() {
   static CreateFn fn = reinterpret_cast<CreateFn>(dlsym(RTLD_NEXT, "pthread_create"));
   return fn != nullptr ? fn : &pthread_create;
+}
+
+// Starts a machine thread: running w, or (w == nullptr) as a spare that waits to be given one.
+Machine* StartMachine(FiberWorker* w) {
+  if (g_machines.fetch_add(1, std::memory_order_relaxed) >= kMaxMachines) {
+    g_machines.fetch_sub(1, std::memory_order_relaxed);
+    return nullptr;
+  }
+  auto* m = new (std::nothrow) Machine;
+  pthread_t thread;
+  if (m != nullptr) {
+    m->worker = w;
+    if (RealPthreadCreate()(&thread, nullptr, &WorkerMain, m) == 0) {
+      pthread_detach(thread);
+      return m;
+    }
+    delete m;
+  }
+  g_machines.fetch_sub(1, std::memory_order_relaxed);
+  return nullptr;
+}
+
+// --- Sysmon (Go's sysmon, reduced to what fibers mode needs; header: Handoff) -------------------
+
+// Hands worker w, whose status the sysmon saw as st (a fiber stuck in it for kRetakeNs), to a
+// spare machine. The machine is secured before the status CAS, so a won CAS always has one.
+void HandOff(FiberWorker* w, uint64_t st) {
+  Machine* m;
+  {
+    SpinGuard g(g_spare_mu);
+    m = g_spares;
+    if (m != nullptr) g_spares = m->next_spare;
+  }
+  if (m == nullptr && (m = StartMachine(nullptr)) == nullptr) return;  // try again next tick
+  uint64_t handed = (st & ~uint64_t{FiberWorker::kStatusMask}) | FiberWorker::kHandedOff;
+  if (!w->status.compare_exchange_strong(st, handed, std::memory_order_seq_cst)) {
+    SpinGuard g(g_spare_mu);  // the fiber came back just now: keep the machine for next time
+    m->next_spare = g_spares;
+    g_spares = m;
+    return;
+  }
+  Count(Stats().fiber_handoffs);
+  m->worker = w;
+  m->given.store(1, std::memory_order_release);
+  FutexWake(&m->given);
+}
+
+// One look at every worker; true if some fiber is running.
+bool Retake(int64_t now) {
+  bool running = false;
+  int n = g_nworkers.load(std::memory_order_acquire);
+  for (int i = 0; i < n; ++i) {
+    FiberWorker* w = &g_workers[i];
+    uint64_t st = w->status.load(std::memory_order_seq_cst);
+    if ((st & FiberWorker::kStatusMask) != FiberWorker::kInFiber) {
+      w->seen_status = st;
+      continue;
+    }
+    running = true;
+    if (st != w->seen_status) {  // a new run since the last look
+      w->seen_status = st;
+      w->seen_at_ns = now;
+      continue;
+    }
+    if (now - w->seen_at_ns < kRetakeNs) continue;
+    // Stuck with nobody waiting for the worker: leave it (a handoff costs a thread).
+    int64_t next = w->NextTimer();
+    if (!w->HasWork() && !(next != 0 && next <= now)) continue;
+    HandOff(w, st);
+  }
+  return running;
+}
+
+bool AnyFiberRunning() {
+  int n = g_nworkers.load(std::memory_order_acquire);
+  for (int i = 0; i < n; ++i) {
+    uint64_t st = g_workers[i].status.load(std::memory_order_seq_cst);
+    if ((st & FiberWorker::kStatusMask) == FiberWorker::kInFiber) return true;
+  }
+  return false;
+}
+
+void* SysmonMain(void*) {
+  sigset_t all;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, nullptr);  // program signals go to the program's threads
+  pthread_setname_np(pthread_self(), "gonet-sysmon");
+  int quiet_ticks = 0;
+  for (;;) {
+    timespec tick{0, kSysmonTickNs};
+    sys::Call(SYS_nanosleep, &tick, nullptr);  // raw: not fibers mode's nanosleep hook
+    int64_t now = Nanotime();
+    bool running = Retake(now);
+    // Every worker busy (or stuck) for a while: nobody delivers readiness, so poll for them.
+    if (running && now - g_last_poll_ns.load(std::memory_order_relaxed) > kSysmonPollNs &&
+        !g_poller_busy.exchange(true, std::memory_order_acq_rel)) {
+      PollAsPoller(0);
+      g_poller_busy.store(false, std::memory_order_release);
+    }
+    if (running) {
+      quiet_ticks = 0;
+      continue;
+    }
+    if (++quiet_ticks < kSysmonIdleTicks) continue;
+    // No fiber has run for a while: sleep until one does (Run wakes us), so that an idle process
+    // makes no periodic wake-ups.
+    g_sysmon_asleep.store(1, std::memory_order_seq_cst);
+    if (!AnyFiberRunning()) {
+      while (g_sysmon_asleep.load(std::memory_order_seq_cst) == 1) {
+        FutexWaitUntil(&g_sysmon_asleep, 1, 0);
+      }
+    }
+    g_sysmon_asleep.store(0, std::memory_order_seq_cst);
+    quiet_ticks = 0;
+  }
+  return nullptr;
+}
+
+// Once per process (and again in a forked child, which has no sysmon thread).
+void EnsureSysmon() {
+  static std::atomic<bool> starting{false};
+  if (g_sysmon_asleep.load(std::memory_order_relaxed) != 2) return;
+  if (starting.exchange(true, std::memory_order_acq_rel)) return;
+  pthread_t thread;
+  if (RealPthreadCreate()(&thread, nullptr, &SysmonMain, nullptr) == 0) {
+    pthread_detach(thread);
+    g_sysmon_asleep.store(0, std::memory_order_seq_cst);
+  }
+  starting.store(false, std::memory_order_release);
 }
 
 }  // namespace
@@ -432,6 +715,14 @@ void AtForkChild() {
   FiberStackPool::AfterForkChild();
   g_poller_busy.store(false, std::memory_order_relaxed);
   new (&g_free_mu) Spinlock();
+  // No other thread survives: no spare machines, no sysmon (the next Spawn starts one).
+  new (&g_spare_mu) Spinlock();
+  {
+    SpinGuard g(g_spare_mu);
+    g_spares = nullptr;
+  }
+  g_machines.store(t_worker != nullptr ? 1 : 0, std::memory_order_relaxed);
+  g_sysmon_asleep.store(2, std::memory_order_relaxed);
   FiberWorker* self = t_worker;
   if (self == nullptr) {
     g_nworkers.store(0, std::memory_order_relaxed);
@@ -459,12 +750,14 @@ ParkResult FiberTask::Park(int64_t deadline_ns, WaitKind) {
     if (deadline_ns <= Nanotime()) return ParkResult::kTimedOut;
     timer_deadline_ns_ = deadline_ns;
     timer_seq_ = (s >> 2) + 1;  // the seq CommitPark will give this park
-    home_->AddTimer(this);
+    // Earliest now: an idle worker (ours after a handoff, or one we share nothing with) must not
+    // sleep past it.
+    if (home_->AddTimer(this)) WakeIfIdle(home_);
   }
   timed_out_ = false;
   action_ = Action::kPark;
   fiber_.Suspend();
-  if (heap_index_ >= 0) home_->RemoveTimer(this);
+  if (deadline_ns != 0) home_->RemoveTimer(this);  // unless it fired
   if (timed_out_) {
     // Not counted here: wakes_* count pollDesc waits (poll_desc.cc), which count their own
     // timeouts; a sleep or a timed mutex wait is not one of them.
@@ -615,14 +908,11 @@ bool FiberScheduler::StartWorkers(int n) {
   for (int i = 0; i < n; ++i) {
     // Workers are placed before they start: a worker that failed to start would strand the
     // tasks given to it, so only the first `started` ones are used.
-    if (RealPthreadCreate()(&workers[started].thread, nullptr, &WorkerMain, &workers[started]) ==
-        0) {
-      pthread_detach(workers[started].thread);
-      ++started;
-    }
+    if (StartMachine(&workers[started]) != nullptr) ++started;
   }
   g_nworkers.store(started, std::memory_order_release);
   g_started.store(started > 0 ? 2 : 3, std::memory_order_release);
+  if (started > 0) EnsureSysmon();
   return started > 0;
 }
 
@@ -697,7 +987,16 @@ int FiberScheduler::Spawn(size_t stack_bytes, void* (*start)(void*), void* arg, 
   t->alive_.store(true, std::memory_order_release);
   Count(Stats().fibers_live);
   *out = t;  // before it can run: the task may call pthread_self and compare
-  MakeRunnable(t, t->home_);
+  FiberWorker* home = t->home_;  // t may be stolen and even finish once it is queued
+  MakeRunnable(t, home);
+  // Its worker is busy: an idle one may take it (StealFresh) instead of waiting (Go's wakep): a
+  // sleeping one, else the poller.
+  if (g_nworkers.load(std::memory_order_relaxed) > 1 &&
+      home->idle.load(std::memory_order_relaxed) == FiberWorker::kBusy && !WakeOneSleeper(home) &&
+      g_poller_busy.load(std::memory_order_relaxed)) {
+    Netpoller::Get().Break();
+  }
+  EnsureSysmon();
   return 0;
 }
 

@@ -14,24 +14,51 @@
 //   kParked   suspended. Unpark (any thread) or the task's timer CASes kParked(seq) -> kRun(seq)
 //             and the winner, alone, queues the task on its worker. The timer compares the whole
 //             word, seq included, so a timer left from an earlier park can never wake a later one.
-// Timed parks: each worker has a timer heap (deadline order). Only the worker's own thread
-// touches it: a task adds itself before suspending, the worker fires it in its loop, and a task
-// woken early removes its entry when it resumes, so stale entries do not pile up.
+// Timed parks: each worker has a timer heap (deadline order) under its own leaf lock: a task adds
+// itself before suspending, the worker fires it in its loop, and a task woken early removes its
+// entry when it resumes, so stale entries do not pile up. A task whose timer becomes the
+// earliest wakes its worker if that one is idle, so no worker sleeps past a new, earlier timer.
+//
+// Workers and machines, after Go's P and M: a FiberWorker is a run queue, a timer heap and an
+// idle word; a Machine is the OS thread that runs it. Normally each worker keeps its machine.
+//
+// Handoff (Go's sysmon retake), status of a worker (status = gen << 2 | st):
+//   kInSched    its machine is in the scheduler loop. Only that machine touches the worker.
+//   kInFiber    its machine is running a fiber (gen counts runs). Run stores it before resuming
+//               and CASes kInFiber(gen) -> kInSched(gen) when the fiber comes back.
+//   kHandedOff  the sysmon CASed kInFiber(gen) -> kHandedOff(gen): the fiber had run for
+//               kRetakeNs (20 ms) and fibers or due timers were waiting behind it. It gives the
+//               worker to a spare machine (or a new thread), secured before the CAS, which runs it
+//               from there. The old machine's CAS then fails: it finishes that one fiber's switch
+//               (requeuing it on the worker it lost if it yielded), and becomes a spare.
+// So a fiber stuck in a call gonet cannot see (a glibc-internal read, a slow disk, flock, a long
+// computation) costs its worker's other fibers at most ~30 ms, never a deadlock. The stuck fiber
+// itself keeps running on the old machine until it comes back to the scheduler; after that it
+// runs on the worker's new machine. The calls gonet can see and that may block for long (poll,
+// select, epoll_wait, waitpid, IO on pipes and ttys) do not wait for the sysmon: they park the
+// fiber and run on an offload thread (syscall_offload.h).
+// The sysmon ticks every 10 ms while any fiber runs, and polls the netpoller when every worker
+// has been busy for 10 ms (nobody else would); after 0.5 s with no fiber running it sleeps until
+// Run wakes it (one load per Run), so an idle process makes no periodic wake-ups.
 //
 // Scheduling, after Go's schedule()/findrunnable():
-//   - every worker has its own run queue; a task always runs on the worker it started on (its
-//     home). Tasks do not migrate, because code compiled for threads caches TLS addresses across
-//     calls (glibc declares __errno_location const): a fiber that parked on one worker and resumed
-//     on another would write errno into the first worker's TLS. New tasks are spread round-robin.
-//   - a worker with nothing to run fires its due timers, then becomes the poller if nobody is
-//     (one at a time): Netpoller::Poll with its nearest timer as the delay, so readiness is
+//   - every worker has its own run queue; a started task runs on its home worker. Tasks that
+//     have run do not move to another worker's queue, because code compiled for threads caches
+//     TLS addresses across calls (glibc declares __errno_location const): a fiber that parked on
+//     one thread and resumed on another would write errno into the first thread's TLS. The only
+//     exception is the handoff above, where the alternative is a deadlock. New tasks are spread
+//     round-robin, away from workers stuck for over 20 ms.
+//   - work stealing, limited to fresh tasks: an idle worker takes a queued task that has never
+//     run (no frames, no cached TLS addresses) from another worker's queue (Go's runqsteal).
+//     Spawning a task onto a busy worker wakes an idle one to steal it (Go's wakep).
+//   - a worker with nothing to run fires its due timers, steals, then becomes the poller if nobody
+//     is (one at a time): Netpoller::Poll with its nearest timer as the delay, so readiness is
 //     delivered by the worker that will run the woken fiber, with no thread hop. Other idle
 //     workers sleep on a futex until their nearest timer or until work is queued for them.
-//     An idle process makes no periodic wake-ups.
 //   - queuing a task for a worker wakes it: a futex wake if it sleeps, Netpoller::Break if it is
 //     the one polling, nothing if it is running (it looks at its queue before idling).
 //   - a busy worker polls without blocking if nobody has polled for 1 ms, so a worker that runs
-//     CPU-bound fibers cannot starve the others' I/O (Go's sysmon does this at 10 ms).
+//     CPU-bound fibers cannot starve the others' I/O.
 //   - a poller that found work for itself wakes a sleeping worker to take over the polling.
 //
 // Limits of fibers mode (README: keep this list and the README's in step):
@@ -40,22 +67,27 @@
 //     and pthread_cancel(fiber) return ENOTSUP. Signal masks (pthread_sigmask) are per worker.
 //   - __thread/thread_local variables are per worker, shared by the fibers of that worker (and
 //     their destructors run only at process exit). errno, libstdc++'s exception state and
-//     pthread_getspecific data are per fiber.
-//   - A fiber that blocks in a call gonet does not park (file IO, waitpid, getaddrinfo, poll or
-//     select, pthread_once or a C++ static initialiser waiting on another fiber of its worker,
-//     pthread_barrier_wait, process-shared or robust mutexes, process-shared rwlocks, named or
-//     process-shared semaphores) blocks its worker and the fibers queued there; the other
-//     workers keep running, and new fibers are placed away from a worker whose fiber has run for
-//     over 20 ms. Fibers never migrate, so there is no handoff (Go's entersyscall + sysmon).
-//   - No preemption: a fiber that computes without parking keeps its worker.
+//     pthread_getspecific data are per fiber. Start-up warns about objects that declare TLS
+//     (tls_scan.h).
+//   - A call gonet neither parks nor offloads (file IO, flock, getaddrinfo, glibc-internal IO such
+//     as stdio on a pipe, pthread_once or a C++ static initialiser waiting on another fiber,
+//     pthread_barrier_wait, process-shared or robust mutexes and rwlocks, named or process-shared
+//     semaphores) blocks its machine; its worker's other fibers move to another machine after
+//     ~20-30 ms (handoff). After a handoff those fibers, and the stuck one once it returns, run on
+//     a different OS thread: a compiled-in cached TLS address (errno's, above) from before would
+//     then point at the old thread. That is the price of never deadlocking; it needs a fiber
+//     stuck for 20 ms with others waiting behind it.
+//   - No preemption: a fiber that computes without parking keeps its machine; after 20 ms the
+//     fibers queued behind it are handed to another machine.
 //   - pthread_attr_setstack (a program-provided stack) is ignored; the stack size is honoured.
 //     The default is 256 KiB (GONET_FIBER_STACK); an overflow is reported, then the process dies
 //     of SIGSEGV, as it would natively.
 //   - fork from a fiber: in the child only that fiber's worker remains, with that fiber alone.
 //
-// LOCKING: each worker's run-queue spinlock (1) and each task's join spinlock (2) are leaves:
-// never held together, never across a switch or a syscall, except the futex wake after the
-// queue lock is released. The task free list has its own leaf spinlock.
+// LOCKING: each worker's run-queue spinlock (1), timer spinlock (2), each task's join spinlock
+// (3) and the spare-machine list's spinlock (4) are leaves: never held together, never across a
+// switch or a syscall, except the futex wake after the queue lock is released. The task free list
+// has its own leaf spinlock.
 #pragma once
 
 #include <pthread.h>
