@@ -31,14 +31,27 @@ BlockingCall::BlockingCall(FdRef& ref, Mode mode, int64_t timeout_ns, bool app_t
       deadline_ns_(DeadlineAfter(timeout_ns)) {}
 
 BlockingCall::~BlockingCall() {
+  if (noted_ != nullptr) noted_->ClearWait();
   if (locked_) {
     pd_->SetDeadline(mode_, 0);
     pd_->Lock(mode_).Unlock();
   }
 }
 
+void BlockingCall::NoteWait(int timeout_errno) {
+  WaitWhat what;
+  if (mode_ == Mode::kRead) {
+    what = ref_.sock()->forced_nonblock.load(std::memory_order_relaxed) ? kWaitAccept : kWaitRecv;
+  } else {
+    what = timeout_errno != EAGAIN ? kWaitConnect : kWaitSend;
+  }
+  noted_ = CurrentParker();
+  noted_->NoteWait(what, ref_.fd());
+}
+
 int BlockingCall::WaitReady(int timeout_errno) {
   Count(Stats().eagain_retries);
+  if (noted_ == nullptr) NoteWait(timeout_errno);
   if (pd_ == nullptr) {
     pd_ = ref_.ArmedPollDesc();
     if (pd_ == nullptr) return FallbackWait(timeout_errno);

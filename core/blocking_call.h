@@ -8,6 +8,12 @@
 // direction queue behind it) and publishes the deadline on the pollDesc; the destructor releases
 // the lock. Destructors, not explicit calls, release everything, because pthread_cancel unwinds
 // out of a parked call (thread_parker.h).
+//
+// gonet dump (dump.h): the first WaitReady of a call notes the fd and operation on the waiter's
+// Parker (parker.h WaitNote) and the destructor clears it, so a dump can say what every parked
+// thread or fiber waits on and since when. The operation is the direction, told apart from accept
+// (a read on a listener gonet switched to O_NONBLOCK) and connect (a write whose timeout errno is
+// connect's).
 #pragma once
 
 #include <cstdint>
@@ -40,12 +46,14 @@ class BlockingCall {
 
  private:
   int FallbackWait(int timeout_errno);
+  void NoteWait(int timeout_errno);
 
   FdRef& ref_;
   Mode mode_;
   WaitKind kind_;
   int64_t deadline_ns_;
   PollDesc* pd_ = nullptr;
+  Parker* noted_ = nullptr;  // whose wait note this call set (cleared by the destructor)
   bool locked_ = false;
 };
 

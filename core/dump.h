@@ -1,36 +1,67 @@
-// `gonet dump PID`: what each thread blocked in a socket call waits on, and where, taken from the
-// running program without stopping it (Go's SIGQUIT goroutine dump, minus the exit).
+// `gonet dump PID`: every waiter of a running program (threads blocked in a socket call, threads
+// parked on a pollDesc, parked fibers), what it waits on, for how long, and where, taken without
+// stopping the program (Go's SIGQUIT goroutine dump, minus the exit).
 //
-// The protocol, over the live-stats segment (stats_shm.h), in threads mode's kernel wait
-// (kernel_wait.h), where a blocked thread is a thread inside the blocking syscall:
+// What the program keeps, so that there is something to dump:
+//   - kernel-wait records (kernel_wait.h): threads mode's default wait, a thread inside the
+//     blocking syscall itself. fd, op, since.
+//   - wait notes (parker.h WaitNote) on every Parker: a thread parked on the netpoller path
+//     (ThreadParker: GONET_THREADS_WAIT=netpoller, a deadline policy, fibers mode's OS threads)
+//     or a parked fiber (FiberTask). fd and op, or a reason that is not a socket (mutex, cond,
+//     rwlock, sem, sleep), and since.
+//   - the parker table (DumpArea::parkers, in the shared segment): tid and futex address of each
+//     ThreadParker, published by its thread before it first sleeps in a segment. It lets the
+//     dumper tell, from /proc/PID/task/TID/syscall alone, a thread asleep on gonet's own futex
+//     (safe to interrupt: the park loop restarts it) from one asleep in the program's own
+//     futex (a sem_wait would return EINTR).
+//   - DumpArea::answering: the process's SIGURG handler is gonet's, so a request is answered
+//     and never reaches the program. Threads mode's kernel wait installs the handler at start
+//     (ShmHeader kShmFlagKernelWait); the other modes install it, with SA_RESTART, when the first
+//     ThreadParker sleeps (kernel_wait.h EnsureDumpHandler).
+//
+// The protocol, over the live-stats segment (stats_shm.h):
 //   1. The dumper (another process, same user or root) takes an exclusive flock on the segment
-//      (one dump at a time), picks the next request number and stores it in DumpArea::seq.
-//   2. It finds the threads blocked in a socket receive or accept from outside, in
-//      /proc/PID/task/TID/syscall, and sends each one SIGURG with rt_tgsigqueueinfo, si_code
-//      SI_QUEUE and a value carrying kDumpSignalMagic and the request number.
-//   3. The thread's SIGURG handler (kernel_wait.cc WakeHandler) recognises the request and calls
-//      AnswerDumpRequest: if the thread is inside a DirectCall it claims a slot, writes its tid,
-//      fd, op, since, peer and local address (getpeername/getsockname, plain syscalls) and its
-//      backtrace (backtrace.h), then stores the slot's seq last (release). The first answer also
-//      copies every thread's KernelWaitRecord into DumpArea::waits, so threads the dumper did not
-//      signal (blocked in send or connect) are listed too, without a backtrace.
-//   4. The handler marks the wake-up as gonet's (t_woken), so the interrupted call returns EINTR
-//      into DirectCall, which restarts it: the program sees nothing.
-//   5. The dumper waits, bounded, for the slots of its request, then prints them. Symbol names
-//      come from the target (libunwind's unw_get_proc_name reads the mapped ELF's symbol tables,
-//      .symtab included, and is documented as safe in a signal handler for local unwinding);
-//      the module of each pc comes from /proc/PID/maps.
+//      (one dump at a time), picks the next request number, resets the slot counter, and stores
+//      the number in DumpArea::seq.
+//   2. Round one: it asks one thread, with SIGURG sent by rt_tgsigqueueinfo, si_code SI_QUEUE and
+//      a value carrying kDumpSignalMagic and the request number. The thread must be safe to
+//      interrupt and must not be a fiber worker: one asleep on its published parker futex, else
+//      (kernel wait) one blocked in a receive or accept.
+//   3. That thread's handler (kernel_wait.cc WakeHandler -> AnswerDumpRequest) wins the CAS on
+//      waits_seq and copies every kernel-wait record and every noted ThreadParker into
+//      DumpArea::waits; in fibers mode it then walks the suspended fibers
+//      (FiberScheduler::ForEachSuspendedTask pins each while it is read), notes each in waits,
+//      and for the first of them that fit claims a slot with its fd, addresses and a backtrace
+//      unwound from the fiber's saved context (backtrace.h ContextBacktrace). Stores waits_done
+//      last (release). Waiters beyond kDumpWaits are only counted (waits_more: the dump's
+//      "and N more" line); fibers beyond the slots are listed without a backtrace.
+//   4. Round two: for each thread in waits that is safe to interrupt (re-checked in /proc right
+//      before: a receive or accept without SO_RCVTIMEO in the kernel wait; asleep on its own
+//      parker futex), the dumper sends the same request. Its handler claims a slot and writes its
+//      tid, fd, op, since, peer and local address (getpeername/getsockname, plain syscalls) and
+//      its backtrace from the signal's ucontext, then stores the slot's seq last (release).
+//   5. Invisible to the program: the handler marks the interruption as gonet's. Kernel wait:
+//      t_woken, and DirectCall restarts the call. Parked thread: ThreadParker's dump flag, set
+//      only when the futex wait is about to return EINTR (the ucontext says so), and the park
+//      loop sleeps again (a timed park's EINTR never becomes the program's).
+//   6. The dumper waits, bounded, for the slots of its request, then prints every waiter. Symbol
+//      names come from the target (libunwind's unw_get_proc_name reads the mapped ELF's symbol
+//      tables, .symtab included, and is documented as safe in a signal handler for local
+//      unwinding); the module of each pc comes from /proc/PID/maps.
 //
-// Why only receives and accepts are signalled: an interrupted blocking send that already copied
-// some bytes returns that partial count instead of EINTR, and an interrupted connect cannot be
-// restarted (the second connect says EALREADY); either would change what the program sees. A
+// Why some kernel-wait threads are not interrupted: an interrupted blocking send that already
+// copied some bytes returns that partial count instead of EINTR, and an interrupted connect cannot
+// be restarted (the second connect says EALREADY); either would change what the program sees. A
 // receive or accept on a socket with SO_RCVTIMEO is not signalled either: its restart would wait
-// the whole timeout again. Only the first thread asked (to copy the records) is asked blind.
-// A recv with MSG_WAITALL that already holds some bytes also returns them early: a documented
-// limit (the kernel allows a signal to do that natively).
+// the whole timeout again. They are listed from their records, without a backtrace. A recv with
+// MSG_WAITALL that already holds some bytes also returns them early: a documented limit (the
+// kernel allows a signal to do that natively). Threads parked on the netpoller path have no such
+// limits: the interrupted syscall is gonet's futex wait, which the park loop simply resumes.
 //
-// Cost when nobody dumps: none on any hot path. KernelWait already writes fd/op/since; the
-// handler adds one compare for SIGURGs that gonet sends on close.
+// Cost when nobody dumps: kernel wait, none (KernelWait already writes fd/op/since). Netpoller
+// path and fibers: the wait note, three relaxed stores and one vDSO clock read per blocked call
+// or fiber-mutex/sleep park (no fence, no syscall, no allocation); one pointer compare before a
+// ThreadParker's futex sleep. Backtraces are only ever taken by a dump.
 #pragma once
 
 #include <signal.h>
@@ -42,22 +73,26 @@
 namespace gonet::core {
 
 struct KernelWaitRecord;
+class ThreadParker;
 
 inline constexpr uint64_t kDumpSignalMagic = 0x676e6474;  // "gndt": high half of sival_ptr
 inline constexpr int kDumpFrames = 32;
 inline constexpr int kDumpNameSize = 96;
-inline constexpr uint32_t kDumpSlots = 64;
-inline constexpr uint32_t kDumpWaits = 1024;
+inline constexpr uint32_t kDumpSlots = 256;     // waiters with a backtrace and addresses
+inline constexpr uint32_t kDumpWaits = 4096;    // waiters listed at all
+inline constexpr uint32_t kDumpParkers = 4096;  // ThreadParkers the dumper can see from outside
 
-// One answering thread. Written only by that thread's handler, after claiming it.
+// One waiter with its backtrace. Written only by the handler that claimed it.
 struct DumpSlot {
   std::atomic<uint64_t> seq;  // the request answered; stored last (release)
-  int32_t tid;
-  int32_t fd;
-  int32_t op;  // 'r' 'w' 'a' 'c'
+  int32_t tid;                // the thread, or 0 for a fiber
+  uint32_t fiber;             // the fiber's number (FiberTask::number), or 0 for a thread
+  int32_t fd;                 // -1: not a socket wait
+  int32_t op;                 // parker.h WaitWhat ('r' 'w' 'a' 'c', or a reason)
   int32_t nframes;
-  int64_t since_ns;  // CLOCK_MONOTONIC when the call started
-  int64_t now_ns;    // CLOCK_MONOTONIC when the handler ran
+  int32_t flags;     // DumpWaitFlags
+  int64_t since_ns;  // CLOCK_MONOTONIC when the wait started (0: unknown)
+  int64_t now_ns;    // CLOCK_MONOTONIC when the answer was written
   uint32_t peer_len;
   uint32_t local_len;
   unsigned char peer[128];  // sockaddr_storage
@@ -71,24 +106,42 @@ enum DumpWaitFlags : int32_t {
   // The socket has a kernel receive timeout (SO_RCVTIMEO): DirectCall would restart the
   // interrupted call with the whole timeout again, so the dumper does not interrupt it.
   kDumpWaitHasTimeout = 1 << 0,
+  kDumpWaitKernel = 1 << 1,    // a kernel-wait record: the thread is inside the syscall
+  kDumpWaitParker = 1 << 2,    // a ThreadParker's note: the thread parks on its futex (addr)
+  kDumpWaitFiber = 1 << 3,     // a suspended fiber
+  kDumpWaitRunnable = 1 << 4,  // fiber: suspended but queued to run, not parked
 };
 
-// A copy of one KernelWaitRecord.
+// One waiter, as the first answer copied it.
 struct DumpWait {
-  int32_t tid;
+  int32_t tid;     // 0 for a fiber
+  uint32_t fiber;  // 0 for a thread
   int32_t fd;
-  int32_t op;
+  int32_t op;     // WaitWhat; 0 for a parked fiber that noted nothing
   int32_t flags;  // DumpWaitFlags
+  int32_t slot;   // the fiber's slot (its backtrace), or -1; threads answer round two
   int64_t since_ns;
+  uint64_t addr;  // kDumpWaitParker: the futex word the thread sleeps on
 };
 
+// A ThreadParker as seen from outside (see the top). tid 0: free entry.
+struct DumpParker {
+  std::atomic<int32_t> tid;
+  std::atomic<uint64_t> addr;
+};
+
+// The dump area is all-zero bytes until used (stats_shm.cc leaves it as ftruncate made it).
 struct DumpArea {
-  std::atomic<uint64_t> seq;   // the request in progress (dumper writes)
-  std::atomic<uint32_t> used;  // slots claimed for seq (handlers fetch_add; dumper resets)
+  std::atomic<uint32_t> answering;  // set by the process: SIGURG requests are gonet's
+  std::atomic<uint64_t> seq;        // the request in progress (dumper writes)
+  std::atomic<uint32_t> used;       // slots claimed for seq (handlers fetch_add; dumper resets)
   std::atomic<uint32_t> waits_count;
-  std::atomic<uint64_t> waits_seq;   // request the waits copy answers; CAS claims the copy
-  std::atomic<uint64_t> waits_done;  // stored after the copy (release)
+  std::atomic<uint32_t> waits_more;   // waiters that did not fit in waits
+  std::atomic<uint32_t> fibers_skip;  // 1: fibers not walked (asked thread was a worker)
+  std::atomic<uint64_t> waits_seq;    // request the waits copy answers; CAS claims the copy
+  std::atomic<uint64_t> waits_done;   // stored after the copy (release)
   int64_t waits_now_ns;
+  DumpParker parkers[kDumpParkers];
   DumpWait waits[kDumpWaits];
   DumpSlot slots[kDumpSlots];
 };
@@ -102,9 +155,15 @@ inline bool IsDumpRequest(const siginfo_t* si) {
          (reinterpret_cast<uint64_t>(si->si_value.sival_ptr) >> 32) == kDumpSignalMagic;
 }
 
-// In the SIGURG handler, on the thread the request was sent to. rec is that thread's record when
-// it is inside a DirectCall, else nullptr (then only the waits table may be copied).
+// In the SIGURG handler, on the thread the request was sent to. rec: that thread's record when it
+// is inside a DirectCall; parker: its ThreadParker when it has a wait noted; else nullptr.
 // Async-signal-safe: atomics, plain syscalls and libunwind's local unwinding only.
-void AnswerDumpRequest(const siginfo_t* si, void* ucontext, const KernelWaitRecord* rec);
+void AnswerDumpRequest(const siginfo_t* si, void* ucontext, const KernelWaitRecord* rec,
+                       const ThreadParker* parker);
+
+// Publishes a ThreadParker in the parker table (index: its arena index; beyond kDumpParkers it
+// is not published) and marks the process as answering. tid 0 withdraws it. Returns the segment
+// it was published in, for the caller to compare with StatsSegment() later.
+const void* PublishParker(uint32_t index, int tid, const void* futex);
 
 }  // namespace gonet::core

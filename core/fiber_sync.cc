@@ -153,6 +153,7 @@ int MutexLock(pthread_mutex_t* m, int64_t deadline_ns) {
   int c = 0;
   if (!lock.compare_exchange_strong(c, 1, std::memory_order_acquire)) {
     if (c != 2) c = lock.exchange(2, std::memory_order_acquire);
+    ScopedWaitNote note(CurrentParker(), kWaitMutex);  // gonet dump: what the waiter waits on
     while (c != 0) {
       auto* word = reinterpret_cast<std::atomic<uint32_t>*>(&m->__data.__lock);
       if (AddrWait(word, 2, deadline_ns) == ETIMEDOUT) return ETIMEDOUT;
@@ -212,7 +213,11 @@ int CondWait(pthread_cond_t* c, pthread_mutex_t* m, clockid_t clock, const times
     waiters->fetch_sub(1, std::memory_order_seq_cst);
     return r;
   }
-  int w = AddrWait(seq, seen, deadline);
+  int w;
+  {
+    ScopedWaitNote note(CurrentParker(), kWaitCond);
+    w = AddrWait(seq, seen, deadline);
+  }
   waiters->fetch_sub(1, std::memory_order_seq_cst);
   MutexLock(m, 0);
   if (type == PTHREAD_MUTEX_RECURSIVE) m->__data.__count = count;
@@ -259,6 +264,8 @@ int SemTryWait(sem_t* s) {
 }
 
 int SemWait(sem_t* s, int64_t deadline_ns) {
+  if (SemTryWait(s) == 0) return 0;
+  ScopedWaitNote note(CurrentParker(), kWaitSem);
   for (;;) {
     if (SemTryWait(s) == 0) return 0;
     // sem_wait is never restarted after a signal handler, SA_RESTART or not (signal(7)).
@@ -299,6 +306,7 @@ int RwWait(pthread_rwlock_t* l, uint32_t seen, int64_t deadline_ns) {
   RwWaiters(l)->fetch_add(1, std::memory_order_seq_cst);
   int r = 0;
   if (RwState(l)->load(std::memory_order_seq_cst) == seen) {
+    ScopedWaitNote note(CurrentParker(), kWaitRwlock);
     r = AddrWait(RwState(l), seen, deadline_ns);
   }
   RwWaiters(l)->fetch_sub(1, std::memory_order_seq_cst);
@@ -372,6 +380,7 @@ int RwUnlock(pthread_rwlock_t* l) {
 
 void FiberSleepUntil(int64_t deadline_ns) {
   FiberTask* t = FiberScheduler::Current();
+  ScopedWaitNote note(t, kWaitSleep);
   while (Nanotime() < deadline_ns) t->Park(deadline_ns, WaitKind::kRestartable);
 }
 

@@ -66,6 +66,14 @@ int WakeKernelWaiters(int fd);
 void InstallKernelWaitHandler();
 void KernelWaitAfterForkChild();
 
+// gonet dump (dump.h) in the modes without the kernel wait (netpoller path, fibers): installs the
+// same handler, with SA_RESTART so that a stray SIGURG disturbs the program's own blocking calls
+// as little as a handler can, the first time a ThreadParker sleeps. Returns true once gonet's
+// handler is installed. A program that installs its own SIGURG handler at that very moment, from
+// another thread, may lose it: a documented limit (a program's SIGURG use is rare; Init-time
+// installation would remove it).
+bool EnsureDumpHandler();
+
 // sigaction/signal for SIGURG: served from the virtual table once gonet owns the handler.
 // Returns true if handled (then *result is sigaction's return value).
 bool VirtualSigaction(int sig, const struct sigaction* act, struct sigaction* old, int* result);

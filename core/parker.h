@@ -18,7 +18,10 @@
 // through it (glibc's forced unwind), and a noexcept frame would turn that into std::terminate.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+
+#include "core/base.h"
 
 namespace gonet::core {
 
@@ -36,13 +39,67 @@ enum class WaitKind {
   kAlwaysEintr,  // app timeout set: any handler interrupts
 };
 
+// What a waiter is parked for, for `gonet dump` (dump.h): a socket operation on an fd, or a reason
+// that is not a socket (fibers mode parks fibers on mutexes, sleeps...). 0: nothing noted.
+enum WaitWhat : char {
+  kWaitNone = 0,
+  kWaitRecv = 'r',
+  kWaitSend = 'w',
+  kWaitAccept = 'a',
+  kWaitConnect = 'c',
+  kWaitMutex = 'm',
+  kWaitCond = 'v',
+  kWaitRwlock = 'l',
+  kWaitSem = 's',
+  kWaitSleep = 'z',
+  kWaitJoin = 'j',
+};
+
+// The wait note. Written only by the waiter itself, around its park (BlockingCall on the netpoller
+// path, fiber_sync for fibers); read by gonet dump from another thread at any time. It is on the
+// hot path (every blocked socket call, every contended fiber mutex), so it is a few relaxed stores
+// and one vDSO clock read, no fence: the dumper reads what fields tell it the waiter is doing and
+// a view torn between two consecutive waits is at worst one wrong line in one dump. `what` is
+// stored last and cleared first, so a reader that sees it set sees this wait's fd, or the
+// previous one's.
+struct WaitNote {
+  std::atomic<int64_t> since_ns{0};  // Nanotime when the wait began
+  std::atomic<int32_t> fd{-1};       // the socket, or -1
+  std::atomic<char> what{kWaitNone};
+};
+
 class Parker {
  public:
   virtual ParkResult Park(int64_t deadline_ns, WaitKind kind) = 0;  // deadline 0 = none
   virtual void Unpark() = 0;
 
+  // Only the waiter itself calls these (dump.h reads the note).
+  void NoteWait(WaitWhat what, int fd) {
+    note_.fd.store(fd, std::memory_order_relaxed);
+    note_.since_ns.store(Nanotime(), std::memory_order_relaxed);
+    note_.what.store(what, std::memory_order_relaxed);
+  }
+  void ClearWait() { note_.what.store(kWaitNone, std::memory_order_relaxed); }
+  const WaitNote& wait_note() const { return note_; }
+
  protected:
   ~Parker() = default;
+
+ private:
+  WaitNote note_;
+};
+
+// RAII for a wait that is not a socket operation: notes `what` on the current parker for the
+// scope (fiber_sync.cc), so pthread_cancel's unwind clears it too.
+class ScopedWaitNote {
+ public:
+  ScopedWaitNote(Parker* p, WaitWhat what) : p_(p) { p_->NoteWait(what, -1); }
+  ~ScopedWaitNote() { p_->ClearWait(); }
+  ScopedWaitNote(const ScopedWaitNote&) = delete;
+  ScopedWaitNote& operator=(const ScopedWaitNote&) = delete;
+
+ private:
+  Parker* p_;
 };
 
 // The parker of the calling thread or fiber. Threads mode: a per-thread futex parker.

@@ -16,10 +16,11 @@
 //     with that pid maps it; `gonet stats` says so and removes it.
 //   No /dev/shm, or any other failure: the static block stays, silently.
 //
-// Layout (version 1): ShmHeader, then counter names (kShmCounterNameSize bytes each), then the
-// counters (one int64 each, in the names' order), then the dump area (dump.h). The reader takes
-// every offset and count from the header and the names from the segment, so a newer runtime with
-// more counters is still readable by an older `gonet`.
+// Layout (version 2: the dump area grew a parker table and fiber waiters): ShmHeader, then counter
+// names (kShmCounterNameSize bytes each), then the counters (one int64 each, in the names' order),
+// then the dump area (dump.h). The reader takes every offset and count from the header and the
+// names from the segment, so a newer runtime with more counters is still readable by an older
+// `gonet`.
 #pragma once
 
 #include <atomic>
@@ -29,14 +30,15 @@
 namespace gonet::core {
 
 inline constexpr uint64_t kShmMagic = 0x314d5354454e4f47ULL;  // "GONETSM1", little-endian
-inline constexpr uint32_t kShmVersion = 1;
+inline constexpr uint32_t kShmVersion = 2;
 inline constexpr size_t kShmCounterNameSize = 32;
 inline constexpr char kShmDir[] = "/dev/shm/";
 inline constexpr char kShmPrefix[] = "gonet.";
 
 enum ShmFlags : uint32_t {
-  // Threads mode's kernel wait is on: SIGURG is gonet's, and a thread blocked in a socket call
-  // answers gonet dump's request (dump.h). Without it the dumper sends no signal at all.
+  // Threads mode's kernel wait is on: SIGURG is gonet's from the start, and a thread blocked in a
+  // socket call answers gonet dump's request (dump.h). Other modes say so in
+  // DumpArea::answering once they install the handler; with neither, the dumper sends no signal.
   kShmFlagKernelWait = 1u << 0,
 };
 

@@ -7,39 +7,36 @@
 #include <climits>
 #include <new>
 
+#include "core/arena.h"
 #include "core/base.h"
+#include "core/dump.h"
 #include "core/signal_policy.h"
-#include "core/spinlock.h"
+#include "core/stats_shm.h"
 #include "core/sys.h"
 
 namespace gonet::core {
 
+namespace {
+constinit TypeStableArena<ThreadParker> g_parkers;
+}  // namespace
+
 // Parkers are never freed (parker.h: a late Unpark must land on valid memory): threads return
-// theirs here at exit and new threads reuse them.
+// theirs here at exit and new threads reuse them. The arena also lets gonet dump visit them all.
 class ThreadParkerPool {
  public:
   static ThreadParker* Get() {
-    {
-      SpinGuard g(mu_);
-      if (free_ != nullptr) {
-        ThreadParker* p = free_;
-        free_ = p->next_free_;
-        p->next_free_ = nullptr;
-        return p;
-      }
-    }
-    // Plain new: this runs on a thread's first park, never in a signal handler or loader init.
-    return new (std::nothrow) ThreadParker();
+    ThreadParker* p = g_parkers.Alloc();
+    if (p != nullptr) p->tid_.store(static_cast<int>(sys::Call(SYS_gettid)));
+    return p;
   }
   static void Put(ThreadParker* p) {
-    SpinGuard g(mu_);
-    p->next_free_ = free_;
-    free_ = p;
+    p->tid_.store(0, std::memory_order_relaxed);
+    if (p->published_in_ != nullptr && p->published_in_ == StatsSegment()) {
+      PublishParker(g_parkers.IndexOf(p), 0, nullptr);
+    }
+    p->published_in_ = nullptr;
+    g_parkers.Free(p);
   }
-
- private:
-  static inline Spinlock mu_;
-  static inline ThreadParker* free_ GONET_GUARDED_BY(mu_) = nullptr;
 };
 
 namespace {
@@ -55,6 +52,8 @@ struct ParkerOwner {
 
 thread_local ParkerOwner t_owner;
 __thread ThreadParker* t_parker __attribute__((tls_model("initial-exec"))) = nullptr;
+// Set by the dump handler when its signal made this thread's futex wait return EINTR.
+__thread volatile sig_atomic_t t_dump_interrupt __attribute__((tls_model("initial-exec"))) = 0;
 
 std::atomic<ParkerLookup> g_lookup{nullptr};
 
@@ -99,6 +98,32 @@ ThreadParker* ThreadParker::ForCurrentThread() {
   return p;
 }
 
+ThreadParker* ThreadParker::OfCurrentThreadIfAny() { return t_parker; }
+
+void ThreadParker::NoteDumpInterrupt() { t_dump_interrupt = 1; }
+
+void ThreadParker::Publish() {
+  published_in_ = PublishParker(g_parkers.IndexOf(this), tid(), &permit_);
+}
+
+uint32_t ThreadParkerCount() { return g_parkers.allocated(); }
+
+void ThreadParkersAfterForkChild() {
+  g_parkers.ResetLockAfterFork();
+  ThreadParker* mine = t_parker;
+  if (mine != nullptr) mine->tid_.store(static_cast<int>(sys::Call(SYS_gettid)));
+  uint32_t n = g_parkers.allocated();
+  for (uint32_t i = 0; i < n; ++i) {
+    ThreadParker* p = g_parkers.Get(i);
+    if (p == nullptr || p == mine || p->tid() == 0) continue;
+    p->ClearWait();
+    p->tid_.store(0, std::memory_order_relaxed);
+    p->published_in_ = nullptr;
+    g_parkers.Free(p);
+  }
+}
+ThreadParker* ThreadParkerAt(uint32_t i) { return g_parkers.Get(i); }
+
 // permit_: 0 = no permit, 1 = permit, 2 = owner asleep in the futex. Unpark only pays for a
 // FUTEX_WAKE when it finds 2, so waking a thread that has not gone to sleep yet costs no syscall.
 ParkResult ThreadParker::Park(int64_t deadline_ns, WaitKind kind) {
@@ -110,9 +135,13 @@ ParkResult ThreadParker::Park(int64_t deadline_ns, WaitKind kind) {
     if (timed && d <= Nanotime()) return ParkResult::kTimedOut;
     uint32_t expect = 0;
     if (!permit_.compare_exchange_strong(expect, 2, std::memory_order_acq_rel)) continue;
+    // Once per segment (a fork child has its own): the dumper must see this futex as gonet's.
+    if (GONET_UNLIKELY(published_in_ != StatsSegment())) Publish();
+    t_dump_interrupt = 0;
     long r = FutexWait(&permit_, d, timed);
     uint32_t after = permit_.exchange(0, std::memory_order_acquire);
     if (after == 1) return ParkResult::kUnparked;
+    if (r == -EINTR && t_dump_interrupt) continue;  // gonet dump's request: not the program's
     if (r == -ETIMEDOUT) {
       if (deadline_ns != 0) return ParkResult::kTimedOut;
       continue;  // the far deadline expired: keep waiting

@@ -16,6 +16,12 @@
 // socket call is one natively, so the futex wait runs with asynchronous cancellation enabled, as
 // glibc's own wrappers do around their syscall; callers hold their state in RAII guards, which the
 // forced unwind runs.
+//
+// gonet dump (dump.h): parkers live in a type-stable arena, so the dump handler can visit every
+// one (ForEachThreadParker) with its owner's tid and wait note; before its futex sleep a parker
+// publishes its tid and futex address in the segment's parker table once per segment. A dump
+// request that interrupts the futex wait is marked (NoteDumpInterrupt) and the wait resumes: the
+// program never sees that EINTR.
 #pragma once
 
 #include <atomic>
@@ -33,10 +39,41 @@ class ThreadParker final : public Parker {
   // The calling thread's parker, taken from a pool on first use and returned at thread exit.
   static ThreadParker* ForCurrentThread();
 
+  // gonet dump. In a signal handler: the calling thread's parker if it has one (no allocation).
+  static ThreadParker* OfCurrentThreadIfAny();
+  // In the dump handler, when the signal is about to make this thread's futex wait return EINTR:
+  // the park loop then resumes the wait instead of reporting kInterrupted.
+  static void NoteDumpInterrupt();
+  int tid() const { return tid_.load(std::memory_order_relaxed); }  // 0: no owner
+  const void* futex_word() const { return &permit_; }
+
  private:
   friend class ThreadParkerPool;
+  friend void ThreadParkersAfterForkChild();
+  void Publish();
+
   alignas(64) std::atomic<uint32_t> permit_{0};
-  ThreadParker* next_free_ = nullptr;  // guarded by the pool's lock
+  std::atomic<int> tid_{0};
+  const void* published_in_ = nullptr;  // the segment holding our parker-table entry (owner only)
 };
+
+// Visits every parker ever handed out (type-stable: a visited one may be changing hands).
+// Async-signal-safe.
+template <typename F>
+void ForEachThreadParker(F f);
+uint32_t ThreadParkerCount();
+ThreadParker* ThreadParkerAt(uint32_t i);
+
+// Fork child: every other thread is gone; their parkers go back to the pool (kernel_wait.cc's
+// fork hook calls this).
+void ThreadParkersAfterForkChild();
+
+template <typename F>
+void ForEachThreadParker(F f) {
+  uint32_t n = ThreadParkerCount();
+  for (uint32_t i = 0; i < n; ++i) {
+    if (ThreadParker* p = ThreadParkerAt(i)) f(*p);
+  }
+}
 
 }  // namespace gonet::core

@@ -333,8 +333,9 @@ const char kStatsUsage[] =
 
 const char kDumpUsage[] =
     "usage: gonet dump PID\n"
-    "  list the threads of a running program blocked in socket calls: fd, op, peer, how long,\n"
-    "  and where (backtrace), without stopping it (its own user or root only)\n";
+    "  list every waiter of a running program (threads blocked or parked in socket calls, parked\n"
+    "  fibers): fd, op or reason, peer, how long, and where (backtrace), without stopping it\n"
+    "  (its own user or root only)\n";
 
 bool IsHelp(std::string_view a) { return a == "-h" || a == "--help"; }
 
@@ -413,11 +414,12 @@ int StatsCommand(int argc, char** argv) {
 
 namespace {
 
-// A thread found blocked in a socket call, from /proc/PID/task/TID/syscall.
-struct BlockedThread {
+// One thread of the target, from /proc/PID/task/TID/syscall: "NR arg0 ... arg5 sp pc" while in a
+// syscall, "running" or "-1 sp pc" outside one.
+struct Task {
   int tid = 0;
   long syscall = -1;
-  long fd = -1;
+  unsigned long long arg0 = 0;
   std::string comm;
   bool signalled = false;
 };
@@ -439,7 +441,7 @@ std::string ReadSmallFile(const std::string& path, int* err = nullptr) {
 }
 
 // The receive and accept calls core makes as raw syscalls (io_ops.cc, conn_ops.cc): the only
-// ones a dump interrupts (dump.h says why).
+// kernel waits a dump interrupts (dump.h says why).
 bool SignalSafeSyscall(long nr) {
   return nr == SYS_recvfrom || nr == SYS_recvmsg || nr == SYS_recvmmsg || nr == SYS_accept ||
          nr == SYS_accept4;
@@ -450,26 +452,27 @@ bool SocketSyscall(long nr) {
          nr == SYS_connect;
 }
 
-const char* SyscallOp(long nr) {
+char SyscallOp(long nr) {
   switch (nr) {
     case SYS_recvfrom:
     case SYS_recvmsg:
     case SYS_recvmmsg:
-      return "r";
+      return 'r';
     case SYS_sendto:
     case SYS_sendmsg:
     case SYS_sendmmsg:
-      return "w";
+      return 'w';
     case SYS_accept:
     case SYS_accept4:
-      return "a";
+      return 'a';
     case SYS_connect:
-      return "c";
+      return 'c';
     default:
-      return "?";
+      return '?';
   }
 }
 
+// core/parker.h WaitWhat.
 const char* OpName(int op) {
   switch (op) {
     case 'r':
@@ -480,13 +483,47 @@ const char* OpName(int op) {
       return "accept";
     case 'c':
       return "connect";
+    case 'm':
+      return "mutex";
+    case 'v':
+      return "condition variable";
+    case 'l':
+      return "rwlock";
+    case 's':
+      return "semaphore";
+    case 'z':
+      return "sleep";
+    case 'j':
+      return "join";
     default:
       return "?";
   }
 }
 
-std::vector<BlockedThread> FindBlockedThreads(long pid, bool* readable) {
-  std::vector<BlockedThread> out;
+bool IsSocketOp(int op) { return op == 'r' || op == 'w' || op == 'a' || op == 'c'; }
+
+// gonet's own threads (workers, netpoller, sysmon...): never asked to walk the fibers.
+bool GonetThread(const std::string& comm) { return comm.rfind("gonet-", 0) == 0; }
+
+// Reads one thread's syscall line; false if it is gone or unreadable.
+bool ReadSyscall(long pid, int tid, long* nr, unsigned long long* arg0, int* err = nullptr) {
+  std::string sc = ReadSmallFile(
+      "/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid) + "/syscall", err);
+  if (sc.empty()) return false;
+  char* end = nullptr;
+  long n = strtol(sc.c_str(), &end, 10);
+  if (end == sc.c_str()) {  // "running"
+    *nr = -1;
+    *arg0 = 0;
+    return true;
+  }
+  *nr = n;
+  *arg0 = strtoull(end, nullptr, 16);
+  return true;
+}
+
+std::vector<Task> ReadTasks(long pid, bool* readable) {
+  std::vector<Task> out;
   *readable = true;
   std::string task = "/proc/" + std::to_string(pid) + "/task";
   DIR* d = opendir(task.c_str());
@@ -494,29 +531,20 @@ std::vector<BlockedThread> FindBlockedThreads(long pid, bool* readable) {
   while (dirent* e = readdir(d)) {
     long tid = 0;
     if (!ParsePid(e->d_name, &tid)) continue;
-    std::string base = task + "/" + e->d_name;
+    Task t;
+    t.tid = static_cast<int>(tid);
     int err = 0;
-    std::string sc = ReadSmallFile(base + "/syscall", &err);
-    if (sc.empty()) {
+    if (!ReadSyscall(pid, t.tid, &t.syscall, &t.arg0, &err)) {
       // Needs ptrace-attach rights (refused e.g. under yama ptrace_scope >= 1 for a non-root
       // user); ENOENT is a thread that just exited.
       if (err == EACCES || err == EPERM) *readable = false;
       continue;
     }
-    // "NR arg0 arg1 ... sp pc", or "running", or "-1 sp pc" outside a syscall.
-    char* end = nullptr;
-    long nr = strtol(sc.c_str(), &end, 10);
-    if (end == sc.c_str() || !SocketSyscall(nr)) continue;
-    BlockedThread t;
-    t.tid = static_cast<int>(tid);
-    t.syscall = nr;
-    t.fd = strtol(end, nullptr, 16);
-    t.comm = ReadSmallFile(base + "/comm");
+    t.comm = ReadSmallFile(task + "/" + e->d_name + "/comm");
     out.push_back(t);
   }
   closedir(d);
-  std::sort(out.begin(), out.end(),
-            [](const BlockedThread& a, const BlockedThread& b) { return a.tid < b.tid; });
+  std::sort(out.begin(), out.end(), [](const Task& a, const Task& b) { return a.tid < b.tid; });
   return out;
 }
 
@@ -604,9 +632,84 @@ int SendRequest(long pid, int tid, uint64_t seq) {
   return static_cast<int>(syscall(SYS_rt_tgsigqueueinfo, pid, tid, SIGURG, &si));
 }
 
-// The dumper's bound on waiting for answers: a blocked thread answers within microseconds; one
-// that does not (it blocks SIGURG, or left the call) is reported as such rather than waited for.
+// The dumper's bounds on waiting: a thread answers within microseconds, and one that does not (it
+// blocks SIGURG, or left the call) is reported as such rather than waited for. The first answer
+// also unwinds every fiber, which takes longer in a program with thousands.
 constexpr int64_t kAnswerLimitNs = 500 * 1000000LL;
+constexpr int64_t kCopyLimitNs = 5000 * 1000000LL;
+
+// The request's state as the dumper sees it.
+struct DumpView {
+  const DumpArea* area;
+  uint64_t seq;
+  bool have_waits = false;
+  std::vector<const core::DumpWait*> waits{};
+  std::vector<const DumpSlot*> slots{};
+
+  void ReadWaits() {
+    have_waits = area->waits_done.load(std::memory_order_acquire) == seq;
+    waits.clear();
+    if (!have_waits) return;
+    uint32_t n = std::min(area->waits_count.load(std::memory_order_relaxed), core::kDumpWaits);
+    for (uint32_t i = 0; i < n; ++i) waits.push_back(&area->waits[i]);
+  }
+  void ReadSlots() {
+    slots.clear();
+    uint32_t used = std::min(area->used.load(std::memory_order_acquire), core::kDumpSlots);
+    for (uint32_t i = 0; i < used; ++i) {
+      if (area->slots[i].seq.load(std::memory_order_acquire) == seq) {
+        slots.push_back(&area->slots[i]);
+      }
+    }
+  }
+  const DumpSlot* SlotOfThread(int tid) const {
+    for (const DumpSlot* s : slots) {
+      if (s->fiber == 0 && s->tid == tid) return s;
+    }
+    return nullptr;
+  }
+  const DumpSlot* SlotAt(int32_t i) const {
+    if (i < 0 || static_cast<uint32_t>(i) >= core::kDumpSlots) return nullptr;
+    const DumpSlot* s = &area->slots[i];
+    return s->seq.load(std::memory_order_acquire) == seq ? s : nullptr;
+  }
+};
+
+void PrintFrames(const DumpSlot& s, const std::vector<Mapping>& maps) {
+  int frames = std::min(s.nframes, core::kDumpFrames);
+  for (int i = 0; i < frames; ++i) {
+    char name[core::kDumpNameSize + 1];
+    memcpy(name, s.name[i], core::kDumpNameSize);
+    name[core::kDumpNameSize] = '\0';
+    std::string module = ModuleOf(maps, s.pc[i]);
+    printf("  #%-2d 0x%016llx %s+0x%llx  %s\n", i, static_cast<unsigned long long>(s.pc[i]),
+           Demangle(name).c_str(), static_cast<unsigned long long>(s.offset[i]), module.c_str());
+  }
+}
+
+// "fd 5, op r (recv), waiting 1.2s" or "mutex, waiting 3.0ms": what a waiter waits on.
+std::string WhatLine(int fd, int op, int64_t since_ns, int64_t now_ns) {
+  std::string out;
+  if (IsSocketOp(op)) {
+    char buf[64];
+    snprintf(buf, sizeof buf, "fd %d, op %c (%s)", fd, static_cast<char>(op), OpName(op));
+    out = buf;
+  } else if (op != 0) {
+    out = OpName(op);
+  } else {
+    out = "parked";
+  }
+  if (since_ns != 0) out += ", waiting " + Seconds(now_ns - since_ns);
+  return out;
+}
+
+void PrintAnswer(const DumpSlot& s, const std::vector<Mapping>& maps) {
+  if (IsSocketOp(s.op)) {
+    printf("  local %s  peer %s\n", FormatAddress(s.local, s.local_len).c_str(),
+           FormatAddress(s.peer, s.peer_len).c_str());
+  }
+  PrintFrames(s, maps);
+}
 
 }  // namespace
 
@@ -633,133 +736,203 @@ int DumpCommand(int argc, char** argv) {
     usleep(10000);
   }
   DumpArea* area = seg.Area();
-  bool can_signal = (h.flags & core::kShmFlagKernelWait) != 0;
+  const bool kernel_wait = (h.flags & core::kShmFlagKernelWait) != 0;
+  const bool answering = kernel_wait || area->answering.load(std::memory_order_acquire) != 0;
   bool readable = true;
-  std::vector<BlockedThread> blocked = FindBlockedThreads(pid, &readable);
+  std::vector<Task> tasks = ReadTasks(pid, &readable);
   uint64_t seq = area->seq.load(std::memory_order_relaxed) + 1;
   area->used.store(0, std::memory_order_relaxed);
+  area->fibers_skip.store(0, std::memory_order_relaxed);
   area->seq.store(seq, std::memory_order_seq_cst);
-  // Two rounds, so that a thread blocked in a receive that is not gonet's (a library's own
-  // blocking socket, which would see the EINTR) is not signalled: the first answer copies the
-  // records of the threads inside gonet's calls (dump.h), and only those are asked next.
-  int signalled = 0;
-  auto ask = [&](BlockedThread& t) {
+  DumpView view{area, seq};
+
+  int asked = 0;
+  auto ask = [&](Task& t) {
     if (SendRequest(pid, t.tid, seq) == 0) {
       t.signalled = true;
-      ++signalled;
+      ++asked;
     }
   };
-  auto record_of = [&](const BlockedThread& t) -> const core::DumpWait* {
-    uint32_t n = std::min(area->waits_count.load(std::memory_order_relaxed), core::kDumpWaits);
-    for (uint32_t i = 0; i < n; ++i) {
-      if (area->waits[i].tid == t.tid && area->waits[i].fd == t.fd) return &area->waits[i];
+  // A thread asleep on its own published parker futex: gonet's wait, which resumes after the
+  // request (dump.h). Read tid, addr, tid: an entry changing hands is not trusted.
+  auto on_own_futex = [&](int tid, long nr, unsigned long long arg0) {
+    if (nr != SYS_futex) return false;
+    for (uint32_t i = 0; i < core::kDumpParkers; ++i) {
+      const core::DumpParker& p = area->parkers[i];
+      if (p.tid.load(std::memory_order_acquire) != tid) continue;
+      uint64_t addr = p.addr.load(std::memory_order_acquire);
+      if (p.tid.load(std::memory_order_acquire) == tid && addr == arg0) return true;
     }
-    return nullptr;
+    return false;
   };
-  auto askable = [&](const BlockedThread& t) {
-    const core::DumpWait* w = record_of(t);
-    return w != nullptr && (w->flags & core::kDumpWaitHasTimeout) == 0;
-  };
-  if (can_signal) {
-    auto first = std::find_if(blocked.begin(), blocked.end(),
-                              [](const BlockedThread& t) { return SignalSafeSyscall(t.syscall); });
-    if (first != blocked.end()) {
+  // Round one: one thread that is safe to interrupt copies the waiters (and walks the fibers).
+  // Two rounds, so that a thread blocked in a receive that is not gonet's (a library's own
+  // blocking socket, which would see the EINTR) is not signalled.
+  if (answering) {
+    Task* first = nullptr;
+    for (Task& t : tasks) {
+      if (!GonetThread(t.comm) && on_own_futex(t.tid, t.syscall, t.arg0)) {
+        first = &t;
+        break;
+      }
+    }
+    if (first == nullptr && kernel_wait) {
+      for (Task& t : tasks) {
+        if (SignalSafeSyscall(t.syscall)) {
+          first = &t;
+          break;
+        }
+      }
+    }
+    if (first != nullptr) {
       ask(*first);
-      int64_t copied_until = MonoNs() + kAnswerLimitNs;
+      int64_t copied_until = MonoNs() + kCopyLimitNs;
       while (first->signalled && area->waits_done.load(std::memory_order_acquire) != seq &&
              MonoNs() < copied_until) {
         usleep(1000);
       }
-      if (area->waits_done.load(std::memory_order_acquire) == seq) {
-        for (BlockedThread& t : blocked) {
-          if (!t.signalled && SignalSafeSyscall(t.syscall) && askable(t)) ask(t);
-        }
-      }
     }
   }
-  // Wait (bounded) for every signalled thread's answer.
-  std::vector<const DumpSlot*> answers;
+  view.ReadWaits();
+  // Round two: every other thread the records show waiting, if /proc still shows it waiting
+  // there (re-read now: it may have moved on since).
+  std::vector<int> expected;  // threads asked that have a record, hence owe a slot
+  for (const core::DumpWait* w : view.waits) {
+    if (w->fiber != 0 || w->tid == 0) continue;
+    auto t =
+        std::find_if(tasks.begin(), tasks.end(), [&](const Task& x) { return x.tid == w->tid; });
+    if (t == tasks.end()) continue;
+    if (!t->signalled) {
+      long nr = -1;
+      unsigned long long arg0 = 0;
+      if (!ReadSyscall(pid, t->tid, &nr, &arg0)) continue;
+      bool safe = false;
+      if (w->flags & core::kDumpWaitKernel) {
+        safe = (w->flags & core::kDumpWaitHasTimeout) == 0 && SignalSafeSyscall(nr) &&
+               static_cast<long long>(arg0) == w->fd;
+      } else if (w->flags & core::kDumpWaitParker) {
+        safe = nr == SYS_futex && arg0 == w->addr;
+      }
+      if (safe) ask(*t);
+    }
+    if (t->signalled) expected.push_back(t->tid);
+  }
+  // Wait (bounded) for every asked thread's answer.
   int64_t until = MonoNs() + kAnswerLimitNs;
   for (;;) {
-    answers.clear();
-    uint32_t used = std::min(area->used.load(std::memory_order_acquire), core::kDumpSlots);
-    for (uint32_t i = 0; i < used; ++i) {
-      if (area->slots[i].seq.load(std::memory_order_acquire) == seq) {
-        answers.push_back(&area->slots[i]);
-      }
-    }
-    if (static_cast<int>(answers.size()) >= signalled || MonoNs() > until) break;
+    view.ReadSlots();
+    bool all = std::all_of(expected.begin(), expected.end(),
+                           [&](int tid) { return view.SlotOfThread(tid) != nullptr; });
+    if (all || MonoNs() > until) break;
     usleep(2000);
   }
-  bool have_waits = area->waits_done.load(std::memory_order_acquire) == seq;
   std::vector<Mapping> maps = ReadMaps(pid);
   int64_t now = MonoNs();
 
-  printf("gonet dump: pid %d, mode %s, uptime %s: %zu thread(s) blocked in socket calls\n", h.pid,
-         ModeName(h.mode), Seconds(now - h.start_mono_ns).c_str(), blocked.size());
+  // Threads: the records, then threads /proc shows in a socket call that gonet has no record of.
+  struct ThreadWaiter {
+    Task* task;
+    const core::DumpWait* wait;  // nullptr: seen in /proc only
+  };
+  std::vector<ThreadWaiter> threads;
+  std::vector<const core::DumpWait*> fibers;
+  for (const core::DumpWait* w : view.waits) {
+    if (w->fiber != 0) {
+      fibers.push_back(w);
+      continue;
+    }
+    auto t =
+        std::find_if(tasks.begin(), tasks.end(), [&](const Task& x) { return x.tid == w->tid; });
+    if (t != tasks.end()) threads.push_back({&*t, w});
+  }
+  for (Task& t : tasks) {
+    if (!SocketSyscall(t.syscall)) continue;
+    bool known = std::any_of(threads.begin(), threads.end(),
+                             [&](const ThreadWaiter& x) { return x.task->tid == t.tid; });
+    if (!known) threads.push_back({&t, nullptr});
+  }
+  std::sort(threads.begin(), threads.end(),
+            [](const ThreadWaiter& a, const ThreadWaiter& b) { return a.task->tid < b.task->tid; });
+  std::sort(fibers.begin(), fibers.end(),
+            [](const core::DumpWait* a, const core::DumpWait* b) { return a->fiber < b->fiber; });
+  uint32_t more = view.have_waits ? area->waits_more.load(std::memory_order_relaxed) : 0;
+
+  printf("gonet dump: pid %d, mode %s, uptime %s: %zu thread(s) and %zu fiber(s) waiting\n", h.pid,
+         ModeName(h.mode), Seconds(now - h.start_mono_ns).c_str(), threads.size(),
+         fibers.size() + more);
   if (!readable) {
     printf(
         "  (some threads' /proc/%ld/task/*/syscall could not be read: run as root, or allow "
         "ptrace of your own processes)\n",
         pid);
   }
-  if (!can_signal) {
+  if (!answering) {
     printf(
-        "  (mode %s: blocked operations wait on the netpoller, not in the kernel; this dump "
-        "lists kernel-blocked threads only, without backtraces)\n",
+        "  (mode %s: gonet does not answer dump requests in this process (no wait has parked "
+        "yet, or passthrough); this dump lists kernel-blocked threads only, without "
+        "backtraces)\n",
         ModeName(h.mode));
+  } else if (!view.have_waits) {
+    printf(
+        "  (no thread could be asked safely, or none answered: waiters on the netpoller path "
+        "and fibers are not listed; kernel-blocked threads are listed without backtraces)\n");
   }
-  for (const BlockedThread& t : blocked) {
-    const DumpSlot* s = nullptr;
-    for (const DumpSlot* a : answers) {
-      if (a->tid == t.tid) s = a;
-    }
-    const core::DumpWait* w = nullptr;
-    if (have_waits) {
-      uint32_t n = std::min(area->waits_count.load(std::memory_order_relaxed), core::kDumpWaits);
-      for (uint32_t i = 0; i < n; ++i) {
-        if (area->waits[i].tid == t.tid) w = &area->waits[i];
-      }
-    }
+  if (area->fibers_skip.load(std::memory_order_relaxed) != 0) {
+    printf("  (fibers not listed: the thread asked was one of gonet's)\n");
+  }
+  for (const ThreadWaiter& x : threads) {
+    const Task& t = *x.task;
+    const core::DumpWait* w = x.wait;
+    const DumpSlot* s = view.SlotOfThread(t.tid);
     printf("\n");
     if (s != nullptr) {
-      printf("thread %d \"%s\": fd %d, op %c (%s), waiting %s\n", t.tid, t.comm.c_str(), s->fd,
-             static_cast<char>(s->op), OpName(s->op), Seconds(s->now_ns - s->since_ns).c_str());
-      printf("  local %s  peer %s\n", FormatAddress(s->local, s->local_len).c_str(),
-             FormatAddress(s->peer, s->peer_len).c_str());
-      int frames = std::min(s->nframes, core::kDumpFrames);
-      for (int i = 0; i < frames; ++i) {
-        char name[core::kDumpNameSize + 1];
-        memcpy(name, s->name[i], core::kDumpNameSize);
-        name[core::kDumpNameSize] = '\0';
-        std::string module = ModuleOf(maps, s->pc[i]);
-        printf("  #%-2d 0x%016llx %s+0x%llx  %s\n", i, static_cast<unsigned long long>(s->pc[i]),
-               Demangle(name).c_str(), static_cast<unsigned long long>(s->offset[i]),
-               module.c_str());
-      }
+      printf("thread %d \"%s\": %s\n", t.tid, t.comm.c_str(),
+             WhatLine(s->fd, s->op, s->since_ns, s->now_ns).c_str());
+      PrintAnswer(*s, maps);
       continue;
     }
-    int op = w != nullptr ? w->op : SyscallOp(t.syscall)[0];
-    printf("thread %d \"%s\": fd %ld, op %c (%s)", t.tid, t.comm.c_str(), t.fd,
-           static_cast<char>(op), OpName(op));
-    if (w != nullptr) printf(", waiting %s", Seconds(area->waits_now_ns - w->since_ns).c_str());
-    printf("\n");
-    if (!can_signal) {
+    int op = w != nullptr ? w->op : SyscallOp(t.syscall);
+    int fd = w != nullptr ? w->fd : static_cast<int>(t.arg0);
+    printf("thread %d \"%s\": %s\n", t.tid, t.comm.c_str(),
+           WhatLine(fd, op, w != nullptr ? w->since_ns : 0, area->waits_now_ns).c_str());
+    if (!answering) {
       printf("  (no backtrace in mode %s)\n", ModeName(h.mode));
-    } else if (!SignalSafeSyscall(t.syscall)) {
+    } else if (w == nullptr) {
+      printf("  (no backtrace: not inside a gonet call, so not interrupted)\n");
+    } else if ((w->flags & core::kDumpWaitKernel) && !SignalSafeSyscall(t.syscall)) {
       printf("  (no backtrace: interrupting a blocking %s could change its result)\n", OpName(op));
-    } else if (w != nullptr && (w->flags & core::kDumpWaitHasTimeout) != 0) {
+    } else if (w->flags & core::kDumpWaitHasTimeout) {
       printf(
           "  (no backtrace: the socket has SO_RCVTIMEO, and the restarted call would wait "
           "the whole timeout again)\n");
     } else if (t.signalled) {
-      printf("  (no answer within %s: the thread blocks SIGURG, or is not in a gonet call)\n",
+      printf("  (no answer within %s: the thread blocks SIGURG, or left the wait)\n",
              Seconds(kAnswerLimitNs).c_str());
     } else {
-      printf("  (no backtrace: not inside a gonet call, so not interrupted)\n");
+      printf("  (no backtrace: not asleep in the wait when asked, so not interrupted)\n");
     }
   }
-  if (blocked.empty()) printf("\n(no thread is blocked in a socket call)\n");
+  for (const core::DumpWait* w : fibers) {
+    const DumpSlot* s = view.SlotAt(w->slot);
+    printf("\nfiber %u: ", w->fiber);
+    if (w->flags & core::kDumpWaitRunnable) {
+      printf("runnable (queued to run)\n");
+    } else {
+      printf("%s\n",
+             WhatLine(w->fd, w->op, w->since_ns, s != nullptr ? s->now_ns : area->waits_now_ns)
+                 .c_str());
+    }
+    if (s != nullptr) {
+      PrintAnswer(*s, maps);
+    } else {
+      printf("  (no backtrace: only the first %u waiters get one)\n", core::kDumpSlots);
+    }
+  }
+  if (more != 0) {
+    printf("\n... and %u more fiber(s) or thread(s) waiting (a dump lists at most %u)\n", more,
+           core::kDumpWaits);
+  }
+  if (threads.empty() && fibers.empty() && more == 0) printf("\n(nothing is waiting)\n");
   fflush(stdout);
   return 0;
 }
