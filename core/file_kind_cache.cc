@@ -57,7 +57,8 @@ FileKind Lookup(int fd) {
 }  // namespace
 
 bool FileCallMayWait(int fd, short events, size_t bytes) {
-  if (Lookup(fd) != kMayWait) return false;
+  // Zero bytes: pipes, sockets and ttys answer 0 at once, whatever their state.
+  if (bytes == 0 || Lookup(fd) != kMayWait) return false;
   if (events != POLLOUT || bytes <= PIPE_BUF) {
     pollfd p{fd, events, 0};
     timespec zero{};

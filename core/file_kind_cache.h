@@ -36,9 +36,10 @@ namespace gonet::core {
 // read (a blocking read returns as soon as anything is there) and for a write of up to PIPE_BUF
 // bytes; a longer write on a pipe or socket can wait after a partial copy even when poll says
 // writable, so it counts as "could wait" without a probe. Errors (EBADF, POLLNVAL) say false:
-// the inline call returns the kernel's error at once. Preserves errno.
+// the inline call returns the kernel's error at once. So does a call of zero bytes, which a
+// pipe, socket or tty answers at once. Preserves errno.
 bool FileCallMayWait(int fd, short events, size_t bytes);
-// writev: the bytes of the iovec array; an array the kernel will reject (more than IOV_MAX
+// readv/writev: the bytes of the iovec array; an array the kernel will reject (more than IOV_MAX
 // entries, NULL) is not read and says false (the kernel's EINVAL/EFAULT comes back at once).
 bool FileCallMayWait(int fd, short events, const iovec* iov, int iovcnt);
 

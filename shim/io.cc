@@ -40,7 +40,7 @@ GONET_HOOK ssize_t __read_chk(int fd, void* buf, size_t n, size_t buflen) {
 GONET_HOOK ssize_t readv(int fd, const struct iovec* iov, int iovcnt) {
   core::IoResult r = core::Readv(fd, iov, iovcnt);
   if (!r.passthrough()) return ToCAbi(r);
-  if (core::InFiber() && core::FileCallMayWait(fd, POLLIN, 0)) {
+  if (core::InFiber() && core::FileCallMayWait(fd, POLLIN, iov, iovcnt)) {
     return core::OffloadCall(real::readv, fd, iov, iovcnt);
   }
   return real::readv(fd, iov, iovcnt);

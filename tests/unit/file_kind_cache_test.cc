@@ -49,6 +49,12 @@ TEST(FileKindCache, ReadOfAnEmptyPipeMayWaitAndOfAFilledOneDoesNot) {
   EXPECT_FALSE(FileCallMayWait(p.r, POLLIN, 1));
 }
 
+TEST(FileKindCache, ZeroByteCallsNeverWait) {
+  Pipe p;
+  EXPECT_FALSE(FileCallMayWait(p.r, POLLIN, 0));
+  EXPECT_FALSE(FileCallMayWait(p.r, POLLIN, nullptr, 0));
+}
+
 TEST(FileKindCache, SmallWriteToAPipeWithRoomDoesNotWaitButALongOneMay) {
   Pipe p;
   EXPECT_FALSE(FileCallMayWait(p.w, POLLOUT, PIPE_BUF));
