@@ -474,7 +474,8 @@ void RunWorker(FiberWorker* w) {
   t_worker = nullptr;
 }
 
-// A spare machine waits to be given a worker (the sysmon's handoff).
+// A machine waits to be given a worker: at once if it was started with one, else (a spare) until
+// the sysmon's handoff. worker is written before given (release).
 FiberWorker* AwaitWorker(Machine* m) {
   while (m->given.load(std::memory_order_acquire) == 0) {
     FutexWaitUntil(&m->given, 0, 0);
@@ -494,11 +495,8 @@ void* WorkerMain(void* arg) {
     sigaltstack(&ss, nullptr);
   }
   pthread_setname_np(pthread_self(), "gonet-worker");
-  FiberWorker* w = std::exchange(m->worker, nullptr);
   for (;;) {
-    if (w == nullptr) w = AwaitWorker(m);
-    RunWorker(w);
-    w = nullptr;
+    RunWorker(AwaitWorker(m));
     SpinGuard g(g_spare_mu);
     m->next_spare = g_spares;
     g_spares = m;
@@ -532,6 +530,7 @@ Machine* StartMachine(FiberWorker* w) {
   pthread_t thread;
   if (m != nullptr) {
     m->worker = w;
+    m->given.store(w != nullptr ? 1 : 0, std::memory_order_relaxed);  // published by the create
     if (RealPthreadCreate()(&thread, nullptr, &WorkerMain, m) == 0) {
       pthread_detach(thread);
       return m;
