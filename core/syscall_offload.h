@@ -38,9 +38,10 @@
 // fork: the child has no helpers; an atfork child handler empties the pool (a job in flight in
 // the parent belonged to a fiber that does not exist in the child).
 //
-// LOCKING: one spinlock guards the idle list and the thread count; a leaf, never held across a
-// syscall except that nothing else is taken under it. It is never taken in a signal handler:
-// callers check InFiber(), which is false while core is re-entered (runtime.h).
+// LOCKING: one spinlock guards the idle list, the free slots and the thread count. A leaf: nothing
+// else is taken under it, and no syscall is made under it (the submitter's futex wake and
+// pthread_create come after the unlock). A signal handler never takes it on a thread that holds
+// it: Offload holds a ReentryGuard, and InFiber() is false while core is re-entered (runtime.h).
 #pragma once
 
 #include "core/fiber_scheduler.h"
