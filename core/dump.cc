@@ -35,10 +35,12 @@ bool IsSocketWait(char what) {
 // request wins the waits_seq CAS.
 SymbolCache g_symbols;
 
-// Claims a slot of the current request, or nullptr once all are taken.
-DumpSlot* ClaimSlot(DumpArea* area, int32_t* index) {
-  uint32_t i = area->used.fetch_add(1, std::memory_order_relaxed);
-  if (i >= kDumpSlots) return nullptr;
+// Claims a slot of the current request, or nullptr once `limit` are taken.
+DumpSlot* ClaimSlot(DumpArea* area, uint32_t limit, int32_t* index) {
+  uint32_t i = area->used.load(std::memory_order_relaxed);
+  do {
+    if (i >= limit) return nullptr;
+  } while (!area->used.compare_exchange_weak(i, i + 1, std::memory_order_relaxed));
   *index = static_cast<int32_t>(i);
   return &area->slots[i];
 }
@@ -85,7 +87,7 @@ void NoteFiber(void* ctx, const FiberTask& t, const void* saved_context) {
     return;
   }
   int32_t index;
-  if (DumpSlot* s = ClaimSlot(c.area, &index)) {
+  if (DumpSlot* s = ClaimSlot(c.area, kDumpFiberSlots, &index)) {
     s->tid = 0;
     s->fiber = w.fiber;
     s->fd = w.fd;
@@ -205,7 +207,7 @@ void AnswerDumpRequest(const siginfo_t* si, void* ucontext, const KernelWaitReco
     return;
   }
   int32_t index;
-  DumpSlot* s = ClaimSlot(area, &index);
+  DumpSlot* s = ClaimSlot(area, kDumpSlots, &index);
   if (s == nullptr) return;
   s->tid = static_cast<int32_t>(sys::Call(SYS_gettid));
   s->fiber = 0;

@@ -31,8 +31,9 @@
 //      waits_seq and copies every kernel-wait record and every noted ThreadParker into
 //      DumpArea::waits; in fibers mode it then walks the suspended fibers
 //      (FiberScheduler::ForEachSuspendedTask pins each while it is read), notes each in waits,
-//      and for the first of them that fit claims a slot with its fd, addresses and a backtrace
-//      unwound from the fiber's saved context (backtrace.h ContextBacktrace). Stores waits_done
+//      and for the first kDumpFiberSlots of them claims a slot with its fd, addresses and a
+//      backtrace unwound from the fiber's saved context (backtrace.h FiberBacktrace); the other
+//      slots stay for the threads of round two. Stores waits_done
 //      last (release). Waiters beyond kDumpWaits are only counted (waits_more: the dump's
 //      "and N more" line); fibers beyond the slots are listed without a backtrace.
 //   4. Round two: for each thread in waits that is safe to interrupt (re-checked in /proc right
@@ -78,9 +79,10 @@ class ThreadParker;
 inline constexpr uint64_t kDumpSignalMagic = 0x676e6474;  // "gndt": high half of sival_ptr
 inline constexpr int kDumpFrames = 32;
 inline constexpr int kDumpNameSize = 96;
-inline constexpr uint32_t kDumpSlots = 256;     // waiters with a backtrace and addresses
-inline constexpr uint32_t kDumpWaits = 4096;    // waiters listed at all
-inline constexpr uint32_t kDumpParkers = 4096;  // ThreadParkers the dumper can see from outside
+inline constexpr uint32_t kDumpSlots = 256;       // waiters with a backtrace and addresses
+inline constexpr uint32_t kDumpFiberSlots = 192;  // of which fibers may take (threads answer later)
+inline constexpr uint32_t kDumpWaits = 4096;      // waiters listed at all
+inline constexpr uint32_t kDumpParkers = 4096;    // ThreadParkers the dumper can see from outside
 
 // One waiter with its backtrace. Written only by the handler that claimed it.
 struct DumpSlot {

@@ -33,6 +33,7 @@
 #include <cstring>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "core/dump.h"
@@ -755,15 +756,17 @@ int DumpCommand(int argc, char** argv) {
   };
   // A thread asleep on its own published parker futex: gonet's wait, which resumes after the
   // request (dump.h). Read tid, addr, tid: an entry changing hands is not trusted.
+  std::unordered_map<int, uint64_t> parker_of;
+  for (uint32_t i = 0; i < core::kDumpParkers; ++i) {
+    const core::DumpParker& p = area->parkers[i];
+    int tid = p.tid.load(std::memory_order_acquire);
+    if (tid == 0) continue;
+    uint64_t addr = p.addr.load(std::memory_order_acquire);
+    if (p.tid.load(std::memory_order_acquire) == tid) parker_of[tid] = addr;
+  }
   auto on_own_futex = [&](int tid, long nr, unsigned long long arg0) {
-    if (nr != SYS_futex) return false;
-    for (uint32_t i = 0; i < core::kDumpParkers; ++i) {
-      const core::DumpParker& p = area->parkers[i];
-      if (p.tid.load(std::memory_order_acquire) != tid) continue;
-      uint64_t addr = p.addr.load(std::memory_order_acquire);
-      if (p.tid.load(std::memory_order_acquire) == tid && addr == arg0) return true;
-    }
-    return false;
+    auto it = parker_of.find(tid);
+    return nr == SYS_futex && it != parker_of.end() && it->second == arg0;
   };
   // Round one: one thread that is safe to interrupt copies the waiters (and walks the fibers).
   // Two rounds, so that a thread blocked in a receive that is not gonet's (a library's own
@@ -905,6 +908,8 @@ int DumpCommand(int argc, char** argv) {
       printf(
           "  (no backtrace: the socket has SO_RCVTIMEO, and the restarted call would wait "
           "the whole timeout again)\n");
+    } else if (t.signalled && area->used.load(std::memory_order_relaxed) >= core::kDumpSlots) {
+      printf("  (no backtrace: a dump holds at most %u)\n", core::kDumpSlots);
     } else if (t.signalled) {
       printf("  (no answer within %s: the thread blocks SIGURG, or left the wait)\n",
              Seconds(kAnswerLimitNs).c_str());
@@ -925,7 +930,7 @@ int DumpCommand(int argc, char** argv) {
     if (s != nullptr) {
       PrintAnswer(*s, maps);
     } else {
-      printf("  (no backtrace: only the first %u waiters get one)\n", core::kDumpSlots);
+      printf("  (no backtrace: a dump unwinds at most %u fibers)\n", core::kDumpFiberSlots);
     }
   }
   if (more != 0) {

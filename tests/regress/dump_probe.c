@@ -1,0 +1,84 @@
+// dump_probe: a thread-per-task program whose threads, run as fibers, park on every kind of wait
+// that `gonet dump` names: accept on a socket, a mutex, a condition variable, a semaphore and a
+// sleep (tests/regress/dump_test.py). It prints "listening on PORT" like the sample daemons; the
+// first connection releases everything and the program exits 0. alarm() bounds its life.
+#include <netinet/in.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static int g_listen = -1;
+static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;  // held by the holder until released
+static sem_t g_held;                                       // the holder holds g_mu
+static pthread_mutex_t g_cmu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t g_cv = PTHREAD_COND_INITIALIZER;
+static int g_go = 0;  // guarded by g_cmu
+static sem_t g_sem;
+
+void* ProbeHolder(void* arg) {
+  pthread_mutex_lock(&g_mu);
+  sem_post(&g_held);
+  int c = accept(g_listen, NULL, NULL);
+  if (c >= 0) close(c);
+  pthread_mutex_lock(&g_cmu);
+  g_go = 1;
+  pthread_cond_broadcast(&g_cv);
+  pthread_mutex_unlock(&g_cmu);
+  sem_post(&g_sem);
+  pthread_mutex_unlock(&g_mu);
+  return arg;
+}
+
+void* ProbeLocker(void* arg) {
+  while (sem_wait(&g_held) != 0) {
+  }
+  pthread_mutex_lock(&g_mu);
+  pthread_mutex_unlock(&g_mu);
+  return arg;
+}
+
+void* ProbeCondWaiter(void* arg) {
+  pthread_mutex_lock(&g_cmu);
+  while (!g_go) pthread_cond_wait(&g_cv, &g_cmu);
+  pthread_mutex_unlock(&g_cmu);
+  return arg;
+}
+
+void* ProbeSemWaiter(void* arg) {
+  while (sem_wait(&g_sem) != 0) {
+  }
+  return arg;
+}
+
+void* ProbeSleeper(void* arg) {
+  for (;;) sleep(3600);  // ends with the process
+  return arg;
+}
+
+int main(void) {
+  alarm(120);  // a safety net: SIGALRM's default action ends a probe nobody released
+  sem_init(&g_held, 0, 0);
+  sem_init(&g_sem, 0, 0);
+  g_listen = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {0};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  if (g_listen < 0 || bind(g_listen, (struct sockaddr*)&a, sizeof a) != 0 ||
+      listen(g_listen, 8) != 0 || getsockname(g_listen, (struct sockaddr*)&a, &len) != 0) {
+    perror("dump_probe: listen");
+    return 1;
+  }
+  void* (*joined[])(void*) = {ProbeHolder, ProbeLocker, ProbeCondWaiter, ProbeSemWaiter};
+  pthread_t t[4];
+  for (int i = 0; i < 4; ++i) pthread_create(&t[i], NULL, joined[i], NULL);
+  pthread_t sleeper;
+  pthread_create(&sleeper, NULL, ProbeSleeper, NULL);
+  pthread_detach(sleeper);
+  printf("listening on %d\n", ntohs(a.sin_port));
+  fflush(stdout);
+  for (int i = 0; i < 4; ++i) pthread_join(t[i], NULL);
+  return 0;
+}
