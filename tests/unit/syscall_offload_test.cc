@@ -7,7 +7,9 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <pthread.h>
+#include <signal.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -169,6 +171,42 @@ TEST(SyscallOffload, IdleHelpersTakeLaterCalls) {
     ASSERT_EQ(t->Join(nullptr), 0);
     EXPECT_EQ(got.load(), 1);
   }
+}
+
+// The child of a fork has none of the parent's helpers: were the parent's idle helpers still
+// listed, the child would hand its call to a thread that does not exist and wait forever.
+TEST(SyscallOffload, ForkedChildRunsItsCallsOnItsOwnHelpers) {
+#if defined(__SANITIZE_THREAD__)
+  GTEST_SKIP() << "ThreadSanitizer cannot start threads in the child of a multi-threaded fork";
+#endif
+  StartFibersMode();
+  {
+    Pipe warm;  // leaves an idle helper behind in the parent
+    ASSERT_EQ(write(warm.w, "w", 1), 1);
+    FiberTask* t = Go([&] {
+      char c;
+      OffloadCall(ReadOne, warm.r, &c);
+    });
+    ASSERT_EQ(t->Join(nullptr), 0);
+  }
+  Pipe p;
+  ASSERT_EQ(write(p.w, "z", 1), 1);
+  std::atomic<pid_t> child{0};
+  FiberTask* t = Go([&] {
+    pid_t pid = fork();
+    if (pid == 0) {
+      char c = 0;
+      _exit(OffloadCall(ReadOne, p.r, &c) == 1 && c == 'z' ? 0 : 1);
+    }
+    child = pid;
+  });
+  ASSERT_EQ(t->Join(nullptr), 0);
+  ASSERT_GT(child.load(), 0);
+  int status = -1;
+  bool ended = WaitUntil([&] { return waitpid(child.load(), &status, WNOHANG) == child.load(); });
+  if (!ended) kill(child.load(), SIGKILL);
+  ASSERT_TRUE(ended) << "the child never finished its offloaded call";
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
 }
 
 }  // namespace
