@@ -7,6 +7,7 @@ Exit: 0 pass, 1 fail, 77 skip (a program or libgonet.so is missing).
 """
 import argparse
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -43,6 +44,7 @@ def wait_port(port, proc, timeout=10.0):
 
 class Env:
     def __init__(self, build, mode):
+        self.build = build
         self.lib = os.path.join(build, "libgonet.so")
         self.mode = mode
 
@@ -265,12 +267,224 @@ def check_redis_no_extra_syscalls(e):
     return per[True] <= per[False] + 0.05
 
 
+def listening(port):
+    """True once some socket listens on 127.0.0.1:port (read from /proc, without connecting:
+    iperf would count a probe connection as a test)."""
+    want = f"0100007F:{port:04X}"
+    with open("/proc/net/tcp") as f:
+        rows = [line.split() for line in f.readlines()[1:]]
+    return any(r[1] == want and r[3] == "0A" for r in rows)
+
+
+def wait_until(what, predicate, proc, timeout=20.0):
+    """Waits for observable state; the timeout only bounds a failing run."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited early with {proc.returncode} waiting for {what}")
+        time.sleep(0.05)
+    raise RuntimeError(f"timed out after {timeout}s waiting for {what}")
+
+
+def gonet_stats(e, pid):
+    """The live counters of a preloaded process (`gonet stats PID --json`), or None."""
+    r = subprocess.run([os.path.join(e.build, "gonet"), "stats", str(pid), "--json"],
+                       env=e.environ(False), capture_output=True, text=True, timeout=10)
+    return json.loads(r.stdout) if r.returncode == 0 else None
+
+
+def os_threads(pid):
+    return len(os.listdir(f"/proc/{pid}/task"))
+
+
+PRIVOXY_CONFIG = """confdir {dir}
+listen-address 127.0.0.1:{port}
+toggle 0
+enable-remote-toggle 0
+enable-remote-http-toggle 0
+enable-edit-actions 0
+socket-timeout 30
+"""
+
+HELD = 8
+
+
+def hold_requests(proxy_port, url, n):
+    """Opens n proxy connections, each with a request whose header is not finished yet, so that
+    privoxy has n client threads (or fibers) blocked reading them at once."""
+    socks = []
+    for _ in range(n):
+        s = socket.create_connection(("127.0.0.1", proxy_port), timeout=30)
+        s.sendall(f"GET {url} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n".encode())
+        socks.append(s)
+    return socks
+
+
+def finish_request(s):
+    """Ends the held request's header and returns (status line, sha256 of the body)."""
+    s.sendall(b"\r\n")
+    data = bytearray()
+    while True:
+        chunk = s.recv(1 << 16)
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    head, _, body = bytes(data).partition(b"\r\n\r\n")
+    return head.split(b"\r\n")[0].decode(errors="replace"), hashlib.sha256(body).hexdigest()
+
+
+def privoxy_round(e, preload, d, origin_port):
+    """One privoxy (preloaded or not) proxying curl and held raw requests to the origin."""
+    port = free_port()
+    conf = os.path.join(d, f"privoxy-{port}.conf")
+    with open(conf, "w") as f:
+        f.write(PRIVOXY_CONFIG.format(dir=d, port=port))
+    url = f"http://127.0.0.1:{origin_port}/blob.bin"
+    curl = ["curl", "-sS", "--max-time", "30", "--noproxy", "", "-x", f"http://127.0.0.1:{port}",
+            url]
+    srv = start(["privoxy", "--no-daemon", conf], e.environ(preload), stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL)
+    try:
+        wait_until(f"privoxy listening on {port}", lambda: listening(port), srv)
+        got = []
+        for _ in range(3):
+            r = subprocess.run(curl, env=e.environ(False), capture_output=True, timeout=60)
+            got.append((r.returncode, hashlib.sha256(r.stdout).hexdigest()))
+        # Eight curls at once: privoxy serves them on eight threads (fibers) concurrently.
+        with tempfile.TemporaryDirectory() as out:
+            procs = [start(curl + ["-o", os.path.join(out, str(i))], e.environ(False))
+                     for i in range(HELD)]
+            for i, p in enumerate(procs):
+                try:
+                    rc = p.wait(timeout=60)
+                finally:
+                    stop(p, signal.SIGKILL)
+                with open(os.path.join(out, str(i)), "rb") as f:
+                    got.append((rc, hashlib.sha256(f.read()).hexdigest()))
+        socks = hold_requests(port, url, HELD)
+        try:
+            # Privoxy has one OS thread per open client natively; under the shim, fibers mode
+            # must show them as live fibers, and every mode must publish its counters. (Not an
+            # OS-thread count: each client fiber waits in poll() on its socket, which fibers mode
+            # offloads to one gonet-offload helper thread per waiting call.)
+            if not preload:
+                wait_until(f"{HELD} privoxy client threads", lambda: os_threads(srv.pid) > HELD,
+                           srv)
+                seen = ("native", "threads>held")
+            else:
+                stats = gonet_stats(e, srv.pid)
+                if stats is None or stats["mode"] != e.mode:
+                    raise RuntimeError(f"no gonet stats in mode {e.mode} for privoxy: {stats}")
+                if e.mode == "fibers":
+                    wait_until(f"{HELD} live fibers in privoxy",
+                               lambda: gonet_stats(e, srv.pid)["counters"]["fibers_live"] >= HELD,
+                               srv)
+                    print(f"fibers mode: {HELD} held clients, fibers_live >= {HELD}, "
+                          f"{os_threads(srv.pid)} OS threads")
+                seen = ("preloaded", e.mode)
+            got += [(0,) + finish_request(s)[1:] for s in socks]
+            socks = []
+        finally:
+            for s in socks:
+                s.close()
+        return seen, got
+    finally:
+        stop(srv)
+
+
+def check_privoxy_proxy(e):
+    """curl (native) through a preloaded privoxy (thread per client) to a native
+    `python3 -m http.server`: 3 fetches, 8 at once, 8 held open together; bodies identical."""
+    for tool in ("privoxy", "curl"):
+        if not shutil.which(tool):
+            print(f"{tool} not installed")
+            return SKIP
+    with tempfile.TemporaryDirectory() as d:
+        blob = os.urandom(1536 * 1024)
+        with open(os.path.join(d, "blob.bin"), "wb") as f:
+            f.write(blob)
+        origin_port = free_port()
+        origin = start(["/usr/bin/python3", "-m", "http.server", str(origin_port), "--bind",
+                        "127.0.0.1"], e.environ(False), cwd=d, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+        try:
+            wait_port(origin_port, origin)
+            results = {p: privoxy_round(e, p, d, origin_port) for p in (False, True)}
+        finally:
+            stop(origin, signal.SIGINT)
+    want = [(0, hashlib.sha256(blob).hexdigest())] * (3 + 2 * HELD)
+    for p in (False, True):
+        bad = [g for g in results[p][1] if g != want[0]]
+        print(f"{results[p][0]}: {len(results[p][1])} bodies, {len(bad)} wrong {bad[:3]}")
+    return results[False][1] == want and results[True][1] == want
+
+
+IPERF_BYTES = 20 * 1024 * 1024
+IPERF_STREAMS = 4
+IPERF_RUNS = 2
+
+
+def iperf_round(e, preload):
+    """A (preloaded) `iperf -s` serves IPERF_RUNS native clients of IPERF_STREAMS streams each.
+    Returns the client exit codes and the byte counts the server reported per stream."""
+    port = free_port()
+    with tempfile.TemporaryDirectory() as d:
+        out_path = os.path.join(d, "server.csv")
+        with open(out_path, "w") as out:
+            srv = start(["iperf", "-s", "-B", "127.0.0.1", "-p", str(port), "-y", "C"],
+                        e.environ(preload), stdout=out, stderr=subprocess.DEVNULL)
+        try:
+            wait_until(f"iperf listening on {port}", lambda: listening(port), srv)
+            rcs = []
+            for _ in range(IPERF_RUNS):
+                r = subprocess.run(["iperf", "-c", "127.0.0.1", "-p", str(port), "-n",
+                                    str(IPERF_BYTES), "-P", str(IPERF_STREAMS), "-y", "C"],
+                                   env=e.environ(False), capture_output=True, text=True,
+                                   timeout=60)
+                rcs.append(r.returncode)
+
+            def streams():
+                # CSV: time,local ip,local port,peer ip,peer port,id,interval,bytes,bits/s;
+                # id -1 would be a sum line.
+                with open(out_path) as f:
+                    rows = [line.strip().split(",") for line in f if line.count(",") >= 8]
+                return [int(r[7]) for r in rows if int(r[5]) > 0]
+
+            # The server reports a stream when it ends, which may be just after the client exits.
+            wait_until("the server's report of every stream",
+                       lambda: len(streams()) >= IPERF_RUNS * IPERF_STREAMS, srv)
+            if preload:
+                stats = gonet_stats(e, srv.pid)
+                if stats is None or stats["mode"] != e.mode:
+                    raise RuntimeError(f"no gonet stats in mode {e.mode} for iperf: {stats}")
+            return rcs, sorted(streams())
+        finally:
+            stop(srv, signal.SIGINT)
+
+
+def check_iperf_server(e):
+    """iperf 2 server (a thread per client stream) preloaded, native clients moving a bounded
+    byte count over 4 parallel streams: every stream reports exactly the bytes sent."""
+    if not shutil.which("iperf"):
+        print("iperf not installed")
+        return SKIP
+    results = {p: iperf_round(e, p) for p in (False, True)}
+    want = ([0] * IPERF_RUNS, [IPERF_BYTES] * (IPERF_RUNS * IPERF_STREAMS))
+    print("native:", results[False], "preloaded:", results[True])
+    return results[False] == want and results[True] == want
+
+
 CHECKS = {
     "curl_python_http_server": check_curl_http_server,
     "socat_exec_child": check_socat_exec_child,
     "python_blocking_pair": check_python_blocking_pair,
     "python_ctrl_c_in_accept": check_python_ctrl_c_in_accept,
     "redis_no_extra_syscalls": check_redis_no_extra_syscalls,
+    "privoxy_proxy": check_privoxy_proxy,
+    "iperf_server": check_iperf_server,
 }
 
 
