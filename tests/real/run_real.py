@@ -57,8 +57,22 @@ class Env:
         return env
 
 
+STARTED = []  # every process start() made, so that main can stop what a failed check left
+_budget = {"starting": False, "over": False}
+
+
 def start(cmd, env, **kw):
-    return subprocess.Popen(cmd, env=env, start_new_session=True, **kw)
+    # The budget alarm is held off while Popen runs: raised between fork and return, it would
+    # leave a process nobody knows about.
+    _budget["starting"] = True
+    try:
+        proc = subprocess.Popen(cmd, env=env, start_new_session=True, **kw)
+        STARTED.append(proc)
+    finally:
+        _budget["starting"] = False
+    if _budget["over"]:
+        raise RuntimeError(f"check still running after {BUDGET_S} s")
+    return proc
 
 
 def stop(proc, sig=signal.SIGTERM):
@@ -316,7 +330,7 @@ def hold_requests(proxy_port, url, n):
     privoxy has n client threads (or fibers) blocked reading them at once."""
     socks = []
     for _ in range(n):
-        s = socket.create_connection(("127.0.0.1", proxy_port), timeout=30)
+        s = socket.create_connection(("127.0.0.1", proxy_port), timeout=10)
         s.sendall(f"GET {url} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n".encode())
         socks.append(s)
     return socks
@@ -343,7 +357,7 @@ def privoxy_round(e, preload, d, origin_port):
     with open(conf, "w") as f:
         f.write(PRIVOXY_CONFIG.format(dir=d, port=port))
     url = f"http://127.0.0.1:{origin_port}/blob.bin"
-    curl = ["curl", "-sS", "--max-time", "30", "--noproxy", "", "-x", f"http://127.0.0.1:{port}",
+    curl = ["curl", "-sS", "--max-time", "10", "--noproxy", "", "-x", f"http://127.0.0.1:{port}",
             url]
     srv = start(["privoxy", "--no-daemon", conf], e.environ(preload), stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL)
@@ -351,7 +365,7 @@ def privoxy_round(e, preload, d, origin_port):
         wait_until(f"privoxy listening on {port}", lambda: listening(port), srv)
         got = []
         for _ in range(3):
-            r = subprocess.run(curl, env=e.environ(False), capture_output=True, timeout=60)
+            r = subprocess.run(curl, env=e.environ(False), capture_output=True, timeout=30)
             got.append((r.returncode, hashlib.sha256(r.stdout).hexdigest()))
         # Eight curls at once: privoxy serves them on eight threads (fibers) concurrently.
         with tempfile.TemporaryDirectory() as out:
@@ -359,7 +373,7 @@ def privoxy_round(e, preload, d, origin_port):
                      for i in range(HELD)]
             for i, p in enumerate(procs):
                 try:
-                    rc = p.wait(timeout=60)
+                    rc = p.wait(timeout=30)
                 finally:
                     stop(p, signal.SIGKILL)
                 with open(os.path.join(out, str(i)), "rb") as f:
@@ -443,7 +457,7 @@ def iperf_round(e, preload):
                 r = subprocess.run(["iperf", "-c", "127.0.0.1", "-p", str(port), "-n",
                                     str(IPERF_BYTES), "-P", str(IPERF_STREAMS), "-y", "C"],
                                    env=e.environ(False), capture_output=True, text=True,
-                                   timeout=60)
+                                   timeout=30)
                 rcs.append(r.returncode)
 
             def streams():
@@ -488,6 +502,15 @@ CHECKS = {
 }
 
 
+BUDGET_S = 100
+
+
+def over_budget(signum, frame):
+    _budget["over"] = True
+    if not _budget["starting"]:
+        raise RuntimeError(f"check still running after {BUDGET_S} s")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--build", required=True)
@@ -498,7 +521,16 @@ def main():
     if not os.path.exists(e.lib):
         print("libgonet.so not built")
         return SKIP
-    r = CHECKS[a.check](e)
+    # Below ctest's TIMEOUT (120 s): the servers run in their own sessions, so a check killed
+    # by ctest would leave them behind; an alarm unwinds through every check's `finally: stop`.
+    signal.signal(signal.SIGALRM, over_budget)
+    signal.alarm(BUDGET_S)
+    try:
+        r = CHECKS[a.check](e)
+    finally:
+        signal.alarm(0)
+        for proc in STARTED:
+            stop(proc, signal.SIGKILL)
     if r == SKIP:
         return SKIP
     print("PASS" if r else "FAIL")
