@@ -337,7 +337,8 @@ def hold_requests(proxy_port, url, n):
 
 
 def finish_request(s):
-    """Ends the held request's header and returns (status line, sha256 of the body)."""
+    """Ends the held request's header and returns (0 if the status is 200, sha256 of the body),
+    shaped like a curl result."""
     s.sendall(b"\r\n")
     data = bytearray()
     while True:
@@ -347,7 +348,8 @@ def finish_request(s):
         data += chunk
     s.close()
     head, _, body = bytes(data).partition(b"\r\n\r\n")
-    return head.split(b"\r\n")[0].decode(errors="replace"), hashlib.sha256(body).hexdigest()
+    ok = head.split(b"\r\n")[0].split(b" ")[1:2] == [b"200"]
+    return (0 if ok else 1), hashlib.sha256(body).hexdigest()
 
 
 def privoxy_round(e, preload, d, origin_port):
@@ -399,7 +401,7 @@ def privoxy_round(e, preload, d, origin_port):
                     print(f"fibers mode: {HELD} held clients, fibers_live >= {HELD}, "
                           f"{os_threads(srv.pid)} OS threads")
                 seen = ("preloaded", e.mode)
-            got += [(0,) + finish_request(s)[1:] for s in socks]
+            got += [finish_request(s) for s in socks]
             socks = []
         finally:
             for s in socks:
