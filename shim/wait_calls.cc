@@ -5,7 +5,8 @@
 // running. Everywhere else (other modes, the main thread, gonet's own threads, a signal handler
 // inside core) each call goes to libc at once, unchanged.
 //
-// In a fiber, a call that cannot wait (a zero timeout, WNOHANG) is made inline. Any other call is
+// In a fiber, a call that cannot wait (a zero timeout, WNOHANG) is made inline, and poll of no
+// fds with a timeout, a portable sleep, parks the fiber like nanosleep does. Any other call is
 // first made without waiting (a zero timeout, WNOHANG): an answer or an error is returned at
 // once, as the blocking call would have returned it, and only "nothing yet" is offloaded, with
 // the program's own timeout, so the common ready case costs no thread hop. The probe's few
@@ -20,8 +21,10 @@
 #include <sys/select.h>
 #include <sys/wait.h>
 
-#include <cstring>
+#include <cstdint>
 
+#include "core/base.h"
+#include "core/fiber_sync.h"
 #include "core/syscall_offload.h"
 #include "shim/abi.h"
 #include "shim/real.h"
@@ -70,6 +73,10 @@ bool IsZero(const timespec* t) { return t != nullptr && t->tv_sec == 0 && t->tv_
 
 GONET_HOOK int poll(struct pollfd* fds, nfds_t nfds, int timeout_ms) {
   if (!core::InFiber() || timeout_ms == 0) return real::poll(fds, nfds, timeout_ms);
+  if (nfds == 0 && timeout_ms > 0) {  // poll(NULL, 0, ms), a portable sleep: no helper needed
+    core::FiberSleepUntil(core::DeadlineAfter(int64_t{timeout_ms} * 1000000));
+    return 0;
+  }
   if (int r = real::poll(fds, nfds, 0); r != 0) return r;
   return core::OffloadCall(real::poll, fds, nfds, timeout_ms);
 }

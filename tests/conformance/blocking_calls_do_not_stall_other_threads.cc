@@ -195,7 +195,7 @@ int main() {
     return r;
   });
 
-  Say("== poll and select on an idle pipe, in a thread, time out as asked");
+  Say("== poll and select on an idle pipe, and poll of no fds, in a thread, time out as asked");
   std::thread([] {
     Pipe p;
     pollfd pfd{p.r, POLLIN, 0};
@@ -209,6 +209,9 @@ int main() {
     Stopwatch sw2;
     Show(select(p.r + 1, &rs, nullptr, nullptr, &t), "select 50 ms");
     Say("select: %s, fd in the read set: %s", sw2.Waited(50), YesNo(FD_ISSET(p.r, &rs)));
+    Stopwatch sw3;
+    Show(poll(nullptr, 0, 50), "poll of no fds 50 ms");
+    Say("poll of no fds: %s", sw3.Waited(50));
   }).join();
 
   ChildWaitWokenByAnotherThread("waitpid", [](pid_t child) {
