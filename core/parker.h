@@ -62,8 +62,10 @@ enum WaitWhat : char {
 // CLOCK_MONOTONIC; a dump's "waiting 1.2s" does not need better than its few milliseconds), no
 // fence: the dumper reads what fields tell it the waiter is doing, and a view torn between two
 // consecutive waits is at worst one wrong line in one dump. `what` is stored last and cleared
-// alone, so a reader that sees it set sees this wait's fd, or the previous one's.
-struct WaitNote {
+// alone, so a reader that sees it set sees this wait's fd, or the previous one's. It has a cache
+// line of its own: a waker on another CPU reads the Parker's vtable pointer to call Unpark, and
+// must not find that line just written by the waiter's note.
+struct alignas(64) WaitNote {
   std::atomic<int64_t> since_ns{0};  // CLOCK_MONOTONIC_COARSE when the wait began
   std::atomic<int32_t> fd{-1};       // the socket, or -1
   std::atomic<char> what{kWaitNone};
