@@ -135,7 +135,7 @@ TEST(SyscallOffload, OutsideAFiberTheCallRunsInline) {
 // queued a job behind a busy helper would never finish.
 TEST(SyscallOffload, ManyConcurrentOffloadsAllComplete) {
   StartFibersMode();
-  constexpr int kCalls = 100;
+  constexpr int kCalls = 32;
   std::vector<Pipe> pipes(kCalls);
   std::atomic<int> done{0};
   std::vector<FiberTask*> tasks;
