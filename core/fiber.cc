@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "core/runtime.h"
+#include "core/sys.h"
 
 // Sanitizers cannot see Boost.Context's stack switches by themselves: each switch is announced
 // (ASan: which stack is about to run; TSan: which fiber's happens-before state applies).
@@ -144,7 +145,9 @@ const void* Fiber::SavedContext() const {
 
 void Fiber::SwapThreadState() {
   GonetCxaEhGlobals* g = __cxa_get_globals();
-  std::swap(saved_.err, errno);
+  // Both swaps of a switch run in one function (Suspend): errno must be looked up again after
+  // it, since the fiber may come back on another thread (sys.h FreshErrno).
+  std::swap(saved_.err, sys::FreshErrno());
   std::swap(saved_.caught_exceptions, g->caught_exceptions);
   std::swap(saved_.uncaught_exceptions, g->uncaught_exceptions);
   // By value, not std::swap: UBSan (gcc 12) reports binding a reference to this initial-exec TLS

@@ -7,6 +7,7 @@
 // non-blocking, non-sockets, and calls made with MSG_DONTWAIT are passed through.
 #pragma once
 
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -29,6 +30,10 @@ IoResult SendTo(int fd, const void* buf, size_t len, int flags, const sockaddr* 
                 socklen_t addrlen);
 IoResult SendMsg(int fd, const msghdr* msg, int flags);
 IoResult SendMmsg(int fd, mmsghdr* vec, unsigned vlen, int flags);
+
+// poll of one socket gonet manages, in a fiber: parks on its pollDesc (poll_wait.cc).
+// timeout_ns 0 = none; Passthrough for any other poll (the caller offloads or calls libc).
+IoResult PollOneSocket(pollfd* p, int64_t timeout_ns);
 
 // Connections.
 IoResult Accept(int fd, sockaddr* addr, socklen_t* addrlen, int flags);

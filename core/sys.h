@@ -22,12 +22,22 @@ inline long Arg(T a) {
   }
 }
 
+// errno of the calling thread, looked up afresh. glibc declares __errno_location const, so the
+// compiler may reuse one lookup for every errno access of a function, across calls. A fiber that
+// parks in between and is then handed to another OS thread (fiber_scheduler.h, Handoff) would
+// read and write the first thread's errno. A call through a volatile pointer is never reused.
+inline int& FreshErrno() {
+  static int* (*volatile lookup)() = &__errno_location;
+  return *lookup();
+}
+
 template <typename... Args>
 inline long Call(long nr, Args... args) {
-  int saved = errno;
+  int& err = FreshErrno();
+  int saved = err;
   long r = ::syscall(nr, Arg(args)...);
-  if (r == -1) r = -errno;
-  errno = saved;
+  if (r == -1) r = -err;
+  err = saved;
   return r;
 }
 

@@ -25,10 +25,12 @@
 
 #include "core/base.h"
 #include "core/fiber_sync.h"
+#include "core/ops.h"
 #include "core/syscall_offload.h"
 #include "shim/abi.h"
 #include "shim/real.h"
 
+using gonet::shim::ToCAbi;
 namespace core = gonet::core;
 namespace real = gonet::real;
 
@@ -69,6 +71,14 @@ class FdSetProbe {
 
 bool IsZero(const timespec* t) { return t != nullptr && t->tv_sec == 0 && t->tv_nsec == 0; }
 
+// A relative timeout in ns (at least 1: 0 means "none" to core), saturated.
+int64_t TimespecNs(const timespec& t) {
+  constexpr int64_t kMaxSec = INT64_MAX / 1000000000 - 1;
+  if (t.tv_sec > kMaxSec) return INT64_MAX;
+  int64_t ns = int64_t{t.tv_sec} * 1000000000 + t.tv_nsec;
+  return ns > 0 ? ns : 1;
+}
+
 }  // namespace
 
 GONET_HOOK int poll(struct pollfd* fds, nfds_t nfds, int timeout_ms) {
@@ -76,6 +86,10 @@ GONET_HOOK int poll(struct pollfd* fds, nfds_t nfds, int timeout_ms) {
   if (nfds == 0 && timeout_ms > 0) {  // poll(NULL, 0, ms), a portable sleep: no helper needed
     core::FiberSleepUntil(core::DeadlineAfter(int64_t{timeout_ms} * 1000000));
     return 0;
+  }
+  if (nfds == 1) {  // one socket of gonet's: park on its pollDesc, no helper (core/poll_wait.cc)
+    core::IoResult r = core::PollOneSocket(fds, timeout_ms < 0 ? 0 : int64_t{timeout_ms} * 1000000);
+    if (!r.passthrough()) return ToCAbi<int>(r);
   }
   if (int r = real::poll(fds, nfds, 0); r != 0) return r;
   return core::OffloadCall(real::poll, fds, nfds, timeout_ms);
@@ -89,6 +103,11 @@ GONET_HOOK int __poll_chk(struct pollfd* fds, nfds_t nfds, int timeout_ms, size_
 GONET_HOOK int ppoll(struct pollfd* fds, nfds_t nfds, const struct timespec* timeout,
                      const sigset_t* sigmask) {
   if (!core::InFiber() || IsZero(timeout)) return real::ppoll(fds, nfds, timeout, sigmask);
+  if (nfds == 1 && sigmask == nullptr && (timeout == nullptr || timeout->tv_sec >= 0)) {
+    int64_t ns = timeout == nullptr ? 0 : TimespecNs(*timeout);
+    core::IoResult r = core::PollOneSocket(fds, ns);
+    if (!r.passthrough()) return ToCAbi<int>(r);
+  }
   const timespec zero{};
   if (int r = real::ppoll(fds, nfds, &zero, sigmask); r != 0) return r;
   return core::OffloadCall(real::ppoll, fds, nfds, timeout, sigmask);
