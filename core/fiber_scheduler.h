@@ -69,7 +69,13 @@
 //     their destructors run only at process exit). errno, libstdc++'s exception state and
 //     pthread_getspecific data are per fiber. Start-up warns about objects that declare TLS
 //     (tls_scan.h).
-//   - A call gonet neither parks nor offloads (file IO, flock, getaddrinfo, glibc-internal IO such
+//   - poll, ppoll, select, pselect, epoll_wait, epoll_pwait, epoll_pwait2, waitpid, wait, wait3,
+//     wait4, waitid, and read/readv/write/writev on a pipe, FIFO, tty, character device,
+//     eventfd/timerfd/signalfd or a socket gonet does not manage, are offloaded
+//     (syscall_offload.h): made once without waiting, then, if they would wait, run on a helper
+//     OS thread while the fiber parks. The fiber does not move; result and errno are the kernel's.
+//     A poll or ppoll of one socket gonet manages parks on its pollDesc instead (poll_wait.cc).
+//   - A call gonet neither parks nor offloads (regular-file IO, flock, getaddrinfo, glibc-internal IO such
 //     as stdio on a pipe, pthread_once or a C++ static initialiser waiting on another fiber,
 //     pthread_barrier_wait, process-shared or robust mutexes and rwlocks, named or process-shared
 //     semaphores) blocks its machine; its worker's other fibers move to another machine after
