@@ -135,6 +135,34 @@ def dump_beyond_its_slots_lists_the_rest_without_backtraces(ctx):
         stop_cleanly(t)
 
 
+def dumps_during_traffic_lose_no_byte(ctx):
+    # Dumps while fibers and netpoller threads are being parked, woken and pinned all the time:
+    # the load generator checks every echoed byte.
+    loadgen = os.path.join(ctx.build, "loadgen")
+    if not os.path.exists(loadgen):
+        return SKIP
+    for options, env in ((("--mode", "fibers"), None),
+                         ((), ctx.env(GONET_THREADS_WAIT="netpoller"))):
+        with Target(ctx, "echo_threads", run_options=options, env=env) as t:
+            load = subprocess.Popen([loadgen, "--port", str(t.port), "--conns", "20",
+                                     "--duration", "2", "--json"], env=ctx.env(),
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            try:
+                dumps = 0
+                while load.poll() is None or dumps == 0:
+                    r = ctx.gonet_cmd("dump", t.pid)
+                    check(r.returncode == 0 and "waiting" in r.stdout, "gonet dump succeeds", r)
+                    dumps += 1
+                out, err = load.communicate(timeout=60)
+            finally:
+                load.kill()
+                load.wait()
+            check(load.returncode == 0 and '"verify_errors":0' in out and '"dropped":0' in out,
+                  f"{options or 'netpoller'}: every byte echoed intact across {dumps} dumps: "
+                  f"{out} {err}")
+            stop_cleanly(t)
+
+
 def dump_names_what_parked_fibers_wait_on(ctx):
     if not os.path.exists(os.path.join(ctx.build, "dump_probe")):
         return SKIP
@@ -169,6 +197,7 @@ BEHAVIOURS = {f.__name__: f for f in [
     dump_lists_each_thread_parked_on_netpoller,
     repeated_dumps_leave_deadline_policy_waits_alone,
     dump_beyond_its_slots_lists_the_rest_without_backtraces,
+    dumps_during_traffic_lose_no_byte,
     dump_names_what_parked_fibers_wait_on,
 ]}
 
