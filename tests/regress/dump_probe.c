@@ -11,7 +11,7 @@
 
 static int g_listen = -1;
 static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;  // held by the holder until released
-static sem_t g_held;                                       // the holder holds g_mu
+static sem_t g_held;                                      // the holder holds g_mu
 static pthread_mutex_t g_cmu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t g_cv = PTHREAD_COND_INITIALIZER;
 static int g_go = 0;  // guarded by g_cmu
