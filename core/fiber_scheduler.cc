@@ -860,6 +860,7 @@ int FiberTask::Join(void** retval, int64_t deadline_ns) {
     if (deadline_ns < 0 && !exited_) return EBUSY;
     joiner_ = me;
   }
+  ScopedWaitNote note(me, kWaitJoin);  // gonet dump: what this waiter waits for
   for (;;) {
     {
       SpinGuard g(join_mu_);

@@ -198,7 +198,8 @@ class FiberScheduler {
   // or queued), with its saved context (Fiber::SavedContext). While fn runs the task is pinned:
   // a worker that picks it waits, so its stack holds still for an unwinder. Running and
   // never-started tasks are skipped. Thread rule: an OS thread that is not a worker (the pinned
-  // task's worker would wait for us), outside signal handlers; fn must not park.
+  // task's worker would wait for us); lock-free, so a signal handler on such a thread may call it
+  // (gonet dump does); fn must not park.
   using SuspendedTaskFn = void (*)(void* ctx, const FiberTask& t, const void* saved_context);
   static void ForEachSuspendedTask(SuspendedTaskFn fn, void* ctx);
 

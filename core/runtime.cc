@@ -87,7 +87,13 @@ void Init() {
   pthread_atfork(nullptr, nullptr, AtForkChild);
   if (c.stats_at_exit) atexit(AtExitStats);
   Configure(c);
-  if (c.mode == RunMode::kThreads && c.threads_wait_kernel) InstallKernelWaitHandler();
+  if (c.mode == RunMode::kThreads && c.threads_wait_kernel) {
+    InstallKernelWaitHandler();
+  } else if (c.mode != RunMode::kPassthrough) {
+    // gonet dump's SIGURG handler (dump.h), now rather than at the first park: installing it
+    // lazily could race with the program's own sigaction(SIGURG) on another thread.
+    EnsureDumpHandler();
+  }
   if (c.mode == RunMode::kFibers) WarnAboutThreadLocalStorage();  // issue 5: TLS is per worker
   InstallCrashReporter();
   // ops (issue 6): publish the counters for `gonet stats`; last, so the flags are final.
