@@ -8,17 +8,16 @@ Every wait is for an observable state (a counter, a listed waiter), bounded by a
 every process is killed in finally (ops_test.Target).
 """
 
-import argparse
 import os
 import re
 import socket
 import subprocess
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Failure, SKIP, become_subreaper  # noqa: E402
-from ops_test import Context, Target, check, parked, wait_for  # noqa: E402
+from harness import SKIP  # noqa: E402
+from ops_test import (Context, Target, check, parked, run_behaviours,  # noqa: E402
+                      wait_for)
 
 CONNS = 5
 
@@ -203,29 +202,7 @@ BEHAVIOURS = {f.__name__: f for f in [
 
 
 def main():
-    p = argparse.ArgumentParser()
-    p.add_argument("behaviour", choices=sorted(BEHAVIOURS))
-    p.add_argument("--build", required=True)
-    args = p.parse_args()
-    for need in ("gonet", "libgonet.so", "echo_threads"):
-        if not os.path.exists(os.path.join(args.build, need)):
-            print(f"skip: {need} not built in {args.build}")
-            return SKIP
-    become_subreaper()
-    with tempfile.TemporaryDirectory() as tmp:
-        try:
-            rc = BEHAVIOURS[args.behaviour](Context(args, tmp))
-        except Failure as e:
-            print(f"FAIL {args.behaviour}: {e}")
-            return 1
-        except subprocess.TimeoutExpired as e:
-            print(f"FAIL {args.behaviour}: {e}")
-            return 1
-    if rc == SKIP:
-        print(f"skip {args.behaviour}")
-        return SKIP
-    print(f"ok {args.behaviour}")
-    return 0
+    return run_behaviours(BEHAVIOURS, ("gonet", "libgonet.so", "echo_threads"))
 
 
 if __name__ == "__main__":

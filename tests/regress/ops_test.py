@@ -423,19 +423,21 @@ BEHAVIOURS = {f.__name__: f for f in [
 ]}
 
 
-def main():
+def run_behaviours(behaviours, needs):
+    """The command line of an operator test file: run one named behaviour against a build dir
+    (skip if the binaries it needs are not built), in a temp dir, as a subreaper."""
     p = argparse.ArgumentParser()
-    p.add_argument("behaviour", choices=sorted(BEHAVIOURS))
+    p.add_argument("behaviour", choices=sorted(behaviours))
     p.add_argument("--build", required=True)
     args = p.parse_args()
-    for need in ("gonet", "libgonet.so", "echo_threads", "prefork"):
+    for need in needs:
         if not os.path.exists(os.path.join(args.build, need)):
             print(f"skip: {need} not built in {args.build}")
             return SKIP
     become_subreaper()
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            rc = BEHAVIOURS[args.behaviour](Context(args, tmp))
+            rc = behaviours[args.behaviour](Context(args, tmp))
         except Failure as e:
             print(f"FAIL {args.behaviour}: {e}")
             return 1
@@ -447,6 +449,10 @@ def main():
         return SKIP
     print(f"ok {args.behaviour}")
     return 0
+
+
+def main():
+    return run_behaviours(BEHAVIOURS, ("gonet", "libgonet.so", "echo_threads", "prefork"))
 
 
 if __name__ == "__main__":
