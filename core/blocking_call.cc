@@ -28,12 +28,19 @@ BlockingCall::BlockingCall(FdRef& ref, Mode mode, int64_t timeout_ns, bool app_t
     : ref_(ref),
       mode_(mode),
       kind_(app_timeout ? WaitKind::kAlwaysEintr : WaitKind::kRestartable),
-      deadline_ns_(DeadlineAfter(timeout_ns)) {}
+      deadline_ns_(DeadlineAfter(timeout_ns)) {
+  // Uncontended: hold the lock across the first attempt, which saves the attempt a queued
+  // waiter must repeat (one recv that says EAGAIN per park).
+  if (PollDesc* pd = ref_.ArmedPollDesc(); pd != nullptr && pd->Lock(mode_).TryLock()) {
+    pd_ = pd;
+    locked_ = true;
+  }
+}
 
 BlockingCall::~BlockingCall() {
   if (noted_ != nullptr) noted_->ClearWait();
   if (locked_) {
-    pd_->SetDeadline(mode_, 0);
+    if (deadline_set_) pd_->SetDeadline(mode_, 0);
     pd_->Lock(mode_).Unlock();
   }
 }
@@ -60,6 +67,7 @@ int BlockingCall::WaitReady(int timeout_errno) {
     WaitResult w = pd_->Lock(mode_).Lock(pd_->closing_flag(), deadline_ns_, kind_);
     if (w == WaitResult::kOk) {
       locked_ = true;
+      deadline_set_ = true;
       pd_->SetDeadline(mode_, deadline_ns_);
       // Others may have consumed the readiness we were waiting for while we queued: try again.
       return 0;
@@ -67,6 +75,10 @@ int BlockingCall::WaitReady(int timeout_errno) {
     if (w == WaitResult::kClosing) return EBADF;
     if (w == WaitResult::kTimeout) return timeout_errno;
     return EINTR;
+  }
+  if (!deadline_set_) {  // locked when the call started: the first wait publishes it
+    deadline_set_ = true;
+    pd_->SetDeadline(mode_, deadline_ns_);
   }
   switch (pd_->Wait(mode_, kind_)) {
     case WaitResult::kOk:

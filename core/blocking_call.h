@@ -4,9 +4,13 @@
 //
 // The deadline is fixed when the call starts, as the kernel computes its timeo once per call:
 // the app's SO_RCVTIMEO/SO_SNDTIMEO, else gonet's deadline policy (--read-timeout, ...). The
-// first WaitReady takes the direction lock (DirLock: other threads waiting on the same fd and
-// direction queue behind it) and publishes the deadline on the pollDesc; the destructor releases
-// the lock. Destructors, not explicit calls, release everything, because pthread_cancel unwinds
+// direction lock (DirLock: other threads waiting on the same fd and direction queue behind it)
+// is taken when the call starts if nobody holds it (one CAS, as Go's FD.Read takes its fdMutex
+// before the first attempt): then no other blocking caller can consume the readiness between
+// our failed attempt and our wait, and the first WaitReady parks at once. Otherwise the first
+// WaitReady queues for it and, once granted, asks for one more attempt, since the holder may
+// have consumed the edge we would wait for. The first WaitReady publishes the deadline on the
+// pollDesc; the destructor releases the lock. Destructors, not explicit calls, release everything, because pthread_cancel unwinds
 // out of a parked call (thread_parker.h).
 //
 // gonet dump (dump.h): the first WaitReady of a call notes the fd and operation on the waiter's
@@ -55,6 +59,7 @@ class BlockingCall {
   PollDesc* pd_ = nullptr;
   Parker* noted_ = nullptr;  // whose wait note this call set (cleared by the destructor)
   bool locked_ = false;
+  bool deadline_set_ = false;  // published on the pollDesc (only while locked_)
 };
 
 // The app's timeout for a direction, or gonet's policy if the app set none.

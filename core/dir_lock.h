@@ -40,6 +40,11 @@ class DirLock {
   // Takes the lock, waiting in FIFO order. `closing` is polled after every wake-up; the closer
   // calls WakeAll so that queued waiters see it.
   WaitResult Lock(const std::atomic<bool>& closing, int64_t deadline_ns, WaitKind kind);
+  // Takes the lock only if nobody holds it; never waits.
+  bool TryLock() {
+    uint32_t expect = kFree;
+    return state_.compare_exchange_strong(expect, kHeld, std::memory_order_acquire);
+  }
   void Unlock();
   // Unparks every queued waiter so it re-checks closing (close/evict).
   void WakeAll();
