@@ -53,6 +53,7 @@ enum WaitWhat : char {
   kWaitSem = 's',
   kWaitSleep = 'z',
   kWaitJoin = 'j',
+  kWaitOffload = 'o',  // a call running on an offload helper (syscall_offload.h)
 };
 
 // The wait note. Written only by the waiter itself, around its park (BlockingCall on the netpoller

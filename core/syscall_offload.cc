@@ -213,8 +213,11 @@ long Offload(long (*fn)(void*), void* arg) {
   Job job{fn, arg, CurrentParker(), errno};
   if (!Submit(&job)) return fn(arg);
   Count(Stats().offloaded_calls);
-  while (job.done.load(std::memory_order_acquire) == 0) {
-    job.parker->Park(0, WaitKind::kRestartable);
+  {
+    ScopedWaitNote note(job.parker, kWaitOffload);  // gonet dump: parked on a helper's call
+    while (job.done.load(std::memory_order_acquire) == 0) {
+      job.parker->Park(0, WaitKind::kRestartable);
+    }
   }
   errno = job.errno_out;
   return job.result;

@@ -496,6 +496,8 @@ const char* OpName(int op) {
       return "sleep";
     case 'j':
       return "join";
+    case 'o':
+      return "offloaded call";
     default:
       return "?";
   }

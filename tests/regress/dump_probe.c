@@ -1,8 +1,10 @@
 // dump_probe: a thread-per-task program whose threads, run as fibers, park on every kind of wait
-// that `gonet dump` names: accept on a socket, a mutex, a condition variable, a semaphore and a
-// sleep (tests/regress/dump_test.py). It prints "listening on PORT" like the sample daemons; the
-// first connection releases everything and the program exits 0. alarm() bounds its life.
+// that `gonet dump` names: accept on a socket, a mutex, a condition variable, a semaphore, a
+// sleep, and a poll of a pipe that runs on an offload helper (tests/regress/dump_test.py). It
+// prints "listening on PORT" like the sample daemons; the first connection releases everything
+// and the program exits 0. alarm() bounds its life.
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <semaphore.h>
 #include <stdio.h>
@@ -52,6 +54,14 @@ void* ProbeSemWaiter(void* arg) {
   return arg;
 }
 
+void* ProbePoller(void* arg) {
+  int p[2];
+  if (pipe(p) != 0) return arg;
+  struct pollfd pfd = {p[0], POLLIN, 0};
+  for (;;) poll(&pfd, 1, -1);  // nobody writes: an offloaded poll, until the process ends
+  return arg;
+}
+
 void* ProbeSleeper(void* arg) {
   for (;;) sleep(3600);  // ends with the process
   return arg;
@@ -77,6 +87,9 @@ int main(void) {
   pthread_t sleeper;
   pthread_create(&sleeper, NULL, ProbeSleeper, NULL);
   pthread_detach(sleeper);
+  pthread_t poller;
+  pthread_create(&poller, NULL, ProbePoller, NULL);
+  pthread_detach(poller);
   printf("listening on %d\n", ntohs(a.sin_port));
   fflush(stdout);
   for (int i = 0; i < 4; ++i) pthread_join(t[i], NULL);

@@ -168,9 +168,10 @@ def dump_names_what_parked_fibers_wait_on(ctx):
     # The probe ignores the daemons' --port 0 (Target passes it) and listens where it can.
     with Target(ctx, "dump_probe", run_options=("--mode", "fibers")) as t:
         want = {"fd_accept": r"fd \d+, op a \(accept\)", "mutex": "mutex",
-                "cond": "condition variable", "sem": "semaphore", "sleep": "sleep"}
+                "cond": "condition variable", "sem": "semaphore", "sleep": "sleep",
+                "offload": "offloaded call"}
         funcs = {"fd_accept": "ProbeHolder", "mutex": "ProbeLocker", "cond": "ProbeCondWaiter",
-                 "sem": "ProbeSemWaiter", "sleep": "ProbeSleeper"}
+                 "sem": "ProbeSemWaiter", "sleep": "ProbeSleeper", "offload": "ProbePoller"}
 
         def all_listed():
             r = ctx.gonet_cmd("dump", t.pid)
