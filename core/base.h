@@ -49,6 +49,14 @@ inline int64_t Nanotime() {
   return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 }
 
+// A timespec as nanoseconds, saturating instead of overflowing (a huge timeout means "never").
+inline int64_t TimespecNs(const timespec& t) {
+  constexpr int64_t kMaxSec = INT64_MAX / 1000000000 - 1;
+  if (t.tv_sec > kMaxSec) return INT64_MAX;
+  if (t.tv_sec < -kMaxSec) return -INT64_MAX;
+  return static_cast<int64_t>(t.tv_sec) * 1000000000 + t.tv_nsec;
+}
+
 // Adds a non-negative duration to now without overflowing: a huge timeout means "never".
 inline int64_t DeadlineAfter(int64_t timeout_ns) {
   if (timeout_ns <= 0) return 0;

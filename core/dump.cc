@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "core/backtrace.h"
+#include "core/base.h"
 #include "core/fiber_scheduler.h"
 #include "core/kernel_wait.h"
 #include "core/runtime.h"
@@ -16,12 +17,6 @@
 
 namespace gonet::core {
 namespace {
-
-int64_t MonoNs() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-}
 
 DumpArea* AreaOf(ShmHeader* h) {
   return reinterpret_cast<DumpArea*>(reinterpret_cast<char*>(h) + h->dump_offset);
@@ -94,7 +89,7 @@ void NoteFiber(void* ctx, const FiberTask& t, const void* saved_context) {
     s->op = w.op;
     s->flags = w.flags;
     s->since_ns = w.since_ns;
-    s->now_ns = MonoNs();
+    s->now_ns = Nanotime();
     FillAddresses(*s);
     s->nframes = FiberBacktrace(saved_context, s->pc, s->offset, &s->name[0][0], kDumpNameSize,
                                 kDumpFrames, &g_symbols);
@@ -167,7 +162,7 @@ void CopyWaits(DumpArea* area, uint64_t seq) {
       area->fibers_skip.store(1, std::memory_order_relaxed);
     }
   }
-  area->waits_now_ns = MonoNs();
+  area->waits_now_ns = Nanotime();
   area->waits_count.store(c.n, std::memory_order_relaxed);
   area->waits_more.store(c.more, std::memory_order_relaxed);
   area->waits_done.store(seq, std::memory_order_release);
@@ -215,7 +210,7 @@ void AnswerDumpRequest(const siginfo_t* si, void* ucontext, const KernelWaitReco
   s->op = op;
   s->flags = flags;
   s->since_ns = since_ns;
-  s->now_ns = MonoNs();
+  s->now_ns = Nanotime();
   FillAddresses(*s);
   s->nframes =
       SignalBacktrace(ucontext, s->pc, s->offset, &s->name[0][0], kDumpNameSize, kDumpFrames);

@@ -46,9 +46,6 @@ struct FiberWorker {
   // places new fibers elsewhere, and the sysmon hands the worker to another machine.
   std::atomic<int64_t> running_since_ns{0};
   std::atomic<uint64_t> status{kInSched};
-  // The sysmon's last look at status (sysmon thread only).
-  uint64_t seen_status = 0;
-  int64_t seen_at_ns = 0;
 
   void Push(FiberTask* t) {
     SpinGuard g(mu);
@@ -375,8 +372,8 @@ bool FiberWorker::Run(FiberTask* t) {
   bool finished = t->fiber_.Resume();
   t_current = nullptr;
   uint64_t in_fiber = (gen << 2) | kInFiber;
-  bool kept = status.compare_exchange_strong(in_fiber, (gen << 2) | kInSched,
-                                             std::memory_order_seq_cst);
+  bool kept =
+      status.compare_exchange_strong(in_fiber, (gen << 2) | kInSched, std::memory_order_seq_cst);
   if (kept) running_since_ns.store(0, std::memory_order_relaxed);
   // A finished task's stack is back in the pool: no longer alive before it is off the CPU.
   if (finished) t->alive_.store(false, std::memory_order_release);
@@ -573,32 +570,18 @@ bool Retake(int64_t now) {
   for (int i = 0; i < n; ++i) {
     FiberWorker* w = &g_workers[i];
     uint64_t st = w->status.load(std::memory_order_seq_cst);
-    if ((st & FiberWorker::kStatusMask) != FiberWorker::kInFiber) {
-      w->seen_status = st;
-      continue;
-    }
+    if ((st & FiberWorker::kStatusMask) != FiberWorker::kInFiber) continue;
     running = true;
-    if (st != w->seen_status) {  // a new run since the last look
-      w->seen_status = st;
-      w->seen_at_ns = now;
-      continue;
-    }
-    if (now - w->seen_at_ns < kRetakeNs) continue;
+    // Run stores running_since_ns before status, so this is the start of run st or of a later
+    // one (recent), or 0 (it ended): only run st can be too old, and the CAS in HandOff names it.
+    int64_t since = w->running_since_ns.load(std::memory_order_relaxed);
+    if (since == 0 || now - since < kRetakeNs) continue;
     // Stuck with nobody waiting for the worker: leave it (a handoff costs a thread).
     int64_t next = w->NextTimer();
     if (!w->HasWork() && !(next != 0 && next <= now)) continue;
     HandOff(w, st);
   }
   return running;
-}
-
-bool AnyFiberRunning() {
-  int n = g_nworkers.load(std::memory_order_acquire);
-  for (int i = 0; i < n; ++i) {
-    uint64_t st = g_workers[i].status.load(std::memory_order_seq_cst);
-    if ((st & FiberWorker::kStatusMask) == FiberWorker::kInFiber) return true;
-  }
-  return false;
 }
 
 void* SysmonMain(void*) {
@@ -626,7 +609,7 @@ void* SysmonMain(void*) {
     // No fiber has run for a while: sleep until one does (Run wakes us), so that an idle process
     // makes no periodic wake-ups.
     g_sysmon_asleep.store(1, std::memory_order_seq_cst);
-    if (!AnyFiberRunning()) {
+    if (!Retake(Nanotime())) {  // look again after the store (Run's store/load pair)
       while (g_sysmon_asleep.load(std::memory_order_seq_cst) == 1) {
         FutexWaitUntil(&g_sysmon_asleep, 1, 0);
       }
@@ -986,7 +969,7 @@ int FiberScheduler::Spawn(size_t stack_bytes, void* (*start)(void*), void* arg, 
   t->started_ = false;
   t->alive_.store(true, std::memory_order_release);
   Count(Stats().fibers_live);
-  *out = t;  // before it can run: the task may call pthread_self and compare
+  *out = t;                      // before it can run: the task may call pthread_self and compare
   FiberWorker* home = t->home_;  // t may be stolen and even finish once it is queued
   MakeRunnable(t, home);
   // Its worker is busy: an idle one may take it (StealFresh) instead of waiting (Go's wakep): a
@@ -1023,8 +1006,8 @@ void FiberScheduler::ForEachSuspendedTask(SuspendedTaskFn fn, void* ctx) {
     t.pinned_.store(1, std::memory_order_seq_cst);
     // started_ is written by the worker before on_cpu_ drops (release) and read after we saw
     // on_cpu_ == 0 with our pin up, so it is the value of the last run.
-    if (t.on_cpu_.load(std::memory_order_seq_cst) == 0 && t.alive_.load(std::memory_order_acquire) &&
-        t.started_) {
+    if (t.on_cpu_.load(std::memory_order_seq_cst) == 0 &&
+        t.alive_.load(std::memory_order_acquire) && t.started_) {
       fn(ctx, t, t.fiber_.SavedContext());
     }
     t.pinned_.store(0, std::memory_order_release);

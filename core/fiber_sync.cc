@@ -186,11 +186,11 @@ clockid_t CondClock(const pthread_cond_t* c) {
 }
 
 int64_t MonotonicDeadline(clockid_t clock, const timespec& abstime) {
-  int64_t abs = static_cast<int64_t>(abstime.tv_sec) * 1000000000 + abstime.tv_nsec;
+  int64_t abs = TimespecNs(abstime);
   if (clock == CLOCK_MONOTONIC) return abs > 0 ? abs : 1;
   timespec now;
   clock_gettime(clock, &now);
-  int64_t left = abs - (static_cast<int64_t>(now.tv_sec) * 1000000000 + now.tv_nsec);
+  int64_t left = abs - TimespecNs(now);
   if (left <= 0) return 1;  // already past: a deadline in the past, not "none"
   return DeadlineAfter(left);
 }

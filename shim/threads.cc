@@ -78,7 +78,7 @@ size_t RequestedStack(const pthread_attr_t* attr) {
 
 int64_t RelativeDeadline(const timespec* rel) {
   if (rel == nullptr) return 0;
-  int64_t ns = static_cast<int64_t>(rel->tv_sec) * 1000000000 + rel->tv_nsec;
+  int64_t ns = core::TimespecNs(*rel);
   return ns <= 0 ? core::Nanotime() : core::DeadlineAfter(ns);
 }
 

@@ -29,6 +29,18 @@ class Failure(Exception):
     """A scenario's expectation was not met."""
 
 
+def run_check(checks, name, ctx):
+    """Runs the check called `name` of `checks` on ctx: prints PASS and returns 0, or prints
+    FAIL with the Failure's text and returns 1."""
+    try:
+        checks[name](ctx)
+    except Failure as e:
+        print(f"FAIL: {name}: {e}")
+        return 1
+    print(f"PASS: {name}")
+    return 0
+
+
 def become_subreaper():
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)

@@ -13,12 +13,10 @@ import subprocess
 import sys
 import time
 
-SKIP = 77
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import SKIP, Failure, run_check  # noqa: E402
+
 LIMIT_S = 20
-
-
-class Failure(Exception):
-    pass
 
 
 def check(cond, what):
@@ -286,13 +284,7 @@ def main():
         if not os.path.exists(os.path.join(ctx.build, f)):
             print(f"{f} not built")
             return SKIP
-    try:
-        CHECKS[a.check](ctx)
-    except Failure as e:
-        print(f"FAIL: {a.check}: {e}")
-        return 1
-    print(f"PASS: {a.check}")
-    return 0
+    return run_check(CHECKS, a.check, ctx)
 
 
 if __name__ == "__main__":

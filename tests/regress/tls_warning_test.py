@@ -18,13 +18,11 @@ import struct
 import subprocess
 import sys
 
-SKIP = 77
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import SKIP, Failure, run_check  # noqa: E402
+
 LIMIT_S = 30  # every program here exits at once; this only bounds a hang
 WARNING = "gonet: fibers mode: "
-
-
-class Failure(Exception):
-    pass
 
 
 def tls_bytes(path):
@@ -176,13 +174,7 @@ def main():
     if not os.access(ctx.probe, os.X_OK):
         print(f"FAIL: {ctx.probe} is not built")
         return 1
-    try:
-        CHECKS[args.check](ctx)
-    except Failure as e:
-        print(f"FAIL: {args.check}: {e}")
-        return 1
-    print(f"PASS: {args.check}")
-    return 0
+    return run_check(CHECKS, args.check, ctx)
 
 
 if __name__ == "__main__":

@@ -12,10 +12,11 @@
 #include "core/base.h"
 #include "core/fiber_scheduler.h"
 #include "core/runtime.h"
+#include "tests/unit/wait_util.h"
 
 namespace gonet::core::fibertest {
 
-constexpr int64_t kMs = 1000000;
+using testing_util::kMs;
 constexpr int64_t kHangNs = 60000 * kMs;  // hang detector only, never a pass/fail threshold
 
 // The fiber tests run under ThreadSanitizer and AddressSanitizer too: core/fiber.cc announces
@@ -53,12 +54,7 @@ inline FiberTask* Go(std::function<void()> fn) {
 
 template <typename Pred>
 bool WaitUntil(Pred pred) {
-  const int64_t give_up = Nanotime() + kHangNs;
-  while (!pred()) {
-    if (Nanotime() > give_up) return false;
-    usleep(100);
-  }
-  return true;
+  return testing_util::WaitUntil(pred, kHangNs);
 }
 
 }  // namespace gonet::core::fibertest

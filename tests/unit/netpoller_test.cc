@@ -28,21 +28,10 @@
 namespace gonet::core {
 namespace {
 
-using namespace testing_util;  // wait_util.h: WaitUntil, InFutex, kMs
+using namespace testing_util;  // wait_util.h: WaitUntil, InSyscall, kMs
 
 // Blocked on either path: parked on a pollDesc, or in a blocking call made in the kernel.
 int64_t Parked() { return Stats().threads_parked.load() + Stats().threads_in_kernel.load(); }
-
-bool ThreadInSyscall(pid_t tid, long nr) {
-  char path[64];
-  snprintf(path, sizeof path, "/proc/self/task/%d/syscall", static_cast<int>(tid));
-  FILE* f = fopen(path, "r");
-  if (f == nullptr) return false;
-  long got_nr = -1;
-  int got = fscanf(f, "%ld", &got_nr);
-  fclose(f);
-  return got == 1 && got_nr == nr;
-}
 
 // Whether the runtime's driver thread exists in this process (when the whole binary runs in one
 // process, an earlier test may have started it).
@@ -222,7 +211,7 @@ TEST_F(NetpollerTest, BreakWakesABlockedPoll) {
   });
   ASSERT_TRUE(WaitUntil([&] {
     pid_t t = tid.load();
-    return t != 0 && (ThreadInSyscall(t, SYS_epoll_wait) || ThreadInSyscall(t, SYS_epoll_pwait));
+    return t != 0 && (InSyscall(t, SYS_epoll_wait) || InSyscall(t, SYS_epoll_pwait));
   }));
   np.Break();
   np.Break();  // de-duplicated: costs nothing, wakes nothing extra

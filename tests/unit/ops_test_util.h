@@ -38,18 +38,11 @@ inline pid_t Self() {
 // in a futex on its own parker (netpoller path: pollDesc or DirLock), or in the socket call
 // itself (kernel-wait path).
 inline bool Blocked(pid_t tid) {
-  char path[64];
-  snprintf(path, sizeof path, "/proc/self/task/%d/syscall", static_cast<int>(tid));
-  FILE* f = fopen(path, "r");
-  if (f == nullptr) return false;
-  long nr = -1;
-  unsigned long arg0 = 0;
-  int got = fscanf(f, "%ld %lx", &nr, &arg0);
-  fclose(f);
-  if (got < 1) return false;  // "running"
+  long nr;
+  unsigned long arg0;
+  if (!ReadThreadSyscall(tid, &nr, &arg0)) return false;  // "running"
   switch (nr) {
     case SYS_futex: {
-      if (got < 2) return false;
       std::lock_guard<std::mutex> g(g_sleepers_mu);
       auto it = g_sleepers.find(tid);
       if (it == g_sleepers.end()) return false;

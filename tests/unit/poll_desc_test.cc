@@ -15,23 +15,12 @@
 
 #include "core/base.h"
 #include "core/stats.h"
+#include "tests/unit/wait_util.h"
 
 namespace gonet::core {
 namespace {
 
-constexpr int64_t kMs = 1000000;
-// Only a hang detector: a correct run never comes near it.
-constexpr int64_t kHangNs = 20000 * kMs;
-
-template <typename Pred>
-bool WaitUntil(Pred pred, int64_t hang_ns = kHangNs) {
-  const int64_t give_up = Nanotime() + hang_ns;
-  while (!pred()) {
-    if (Nanotime() > give_up) return false;
-    usleep(100);
-  }
-  return true;
-}
+using namespace testing_util;  // wait_util.h: WaitUntil, kMs
 
 // Blocked on either path: parked on a pollDesc, or in a blocking call made in the kernel.
 int64_t Parked() { return Stats().threads_parked.load() + Stats().threads_in_kernel.load(); }

@@ -25,16 +25,28 @@ bool WaitUntil(Pred pred, int64_t hang_ns = kHangNs) {
   return true;
 }
 
-// True while thread `tid` of this process sleeps in futex(2).
-inline bool InFutex(pid_t tid) {
+// What thread `tid` of this process is doing, from /proc: false if it is running (or gone);
+// else its syscall number and first argument.
+inline bool ReadThreadSyscall(pid_t tid, long* nr, unsigned long* arg0) {
   char path[64];
   snprintf(path, sizeof path, "/proc/self/task/%d/syscall", static_cast<int>(tid));
   FILE* f = fopen(path, "r");
   if (f == nullptr) return false;
-  long nr = -1;
-  int got = fscanf(f, "%ld", &nr);
+  *nr = -1;
+  *arg0 = 0;
+  int got = fscanf(f, "%ld %lx", nr, arg0);
   fclose(f);
-  return got == 1 && nr == SYS_futex;
+  return got >= 1 && *nr >= 0;
 }
+
+// True while thread `tid` of this process sleeps in syscall `nr`.
+inline bool InSyscall(pid_t tid, long nr) {
+  long got = -1;
+  unsigned long arg0;
+  return ReadThreadSyscall(tid, &got, &arg0) && got == nr;
+}
+
+// True while thread `tid` of this process sleeps in futex(2).
+inline bool InFutex(pid_t tid) { return InSyscall(tid, SYS_futex); }
 
 }  // namespace gonet::core::testing_util
