@@ -10,8 +10,8 @@
 // our failed attempt and our wait, and the first WaitReady parks at once. Otherwise the first
 // WaitReady queues for it and, once granted, asks for one more attempt, since the holder may
 // have consumed the edge we would wait for. The first WaitReady publishes the deadline on the
-// pollDesc; the destructor releases the lock. Destructors, not explicit calls, release everything, because pthread_cancel unwinds
-// out of a parked call (thread_parker.h).
+// pollDesc; the destructor releases the lock. Destructors, not explicit calls, release everything,
+// because pthread_cancel unwinds out of a parked call (thread_parker.h).
 //
 // gonet dump (dump.h): the first WaitReady of a call notes the fd and operation on the waiter's
 // Parker (parker.h WaitNote) and the destructor clears it, so a dump can say what every parked

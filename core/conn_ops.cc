@@ -85,10 +85,10 @@ IoResult Accept(int fd, sockaddr* addr, socklen_t* addrlen, int flags) {
 }
 
 IoResult Connect(int fd, const sockaddr* addr, socklen_t addrlen) {
-  const bool inet = addr != nullptr && addrlen >= static_cast<socklen_t>(sizeof(sockaddr_in)) &&
-                    (addr->sa_family == AF_INET ||
-                     (addr->sa_family == AF_INET6 &&
-                      addrlen >= static_cast<socklen_t>(sizeof(sockaddr_in6))));
+  const bool inet =
+      addr != nullptr && addrlen >= static_cast<socklen_t>(sizeof(sockaddr_in)) &&
+      (addr->sa_family == AF_INET ||
+       (addr->sa_family == AF_INET6 && addrlen >= static_cast<socklen_t>(sizeof(sockaddr_in6))));
   if (IoResult f = InjectFault(FaultOp::kConnect, fd, inet ? addr : nullptr); !f.ok()) return f;
   if (!Enabled()) return IoResult::Passthrough();
   ReentryGuard guard;

@@ -80,8 +80,8 @@ void CrashHandler(int sig, siginfo_t* info, void* uc) {
   // SA_RESETHAND made the disposition SIG_DFL: a fault is re-executed and takes the default
   // action; abort() raises SIGABRT again itself; a SIGSEGV sent with kill would not repeat, so
   // raise it once more for that case.
-  if (info != nullptr && info->si_code <= 0 && sig != SIGABRT) sys::Call(SYS_tgkill,
-      sys::Call(SYS_getpid), sys::Call(SYS_gettid), sig);
+  if (info != nullptr && info->si_code <= 0 && sig != SIGABRT)
+    sys::Call(SYS_tgkill, sys::Call(SYS_getpid), sys::Call(SYS_gettid), sig);
 }
 
 }  // namespace

@@ -75,14 +75,14 @@
 //     (syscall_offload.h): made once without waiting, then, if they would wait, run on a helper
 //     OS thread while the fiber parks. The fiber does not move; result and errno are the kernel's.
 //     A poll or ppoll of one socket gonet manages parks on its pollDesc instead (poll_wait.cc).
-//   - A call gonet neither parks nor offloads (regular-file IO, flock, getaddrinfo, glibc-internal IO such
-//     as stdio on a pipe, pthread_once or a C++ static initialiser waiting on another fiber,
-//     pthread_barrier_wait, process-shared or robust mutexes and rwlocks, named or process-shared
-//     semaphores) blocks its machine; its worker's other fibers move to another machine after
-//     ~20-30 ms (handoff). After a handoff those fibers, and the stuck one once it returns, run on
-//     a different OS thread: a compiled-in cached TLS address (errno's, above) from before would
-//     then point at the old thread. That is the price of never deadlocking; it needs a fiber
-//     stuck for 20 ms with others waiting behind it.
+//   - A call gonet neither parks nor offloads (regular-file IO, flock, getaddrinfo,
+//     glibc-internal IO such as stdio on a pipe, pthread_once or a C++ static initialiser waiting
+//     on another fiber, pthread_barrier_wait, process-shared or robust mutexes and rwlocks, named
+//     or process-shared semaphores) blocks its machine; its worker's other fibers move to another
+//     machine after ~20-30 ms (handoff). After a handoff those fibers, and the stuck one once it
+//     returns, run on a different OS thread: a compiled-in cached TLS address (errno's, above)
+//     from before would then point at the old thread. That is the price of never deadlocking; it
+//     needs a fiber stuck for 20 ms with others waiting behind it.
 //   - No preemption: a fiber that computes without parking keeps its machine; after 20 ms the
 //     fibers queued behind it are handed to another machine.
 //   - pthread_attr_setstack (a program-provided stack) is ignored; the stack size is honoured.

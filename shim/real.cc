@@ -1,8 +1,8 @@
 #include "shim/real.h"
 
 #include <dlfcn.h>
-#include <signal.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -114,8 +114,8 @@ GONET_REAL(ssize_t, __recvfrom_chk,
            (int fd, void* b, size_t n, size_t bl, int f, sockaddr* a, socklen_t* l),
            (fd, b, n, bl, f, a, l), syscall(SYS_recvfrom, fd, b, n, f, a, l))
 
-GONET_REAL(int, poll, (pollfd* f, nfds_t n, int t), (f, n, t), syscall(SYS_poll, f, n, t))
-GONET_REAL(int, ppoll, (pollfd* f, nfds_t n, const timespec* t, const sigset_t* m), (f, n, t, m),
+GONET_REAL(int, poll, (pollfd * f, nfds_t n, int t), (f, n, t), syscall(SYS_poll, f, n, t))
+GONET_REAL(int, ppoll, (pollfd * f, nfds_t n, const timespec* t, const sigset_t* m), (f, n, t, m),
            RawPpoll(f, n, t, m))
 GONET_REAL(int, select, (int n, fd_set* r, fd_set* w, fd_set* e, timeval* t), (n, r, w, e, t),
            syscall(SYS_select, n, r, w, e, t))

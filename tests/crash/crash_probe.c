@@ -11,7 +11,11 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
-static void own(int s) { (void)s; write(1, "own handler ran\n", 16); _exit(5); }
+static void own(int s) {
+  (void)s;
+  write(1, "own handler ran\n", 16);
+  _exit(5);
+}
 int main(int argc, char** argv) {
   const char* what = argc > 1 ? argv[1] : "gonet";
   int sv[2];

@@ -313,7 +313,6 @@ TEST(FiberScheduler, NewFibersAvoidAWorkerBlockedInTheKernel) {
   close(pipefd[1]);
 }
 
-
 // Go's handoff: every worker is stuck in a call gonet does not see (a raw pipe read), and the
 // fiber that would release them is queued behind them. The sysmon must hand a stuck worker's
 // queue to another thread, or the program deadlocks because fibers share workers.
