@@ -21,6 +21,7 @@
 #include <sys/select.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <cstdint>
 
 #include "core/base.h"
@@ -69,14 +70,11 @@ class FdSetProbe {
   fd_set copies_[3];
 };
 
-bool IsZero(const timespec* t) { return t != nullptr && t->tv_sec == 0 && t->tv_nsec == 0; }
-
-// A relative timeout in ns (at least 1: 0 means "none" to core), saturated.
-int64_t TimespecNs(const timespec& t) {
-  constexpr int64_t kMaxSec = INT64_MAX / 1000000000 - 1;
-  if (t.tv_sec > kMaxSec) return INT64_MAX;
-  int64_t ns = int64_t{t.tv_sec} * 1000000000 + t.tv_nsec;
-  return ns > 0 ? ns : 1;
+// A timeout that cannot wait, and so is made inline: zero, or one the kernel refuses with
+// EINVAL (a probe with a zero timeout in its place would answer instead of refusing).
+bool Immediate(const timespec* t) {
+  return t != nullptr && ((t->tv_sec == 0 && t->tv_nsec == 0) || t->tv_sec < 0 || t->tv_nsec < 0 ||
+                          t->tv_nsec >= 1000000000);
 }
 
 }  // namespace
@@ -102,9 +100,10 @@ GONET_HOOK int __poll_chk(struct pollfd* fds, nfds_t nfds, int timeout_ms, size_
 
 GONET_HOOK int ppoll(struct pollfd* fds, nfds_t nfds, const struct timespec* timeout,
                      const sigset_t* sigmask) {
-  if (!core::InFiber() || IsZero(timeout)) return real::ppoll(fds, nfds, timeout, sigmask);
-  if (nfds == 1 && sigmask == nullptr && (timeout == nullptr || timeout->tv_sec >= 0)) {
-    int64_t ns = timeout == nullptr ? 0 : TimespecNs(*timeout);
+  if (!core::InFiber() || Immediate(timeout)) return real::ppoll(fds, nfds, timeout, sigmask);
+  if (nfds == 1 && sigmask == nullptr) {
+    // Relative ns for core, where 0 means "none": a nonzero timeout is at least 1 ns.
+    int64_t ns = timeout == nullptr ? 0 : std::max<int64_t>(core::TimespecNs(*timeout), 1);
     core::IoResult r = core::PollOneSocket(fds, ns);
     if (!r.passthrough()) return ToCAbi<int>(r);
   }
@@ -120,7 +119,9 @@ GONET_HOOK int __ppoll_chk(struct pollfd* fds, nfds_t nfds, const struct timespe
 }
 
 GONET_HOOK int select(int nfds, fd_set* r, fd_set* w, fd_set* e, struct timeval* timeout) {
-  if (!core::InFiber() || (timeout != nullptr && timeout->tv_sec == 0 && timeout->tv_usec == 0)) {
+  // select refuses only a negative timeval (it normalises tv_usec beyond a second).
+  if (!core::InFiber() || (timeout != nullptr && ((timeout->tv_sec == 0 && timeout->tv_usec == 0) ||
+                                                  timeout->tv_sec < 0 || timeout->tv_usec < 0))) {
     return real::select(nfds, r, w, e, timeout);
   }
   FdSetProbe probe(nfds, r, w, e);
@@ -135,7 +136,9 @@ GONET_HOOK int select(int nfds, fd_set* r, fd_set* w, fd_set* e, struct timeval*
 
 GONET_HOOK int pselect(int nfds, fd_set* r, fd_set* w, fd_set* e, const struct timespec* timeout,
                        const sigset_t* sigmask) {
-  if (!core::InFiber() || IsZero(timeout)) return real::pselect(nfds, r, w, e, timeout, sigmask);
+  if (!core::InFiber() || Immediate(timeout)) {
+    return real::pselect(nfds, r, w, e, timeout, sigmask);
+  }
   FdSetProbe probe(nfds, r, w, e);
   int ready = probe.Run([&](fd_set* pr, fd_set* pw, fd_set* pe) {
     const timespec zero{};
@@ -165,7 +168,7 @@ GONET_HOOK int epoll_pwait(int epfd, struct epoll_event* events, int maxevents, 
 
 GONET_HOOK int epoll_pwait2(int epfd, struct epoll_event* events, int maxevents,
                             const struct timespec* timeout, const sigset_t* sigmask) {
-  if (!core::InFiber() || IsZero(timeout)) {
+  if (!core::InFiber() || Immediate(timeout)) {
     return real::epoll_pwait2(epfd, events, maxevents, timeout, sigmask);
   }
   const timespec zero{};

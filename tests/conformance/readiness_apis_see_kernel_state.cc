@@ -115,6 +115,36 @@ int main() {
   Show(epoll_wait(ep, out, 4, 0), "epoll_wait again (edge: nothing new)");
   Show(recv(p.server, buf, sizeof buf, 0), "recv");
 
+  // In fibers mode a thread is a fiber, and a poll of one of gonet's sockets from a fiber parks
+  // on the socket's pollDesc (core/poll_wait.cc) instead of the kernel: the same answers.
+  Say("== poll and ppoll of one socket from another thread");
+  std::thread([&] {
+    std::thread sender([&] {
+      SleepMs(50);
+      SendStr(p.client, "x");
+    });
+    ShowPoll(p.server, POLLIN, 5000, "from a thread, blocking until data arrives");
+    sender.join();
+    ShowPoll(p.server, POLLOUT, 1000, "from a thread, for writing");
+    Show(recv(p.server, buf, sizeof buf, 0), "recv");
+    {
+      Stopwatch sw;
+      ShowPoll(p.server, POLLIN, 150, "from a thread, with a 150 ms timeout");
+      Say("poll %s", sw.Waited(150));
+    }
+    Show(send(p.client, "y", 1, 0), "send 1");
+    WaitQueued(p.server, 1);
+    pollfd pfd{p.server, POLLIN, 0};
+    timespec bad{0, 2000000000};  // tv_nsec out of range: EINVAL even with data queued
+    Show(ppoll(&pfd, 1, &bad, nullptr), "ppoll with an invalid timeout");
+    timespec t150{0, 150000000};
+    Show(ppoll(&pfd, 1, &t150, nullptr), "ppoll, 1 byte queued");
+    Show(recv(p.server, buf, sizeof buf, 0), "recv");
+    Stopwatch sw;
+    Show(ppoll(&pfd, 1, &t150, nullptr), "ppoll with a 150 ms timeout");
+    Say("ppoll %s", sw.Waited(150));
+  }).join();
+
   Say("== peer close");
   close(p.client);
   ShowPoll(p.server, POLLIN | POLLRDHUP, 1000, "after the peer closed");
