@@ -58,6 +58,15 @@ void BlockingCall::NoteWait(int timeout_errno) {
 
 int BlockingCall::WaitReady(int timeout_errno) {
   Count(Stats().eagain_retries);
+  return Wait(timeout_errno);
+}
+
+int BlockingCall::WaitDrained() {
+  Count(Stats().drained_parks);
+  return Wait(EAGAIN);
+}
+
+int BlockingCall::Wait(int timeout_errno) {
   if (noted_ == nullptr) NoteWait(timeout_errno);
   if (pd_ == nullptr) {
     pd_ = ref_.ArmedPollDesc();

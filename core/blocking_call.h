@@ -40,8 +40,23 @@ class BlockingCall {
   // 0: ready, try again. Otherwise the errno to fail with: EBADF (closed while waiting), EAGAIN
   // (deadline), EINTR (signal). timeout_errno replaces EAGAIN (EINPROGRESS for connect).
   int WaitReady(int timeout_errno = EAGAIN);
+  // WaitReady for a receive that parks before its first attempt (the drained hint, below).
+  int WaitDrained();
 
   int64_t deadline_ns() const { return deadline_ns_; }
+
+  // The drained hint of a receive (poll_desc.h). It needs the read lock from the start of the
+  // call, so that no other receive on this fd runs between the attempt and its record.
+  // True: the last short receive emptied the queue and nothing arrived since; park first.
+  bool ReadDrained() const { return locked_ && pd_->ReadDrained(); }
+  // Before each attempt; after a short one, NoteShortRead records the queue as drained.
+  void MarkReadEdges() {
+    edges_marked_ = locked_;
+    if (locked_) edges_ = pd_->read_edges();
+  }
+  void NoteShortRead() {
+    if (edges_marked_) pd_->NoteReadDrained(edges_);
+  }
 
   // Once a call has moved some bytes, the kernel returns that partial count when a signal
   // handler runs, SA_RESTART or not (there is nothing left to restart): later waits of this call
@@ -49,6 +64,7 @@ class BlockingCall {
   void InterruptibleFromNowOn() { kind_ = WaitKind::kAlwaysEintr; }
 
  private:
+  int Wait(int timeout_errno);
   int FallbackWait(int timeout_errno);
   void NoteWait(int timeout_errno);
 
@@ -60,6 +76,8 @@ class BlockingCall {
   Parker* noted_ = nullptr;  // whose wait note this call set (cleared by the destructor)
   bool locked_ = false;
   bool deadline_set_ = false;  // published on the pollDesc (only while locked_)
+  bool edges_marked_ = false;  // edges_ was read under the lock, before the last attempt
+  uint32_t edges_ = 0;
 };
 
 // The app's timeout for a direction, or gonet's policy if the app set none.

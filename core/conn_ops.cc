@@ -39,6 +39,8 @@ void InstallAccepted(const SocketState& s, int nfd, int flags) {
   SocketState* ns = FdTable::Find(nfd)->sock.load(std::memory_order_acquire);
   ns->rcvtimeo_ns.store(s.rcvtimeo_ns.load(std::memory_order_relaxed), std::memory_order_relaxed);
   ns->sndtimeo_ns.store(s.sndtimeo_ns.load(std::memory_order_relaxed), std::memory_order_relaxed);
+  ns->short_read_drains.store(s.short_read_drains.load(std::memory_order_relaxed),
+                              std::memory_order_relaxed);
   int type = 0;
   socklen_t len = sizeof type;
   if (s.type != SOCK_STREAM &&

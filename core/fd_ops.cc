@@ -6,6 +6,8 @@
 // to the kernel, so a number reused by another thread's socket() is never touched by a stale
 // operation.
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 
@@ -86,11 +88,15 @@ SocketState* KnownSocket(int fd) {
 
 }  // namespace
 
-void NoteSocket(int fd, int domain, int type) {
+void NoteSocket(int fd, int domain, int type, int protocol) {
   if (mode() == RunMode::kOff) return;
   ReentryGuard guard;
-  FdTable::InstallNew(fd, domain, type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC),
-                      (type & SOCK_NONBLOCK) != 0);
+  const int base_type = type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
+  if (!FdTable::InstallNew(fd, domain, base_type, (type & SOCK_NONBLOCK) != 0)) return;
+  if ((domain == AF_INET || domain == AF_INET6) && base_type == SOCK_STREAM &&
+      (protocol == 0 || protocol == IPPROTO_TCP)) {
+    FdTable::Find(fd)->sock.load(std::memory_order_acquire)->short_read_drains.store(true);
+  }
 }
 
 void NoteSocketPair(const int sv[2], int domain, int type) {
@@ -233,10 +239,25 @@ IoResult IoctlFionbio(int fd, int* arg) {
   return IoResult::Ok(r);
 }
 
+namespace {
+
+// Options after which a short TCP receive no longer means an empty queue (the drained hint,
+// poll_desc.h): urgent data inline stops a receive at its mark; a ULP (kernel TLS) stops one at
+// a record that is not data.
+bool EndsShortReadHint(int level, int name) {
+  return (level == SOL_SOCKET && name == SO_OOBINLINE) ||
+         (level == IPPROTO_TCP && name == TCP_ULP) || level == SOL_TLS;
+}
+
+}  // namespace
+
 IoResult SetSockOpt(int fd, int level, int name, const void* value, socklen_t len) {
-  if (mode() == RunMode::kOff || t_core_depth != 0 || level != SOL_SOCKET) {
+  if (mode() == RunMode::kOff || t_core_depth != 0) return IoResult::Passthrough();
+  if (EndsShortReadHint(level, name)) {
+    if (SocketState* s = KnownSocket(fd)) s->short_read_drains.store(false);
     return IoResult::Passthrough();
   }
+  if (level != SOL_SOCKET) return IoResult::Passthrough();
   bool rcv = name == SO_RCVTIMEO_OLD || name == SO_RCVTIMEO_NEW;
   bool snd = name == SO_SNDTIMEO_OLD || name == SO_SNDTIMEO_NEW;
   bool lowat = name == SO_RCVLOWAT;

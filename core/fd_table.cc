@@ -104,6 +104,7 @@ SocketState* FdTable::NewSocketState() {
   s->rcvtimeo_ns.store(0, std::memory_order_relaxed);
   s->sndtimeo_ns.store(0, std::memory_order_relaxed);
   s->rcvlowat.store(1, std::memory_order_relaxed);
+  s->short_read_drains.store(false, std::memory_order_relaxed);
   s->type = 0;
   s->family = 0;
   return s;

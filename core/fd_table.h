@@ -54,8 +54,11 @@ struct SocketState {
   std::atomic<int64_t> rcvtimeo_ns{0};  // the app's SO_RCVTIMEO as the kernel keeps it (0=none)
   std::atomic<int64_t> sndtimeo_ns{0};  // the app's SO_SNDTIMEO
   std::atomic<int> rcvlowat{1};         // SO_RCVLOWAT as the kernel keeps it (>= 1)
-  int type = 0;                         // SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET, ...
-  int family = 0;                       // AF_INET, AF_INET6, AF_UNIX, ...
+  // A plain TCP socket made in this process, with no urgent-data or ULP option set: a short
+  // receive means an empty queue (the drained hint, poll_desc.h).
+  std::atomic<bool> short_read_drains{false};
+  int type = 0;    // SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET, ...
+  int family = 0;  // AF_INET, AF_INET6, AF_UNIX, ...
 };
 
 enum class FdKind : uint32_t { kUnknown = 0, kNotSocket = 1, kSocket = 2 };

@@ -107,13 +107,24 @@ bool PendingErrorOrHangup(int fd, short events) {
   return sys::Call(SYS_ppoll, &p, 1, &zero, nullptr, 8) == 1 && (p.revents & events);
 }
 
+void ForgoShortReadHint(int fd) {
+  FdEntry* e = FdTable::Find(fd);
+  if (e == nullptr || e->kind.load(std::memory_order_acquire) != FdKind::kSocket) return;
+  if (SocketState* s = e->sock.load(std::memory_order_acquire)) s->short_read_drains.store(false);
+}
+
 // Shared prologue: decides whether core handles the call at all.
 //   kPassthrough: not ours (mode, re-entry, not a socket, app non-blocking, MSG_DONTWAIT).
 //   EBADF: the fd is being closed.
 int Enter(FdRef& ref, int fd, int flags) {
-  if (flags & MSG_DONTWAIT) return kPassthrough;
+  if (flags & MSG_DONTWAIT) {
+    if (flags & MSG_OOB) ForgoShortReadHint(fd);
+    return kPassthrough;
+  }
   int a = ref.Acquire(fd);
   if (a != 0) return a;
+  // A program that uses urgent data may find a receive stopped at the urgent mark.
+  if (flags & MSG_OOB) ref.sock()->short_read_drains.store(false);
   if (ref.sock()->app_nonblock.load(std::memory_order_relaxed)) return kPassthrough;
   return 0;
 }
@@ -133,7 +144,8 @@ bool UseDirectCall(const SocketState& s, Mode mode) {
 // The receive loop. attempt(flags) performs one non-blocking call for the bytes still wanted and
 // returns >= 0 or -errno; advance(n) moves past n received bytes.
 template <typename Attempt, typename Advance>
-IoResult ReceiveLoop(FdRef& ref, int flags, size_t want, Attempt attempt, Advance advance) {
+IoResult ReceiveLoop(FdRef& ref, int flags, size_t want, size_t room, Attempt attempt,
+                     Advance advance) {
   const SocketState& s = *ref.sock();
   bool waitall = (flags & MSG_WAITALL) && IsStream(s) && want > 0;
   bool peek = (flags & MSG_PEEK) != 0;
@@ -145,9 +157,30 @@ IoResult ReceiveLoop(FdRef& ref, int flags, size_t want, Attempt attempt, Advanc
   const size_t lowat = IsStream(s) && !waitall && want > 0
                            ? std::min<size_t>(static_cast<size_t>(s.rcvlowat.load()), want)
                            : 1;
+  // The drained hint (poll_desc.h): a receive that may take `room` bytes and gets fewer leaves
+  // the queue empty, so the next call parks before asking the kernel. Not for a receive that
+  // leaves the bytes queued (peek), waits for more than one byte, or reads urgent data.
+  const bool hint = room > 0 && lowat == 1 && !waitall && !peek &&
+                    !(flags & (MSG_OOB | MSG_TRUNC)) &&
+                    s.short_read_drains.load(std::memory_order_relaxed);
+  bool park_first = hint && call.ReadDrained();
   bool timed_out = false;
   size_t done = 0;
   for (;;) {
+    if (park_first) {
+      park_first = false;
+      if (int e = call.WaitDrained(); e != 0) {
+        // A deadline or a signal: the kernel's receive would still have returned bytes that
+        // were queued before it, even if their edge has not been delivered yet.
+        if (e == EBADF) return IoResult::Err(e);
+        long r = attempt(nbflags);
+        if (r >= 0) return IoResult::Ok(r);
+        if (r != -EAGAIN) return IoResult::Err(static_cast<int>(-r));
+        if (e == EAGAIN && !t.app) Count(Stats().deadline_policy_timeouts);
+        return IoResult::Err(e);
+      }
+      continue;
+    }
     if (done > 0 && PendingErrorOrHangup(ref.fd(), POLLERR)) {
       return IoResult::Ok(static_cast<ssize_t>(done));
     }
@@ -161,6 +194,7 @@ IoResult ReceiveLoop(FdRef& ref, int flags, size_t want, Attempt attempt, Advanc
       }
       continue;
     }
+    if (hint) call.MarkReadEdges();
     long r = attempt(nbflags);
     if (r > 0 && waitall && peek) {
       // MSG_WAITALL|MSG_PEEK: the kernel waits until `want` bytes are queued (or EOF, error,
@@ -174,6 +208,7 @@ IoResult ReceiveLoop(FdRef& ref, int flags, size_t want, Attempt attempt, Advanc
       continue;
     }
     if (r > 0) {
+      if (hint && static_cast<size_t>(r) < room) call.NoteShortRead();
       done += static_cast<size_t>(r);
       if (!waitall || done >= want) return IoResult::Ok(static_cast<ssize_t>(done));
       advance(static_cast<size_t>(r));
@@ -242,7 +277,7 @@ IoResult RecvBuffer(int fd, void* buf, size_t len, int flags, sockaddr* addr, so
   char* p = static_cast<char*>(buf);
   size_t offset = 0;
   return ReceiveLoop(
-      ref, flags, len,
+      ref, flags, len, len,
       [&](int f) { return sys::Call(SYS_recvfrom, fd, p + offset, len - offset, f, addr, alen); },
       [&](size_t n) { offset += n; });
 }
@@ -276,9 +311,11 @@ IoResult RecvMessage(int fd, msghdr* msg, int flags) {
     return DirectCall(ref, 'r', [&] { return sys::Call(SYS_recvmsg, fd, msg, flags); });
   }
   bool waitall = (flags & MSG_WAITALL) && IsStream(*ref.sock());
+  const size_t total = IovTotal(msg->msg_iov, static_cast<int>(msg->msg_iovlen));
   if (!waitall) {
     return ReceiveLoop(
-        ref, flags, 1, [&](int f) { return sys::Call(SYS_recvmsg, fd, msg, f); }, [](size_t) {});
+        ref, flags, 1, total, [&](int f) { return sys::Call(SYS_recvmsg, fd, msg, f); },
+        [](size_t) {});
   }
   // MSG_WAITALL on a stream: loop over a private copy of the iovecs; the app's msghdr gets the
   // fields of the last call (flags), as the kernel's single call would leave them.
@@ -286,7 +323,7 @@ IoResult RecvMessage(int fd, msghdr* msg, int flags) {
   if (!cursor.ok()) return IoResult::Err(ENOMEM);
   msghdr m = *msg;
   return ReceiveLoop(
-      ref, flags, IovTotal(msg->msg_iov, static_cast<int>(msg->msg_iovlen)),
+      ref, flags, total, total,
       [&](int f) {
         m.msg_iov = cursor.iov();
         m.msg_iovlen = static_cast<size_t>(cursor.count());

@@ -49,7 +49,7 @@ int Netpoller::Arm(PollDesc* pd) {
   int ep = EnsureOpen();
   if (ep < 0) return ep;
   epoll_event ev{};
-  ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+  ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI | EPOLLET;
   ev.data.u64 = pd->EpollTag();
   long r = sys::Call(SYS_epoll_ctl, ep, EPOLL_CTL_ADD, pd->fd(), &ev);
   if (r == -EEXIST) {
@@ -108,7 +108,9 @@ int Netpoller::Poll(int64_t delay_ns) {
       continue;
     }
     uint32_t ev = events[i].events;
-    if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) pd->Ready(Mode::kRead);
+    // Before the delivery: see PollDesc's drained hint.
+    if (ev & (EPOLLPRI | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) pd->EndDrainedHint();
+    if (ev & (EPOLLIN | EPOLLPRI | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) pd->Ready(Mode::kRead);
     if (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR)) pd->Ready(Mode::kWrite);
     ++delivered;
   }

@@ -40,7 +40,7 @@ IoResult Accept(int fd, sockaddr* addr, socklen_t* addrlen, int flags);
 IoResult Connect(int fd, const sockaddr* addr, socklen_t addrlen);
 
 // Lifecycle: tell core about sockets the shim created through the real calls.
-void NoteSocket(int fd, int domain, int type);
+void NoteSocket(int fd, int domain, int type, int protocol = 0);
 void NoteSocketPair(const int sv[2], int domain, int type);
 IoResult Close(int fd);
 IoResult CloseSocket(int fd);  // Close without fault injection

@@ -20,6 +20,8 @@ PollDesc* PollDesc::Alloc(int fd) {
   pd->rd_.store(0, std::memory_order_relaxed);
   pd->wd_.store(0, std::memory_order_relaxed);
   pd->armed_epoch_.store(0, std::memory_order_relaxed);
+  pd->hint_ended_.store(false, std::memory_order_relaxed);
+  pd->drained_ = false;
   pd->closing_.store(false, std::memory_order_seq_cst);
   return pd;
 }
@@ -46,6 +48,7 @@ void PollDesc::ResetAllAfterFork() {
     pd->rlock_.ResetAfterFork();
     pd->wlock_.ResetAfterFork();
     pd->armed_epoch_.store(0, std::memory_order_relaxed);
+    pd->drained_ = false;
   }
 }
 
@@ -174,6 +177,9 @@ Parker* PollDesc::Unblock(Mode mode, bool ioready) {
 }
 
 void PollDesc::Ready(Mode mode) {
+  // The count moves before the token is set: a reader that finds the token consumed by someone
+  // else (a poll on this fd) then also finds the count moved, and asks the kernel.
+  if (mode == Mode::kRead) read_edges_.fetch_add(1, std::memory_order_acq_rel);
   if (Parker* p = Unblock(mode, true)) p->Unpark();
 }
 

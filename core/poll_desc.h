@@ -30,6 +30,24 @@
 // then closing_/deadline load in the waiter) are seq_cst on both sides: that is Go's "full memory
 // barrier between store to closing and read of rg/wg".
 //
+// The drained hint (read direction only; io_ops.cc ReceiveLoop decides where it applies): a
+// receive on a plain TCP socket that returns fewer bytes than it asked for has emptied the
+// receive queue, and every byte that arrives later makes the socket readable again, which the
+// edge-triggered epoll reports. So the next receive can park at once instead of first asking the
+// kernel for an EAGAIN: Go and the hand-written epoll loop make that extra recv per request.
+// read_edges_ counts the readiness deliveries for reading; the reader takes it before its
+// attempt and, after a short receive, records it (NoteReadDrained). While the count is unchanged
+// no byte that arrived after the queue was seen empty has been delivered, and any such byte's
+// edge is still on its way, so parking cannot miss it: ReadDrained() is true. A delivery moves the
+// count (before the semaphore, so whoever consumes the token also sees the count moved) and the
+// hint lapses until the next short receive.
+// Two states let a receive return with nothing new arriving, and end the hint for good
+// (EndDrainedHint, before the delivery's count moves): urgent data (EPOLLPRI: a receive stops at
+// the urgent mark with bytes behind it) and the end of the stream or an error (EPOLLRDHUP,
+// EPOLLHUP, EPOLLERR: the last bytes and the FIN or reset often come in one delivery, and the
+// receive after the short one that took the bytes returns 0 or the error at once).
+// The recorded count is written and read only by the holder of the read DirLock.
+//
 // Lifetime: pollDescs are type-stable. They live in an arena, are recycled through a free list,
 // and are never freed, because the netpoller may deliver an event naming a pollDesc after its fd
 // was closed. Each carries fdseq_, bumped when it is freed; epoll data holds (index, fdseq) and
@@ -71,6 +89,19 @@ class PollDesc {
   // Go's netpollready for one direction: IO readiness from the netpoller.
   void Ready(Mode mode);
 
+  // The drained hint (top of this file). EndDrainedHint comes from the netpoller; the other
+  // three only from the holder of the read DirLock.
+  uint32_t read_edges() const { return read_edges_.load(std::memory_order_acquire); }
+  void NoteReadDrained(uint32_t edges_before_attempt) {
+    drained_edges_ = edges_before_attempt;
+    drained_ = true;
+  }
+  bool ReadDrained() const {
+    return drained_ && drained_edges_ == read_edges() &&
+           !hint_ended_.load(std::memory_order_acquire);
+  }
+  void EndDrainedHint() { hint_ended_.store(true, std::memory_order_release); }
+
   void SetDeadline(Mode mode, int64_t deadline_ns);
   int64_t deadline(Mode mode) const { return Deadline(mode).load(std::memory_order_seq_cst); }
 
@@ -110,6 +141,10 @@ class PollDesc {
   std::atomic<bool> closing_{false};   // set by Evict; cleared only by Alloc
   std::atomic<uint32_t> fdseq_{0};     // protects from stale epoll events (bumped by Free)
   std::atomic<uint32_t> armed_epoch_{0};
+  std::atomic<uint32_t> read_edges_{0};  // readiness deliveries for reading (the drained hint)
+  std::atomic<bool> hint_ended_{false};  // urgent data, EOF or an error seen: no drained hint
+  uint32_t drained_edges_ = 0;           // read_edges_ before the last short receive
+  bool drained_ = false;                 // a short receive recorded drained_edges_
   DirLock rlock_;  // queues readers in front of rg_ (several threads in accept/recv on one fd)
   DirLock wlock_;  // queues writers in front of wg_
   int fd_ = -1;

@@ -12,7 +12,7 @@ namespace real = gonet::real;
 GONET_HOOK int socket(int domain, int type, int protocol) {
   if (core::IoResult f = core::SocketFault(); !f.ok()) return ToCAbi<int>(f);
   int fd = real::socket(domain, type, protocol);
-  if (fd >= 0) core::NoteSocket(fd, domain, type);
+  if (fd >= 0) core::NoteSocket(fd, domain, type, protocol);
   return fd;
 }
 

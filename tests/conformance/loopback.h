@@ -5,6 +5,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <linux/sockios.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -85,6 +86,18 @@ inline void WaitQueued(int fd, int bytes) {
     Must(ioctl(fd, FIONREAD, &queued), "ioctl(FIONREAD)");
     if (queued >= bytes) return;
     if (spins > 20000) Fail("WaitQueued: bytes never arrived");
+    SleepMs(1);
+  }
+}
+
+// WaitAcked waits until the peer acknowledged every byte sent on fd (SIOCOUTQ is 0): on loopback
+// they are then queued at the peer. For bytes FIONREAD does not count (it stops at an urgent mark).
+inline void WaitAcked(int fd) {
+  for (int spins = 0;; ++spins) {
+    int unacked = 0;
+    Must(ioctl(fd, SIOCOUTQ, &unacked), "ioctl(SIOCOUTQ)");
+    if (unacked == 0) return;
+    if (spins > 20000) Fail("WaitAcked: bytes never acknowledged");
     SleepMs(1);
   }
 }

@@ -386,5 +386,54 @@ TEST(PollDesc, StalePermitIsASpuriousWakeUpNotReadiness) {
   EXPECT_EQ(Parks(), parks + 1);
 }
 
+// The drained hint (poll_desc.h): recorded by a short receive, it holds only while no read
+// readiness has been delivered since the count the receive took before its attempt.
+TEST(PollDesc, DrainedHintHoldsUntilReadReadinessIsDelivered) {
+  ScopedPollDesc pd;
+  EXPECT_FALSE(pd->ReadDrained()) << "a new pollDesc has seen no receive";
+  pd->NoteReadDrained(pd->read_edges());
+  EXPECT_TRUE(pd->ReadDrained());
+  pd->Ready(Mode::kWrite);
+  EXPECT_TRUE(pd->ReadDrained()) << "write readiness says nothing about the receive queue";
+  pd->Ready(Mode::kRead);
+  EXPECT_FALSE(pd->ReadDrained());
+  pd->NoteReadDrained(pd->read_edges());
+  EXPECT_TRUE(pd->ReadDrained());
+}
+
+// A delivery between taking the count and recording the short receive (the bytes arrived while
+// the receive ran) must lapse the hint, even though it was recorded after the delivery.
+TEST(PollDesc, DrainedHintTakenBeforeADeliveryIsAlreadyStale) {
+  ScopedPollDesc pd;
+  const uint32_t before_attempt = pd->read_edges();
+  pd->Ready(Mode::kRead);
+  pd->NoteReadDrained(before_attempt);
+  EXPECT_FALSE(pd->ReadDrained());
+}
+
+TEST(PollDesc, EndingTheDrainedHintIsForGood) {
+  ScopedPollDesc pd;
+  pd->EndDrainedHint();
+  pd->NoteReadDrained(pd->read_edges());
+  EXPECT_FALSE(pd->ReadDrained()) << "after urgent data, EOF or an error, a receive may return "
+                                     "with nothing new arriving";
+}
+
+TEST(PollDesc, RecycledPollDescForgetsTheDrainedHint) {
+  PollDesc* pd = PollDesc::Alloc(1000);
+  ASSERT_NE(pd, nullptr);
+  pd->EndDrainedHint();
+  pd->Free();
+  PollDesc* again = PollDesc::Alloc(1000);
+  ASSERT_NE(again, nullptr);
+  again->NoteReadDrained(again->read_edges());
+  EXPECT_TRUE(again->ReadDrained()) << "the old incarnation's EOF stuck to the new one";
+  again->Free();
+  PollDesc* third = PollDesc::Alloc(1000);
+  ASSERT_NE(third, nullptr);
+  EXPECT_FALSE(third->ReadDrained()) << "the old incarnation's short receive stuck to the new one";
+  third->Free();
+}
+
 }  // namespace
 }  // namespace gonet::core
