@@ -210,7 +210,16 @@ std::atomic<size_t> g_task_count{0};
 Spinlock g_free_mu;
 FiberTask* g_free GONET_GUARDED_BY(g_free_mu) = nullptr;
 
+// pthread keys (key_kind.h). The destructor to run at fiber exit.
 std::atomic<void (*)(void*)> g_key_dtors[PTHREAD_KEYS_MAX];
+// One bit per sanitizer key (key_kind.h): its destructor is never run at fiber exit. Read only
+// there, so pthread_getspecific's path is unchanged.
+std::atomic<uint64_t> g_sanitizer_keys[PTHREAD_KEYS_MAX / 64];
+
+// key < PTHREAD_KEYS_MAX.
+bool IsSanitizerKey(pthread_key_t key) {
+  return (g_sanitizer_keys[key / 64].load(std::memory_order_relaxed) >> (key % 64)) & 1;
+}
 
 // pthread_pause-free unwinding for pthread_exit in a fiber.
 struct FiberExitUnwind {};
@@ -809,6 +818,7 @@ void FiberTask::RunKeyDestructors() {
       void* v = specific_[k];
       if (v == nullptr) continue;
       specific_[k] = nullptr;
+      if (IsSanitizerKey(k)) continue;  // it would tear down the worker's state (key_kind.h)
       if (auto dtor = g_key_dtors[k].load(std::memory_order_acquire)) {
         dtor(v);
         any = true;
@@ -1014,8 +1024,17 @@ void FiberScheduler::ForEachSuspendedTask(SuspendedTaskFn fn, void* ctx) {
   }
 }
 
-void FiberScheduler::NoteKeyDestructor(pthread_key_t key, void (*destructor)(void*)) {
-  if (key < PTHREAD_KEYS_MAX) g_key_dtors[key].store(destructor, std::memory_order_release);
+void FiberScheduler::NoteKeyDestructor(pthread_key_t key, void (*destructor)(void*), KeyKind kind) {
+  if (key >= PTHREAD_KEYS_MAX) return;
+  uint64_t bit = uint64_t{1} << (key % 64);
+  // Relaxed: a fiber that has a value for the key got it after pthread_key_create returned, and
+  // whatever ordered that (the creator publishing the key) orders this too.
+  if (kind == KeyKind::kSanitizer) {
+    g_sanitizer_keys[key / 64].fetch_or(bit, std::memory_order_relaxed);
+  } else {
+    g_sanitizer_keys[key / 64].fetch_and(~bit, std::memory_order_relaxed);
+  }
+  g_key_dtors[key].store(destructor, std::memory_order_release);
 }
 
 }  // namespace gonet::core

@@ -67,7 +67,8 @@
 //     and pthread_cancel(fiber) return ENOTSUP. Signal masks (pthread_sigmask) are per worker.
 //   - __thread/thread_local variables are per worker, shared by the fibers of that worker (and
 //     their destructors run only at process exit). errno, libstdc++'s exception state and
-//     pthread_getspecific data are per fiber. Start-up warns about objects that declare TLS
+//     pthread_getspecific data are per fiber (a sanitizer runtime's key too, but its destructor
+//     is not run at fiber exit: key_kind.h). Start-up warns about objects that declare TLS
 //     (tls_scan.h).
 //   - poll, ppoll, select, pselect, epoll_wait, epoll_pwait, epoll_pwait2, waitpid, wait, wait3,
 //     wait4, waitid, and read/readv/write/writev on a pipe, FIFO, tty, character device,
@@ -103,6 +104,7 @@
 #include <cstdint>
 
 #include "core/fiber.h"
+#include "core/key_kind.h"
 #include "core/parker.h"
 #include "core/spinlock.h"
 
@@ -145,8 +147,8 @@ class FiberTask final : public Parker {
   enum class Action { kNone, kPark, kYield };
 
   static void Entry(void* self);
-  bool CommitPark();  // on the worker, after the switch; false: a permit came, requeue
-  void RunKeyDestructors();
+  bool CommitPark();         // on the worker, after the switch; false: a permit came, requeue
+  void RunKeyDestructors();  // program keys only (key_kind.h)
 
   Fiber fiber_;
   std::atomic<uint64_t> state_{kRun};
@@ -191,8 +193,11 @@ class FiberScheduler {
   // True if p is a FiberTask handle (a pthread_t that pthread_create returned in fibers mode).
   static bool IsTask(const void* p);
   static int workers();
-  // pthread_key_create: remember the destructor to run at fiber exit.
-  static void NoteKeyDestructor(pthread_key_t key, void (*destructor)(void*));
+  // pthread_key_create: remember the destructor to run at fiber exit, unless the key is a
+  // sanitizer's (key_kind.h). pthread_key_delete: (key, nullptr).
+  // Thread rule: any thread, during loader start-up too (a sanitizer creates its key then).
+  static void NoteKeyDestructor(pthread_key_t key, void (*destructor)(void*),
+                                KeyKind kind = KeyKind::kProgram);
 
   // gonet dump (dump.h): calls fn for every live task that has run and is now suspended (parked
   // or queued), with its saved context (Fiber::SavedContext). While fn runs the task is pinned:

@@ -25,6 +25,7 @@
 #include "core/fiber_scheduler.h"
 #include "core/fiber_stack.h"
 #include "core/fiber_sync.h"
+#include "core/key_kind.h"
 #include "core/runtime.h"
 #include "shim/abi.h"
 
@@ -178,10 +179,16 @@ GONET_HOOK int sched_yield() {
 }
 
 // --- thread-specific data: per fiber ---------------------------------------------------------
+// The kind of a key (key_kind.h: the program's, or a sanitizer's, whose destructor gonet must not
+// run at fiber exit) is decided here from the creator's return address: ASan creates its key
+// while it starts up, before gonet's constructor, so the rule cannot wait for the runtime.
 
 GONET_HOOK int pthread_key_create(pthread_key_t* key, void (*destructor)(void*)) {
   int r = NEXT(pthread_key_create)(key, destructor);
-  if (r == 0) FiberScheduler::NoteKeyDestructor(*key, destructor);
+  if (r == 0) {
+    FiberScheduler::NoteKeyDestructor(*key, destructor,
+                                      core::KeyKindOfCreator(__builtin_return_address(0)));
+  }
   return r;
 }
 
