@@ -16,6 +16,7 @@
 #include "core/fiber_sync.h"
 #include "core/netpoller.h"
 #include "core/runtime.h"
+#include "core/sanitizer_thread_start.h"
 #include "core/stats.h"
 #include "core/sys.h"
 
@@ -491,6 +492,7 @@ FiberWorker* AwaitWorker(Machine* m) {
 }
 
 void* WorkerMain(void* arg) {
+  SanitizerThreadStart();
   auto* m = static_cast<Machine*>(arg);
   void* alt =
       mmap(nullptr, kAltStackBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -594,6 +596,7 @@ bool Retake(int64_t now) {
 }
 
 void* SysmonMain(void*) {
+  SanitizerThreadStart();
   sigset_t all;
   sigfillset(&all);
   pthread_sigmask(SIG_BLOCK, &all, nullptr);  // program signals go to the program's threads
