@@ -67,26 +67,40 @@ done
 # covers programs that dlopen or re-exec; detect_leaks=0 because the leak report would be about
 # the host programs, not about gonet.
 asan_dir=build-asan-shim
-echo "=== conformance (threads) with ASan-built libgonet.so in $asan_dir"
+# scenario_flag NAME FLAG: tests/conformance/CMakeLists.txt registers NAME with FLAG
+# (THREAD_SPECIFIC: not run in fibers mode; ONE_WORKER: fibers mode on one worker).
+scenario_flag() {
+  grep -E "^conformance_scenario\($1[ )]" tests/conformance/CMakeLists.txt | grep -qw "$2"
+}
+echo "=== conformance (threads, fibers) with ASan-built libgonet.so in $asan_dir"
 if cmake -S . -B "$asan_dir" -DGONET_SANITIZE=address -DCMAKE_BUILD_TYPE=RelWithDebInfo \
      >/dev/null && cmake --build "$asan_dir" -j "$jobs" --target gonet_preload \
      conformance_scenarios >"$asan_dir.build.log" 2>&1; then
   asan_preload="$(gcc -print-file-name=libasan.so):$PWD/$asan_dir/libgonet.so"
-  for bin in "$asan_dir"/conformance/conf_*; do
-    name=${bin##*/conf_}
-    expected=()
-    [[ -f tests/conformance/$name.gonet.expected ]] &&
-      expected=(--expected "tests/conformance/$name.gonet.expected")
-    if ASAN_OPTIONS=detect_leaks=0:verify_asan_link_order=0:abort_on_error=0 \
-         python3 tests/conformance/run_conformance.py --builddir "$asan_dir" --scenario "$name" \
-         --mode threads --preload "$asan_preload" "${expected[@]}" >"$asan_dir/$name.log" 2>&1
-    then
-      passed=$((passed + 1))
-    else
-      failed=$((failed + 1))
-      failed_suites+=("asan-shim.$name")
-      echo "FAIL asan-shim.$name (log: $asan_dir/$name.log)"
-    fi
+  for mode in threads fibers; do
+    start=$SECONDS
+    for bin in "$asan_dir"/conformance/conf_*; do
+      name=${bin##*/conf_}
+      args=()
+      [[ -f tests/conformance/$name.gonet.expected ]] &&
+        args+=(--expected "tests/conformance/$name.gonet.expected")
+      if [[ $mode == fibers ]]; then
+        scenario_flag "$name" THREAD_SPECIFIC && continue
+        scenario_flag "$name" ONE_WORKER && args+=(--env GONET_WORKERS=1)
+      fi
+      if ASAN_OPTIONS=detect_leaks=0:verify_asan_link_order=0:abort_on_error=0 \
+           python3 tests/conformance/run_conformance.py --builddir "$asan_dir" \
+           --scenario "$name" --mode "$mode" --preload "$asan_preload" "${args[@]}" \
+           >"$asan_dir/$name.$mode.log" 2>&1
+      then
+        passed=$((passed + 1))
+      else
+        failed=$((failed + 1))
+        failed_suites+=("asan-shim.$name.$mode")
+        echo "FAIL asan-shim.$name.$mode (log: $asan_dir/$name.$mode.log)"
+      fi
+    done
+    echo "asan-shim $mode: $((SECONDS - start)) s"
   done
 else
   tail -n 30 "$asan_dir.build.log" 2>/dev/null
