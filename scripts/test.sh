@@ -65,7 +65,9 @@ done
 # ahead of the program's own libraries (else ASan aborts at start-up, "ASan runtime does not
 # come first"), so LD_PRELOAD names libasan.so before libgonet.so; verify_asan_link_order=0
 # covers programs that dlopen or re-exec; detect_leaks=0 because the leak report would be about
-# the host programs, not about gonet.
+# the host programs, not about gonet. Fibers mode under ASan relies on two things (README): a
+# sanitizer's pthread key is per fiber but gonet never runs its destructor at fiber exit
+# (core/key_kind.h), and gonet's own threads clear their stack's shadow (sanitizer_thread_start.h).
 asan_dir=build-asan-shim
 # scenario_flag NAME FLAG: tests/conformance/CMakeLists.txt registers NAME with FLAG
 # (THREAD_SPECIFIC: not run in fibers mode; ONE_WORKER: fibers mode on one worker).
