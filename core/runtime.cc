@@ -16,6 +16,7 @@
 #include "core/kernel_wait.h"
 #include "core/netpoller.h"
 #include "core/poll_desc.h"
+#include "core/sanitizer_thread_start.h"
 #include "core/signal_policy.h"
 #include "core/stats.h"
 #include "core/stats_shm.h"  // ops (issue 6): live-stats segment
@@ -32,6 +33,7 @@ Config g_config;
 std::atomic<int> g_driver_state{0};  // 0 none, 1 starting, 2 running
 
 void* DriverMain(void*) {
+  SanitizerThreadStart();  // made with libc's pthread_create (sanitizer_thread_start.h)
   // The driver must not take the program's signals: they belong to the program's own threads.
   sigset_t all;
   sigfillset(&all);

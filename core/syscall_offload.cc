@@ -12,6 +12,7 @@
 
 #include "core/base.h"
 #include "core/parker.h"
+#include "core/sanitizer_thread_start.h"
 #include "core/spinlock.h"
 #include "core/stats.h"
 #include "core/sys.h"
@@ -124,6 +125,7 @@ Job* WaitForJob(Helper* h) {
 }
 
 void* HelperMain(void* arg) {
+  SanitizerThreadStart();  // made with libc's pthread_create (sanitizer_thread_start.h)
   prctl(PR_SET_NAME, "gonet-offload", 0, 0, 0);
   auto* h = static_cast<Helper*>(arg);
   // The first job came with the thread (wake is already 1).

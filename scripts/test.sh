@@ -83,6 +83,12 @@ if cmake -S . -B "$asan_dir" -DGONET_SANITIZE=address -DCMAKE_BUILD_TYPE=RelWith
     start=$SECONDS
     for bin in "$asan_dir"/conformance/conf_*; do
       name=${bin##*/conf_}
+      # Its 512 MiB RLIMIT_AS cannot hold ASan's shadow reservation: the ASan-built scenario dies
+      # at start-up, natively too, and two empty transcripts would "match". Counted as skipped.
+      if [[ $name == thread_stacks_exhausted_returns_eagain ]]; then
+        skipped=$((skipped + 1))
+        continue
+      fi
       args=()
       [[ -f tests/conformance/$name.gonet.expected ]] &&
         args+=(--expected "tests/conformance/$name.gonet.expected")
