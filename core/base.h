@@ -49,6 +49,15 @@ inline int64_t Nanotime() {
   return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 }
 
+// CLOCK_MONOTONIC as of the last scheduler tick (CLOCK_MONOTONIC_COARSE): never ahead of
+// Nanotime, behind it by up to one tick (1-10 ms). A read costs about 3 ns against 21 ns (vDSO,
+// measured here), so bookkeeping done on every fiber switch or blocked call uses it.
+inline int64_t CoarseNanotime() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
 // A timespec as nanoseconds, saturating instead of overflowing (a huge timeout means "never").
 inline int64_t TimespecNs(const timespec& t) {
   constexpr int64_t kMaxSec = INT64_MAX / 1000000000 - 1;

@@ -66,6 +66,7 @@ class BlockingCall {
  private:
   int Wait(int timeout_errno);
   int FallbackWait(int timeout_errno);
+  void PublishDeadline();
   void NoteWait(int timeout_errno);
 
   FdRef& ref_;
@@ -75,7 +76,7 @@ class BlockingCall {
   PollDesc* pd_ = nullptr;
   Parker* noted_ = nullptr;  // whose wait note this call set (cleared by the destructor)
   bool locked_ = false;
-  bool deadline_set_ = false;  // published on the pollDesc (only while locked_)
+  bool deadline_set_ = false;  // published on the pollDesc if nonzero (only while locked_)
   bool edges_marked_ = false;  // edges_ was read under the lock, before the last attempt
   uint32_t edges_ = 0;
 };

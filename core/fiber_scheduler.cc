@@ -165,6 +165,9 @@ namespace {
 
 constexpr uint32_t kTaskIdBit = uint32_t{1} << 30;  // kernel tids stay below 2^22
 constexpr size_t kMaxTasks = size_t{1} << 20;
+// A busy worker polls the netpoller when this long has passed since the last poll, on the coarse
+// clock (read once per fiber run): at most once per scheduler tick, at least every kSysmonPollNs
+// (the sysmon polls then).
 constexpr int64_t kBusyPollIntervalNs = 1000000;
 
 FiberWorker* g_workers = nullptr;
@@ -278,7 +281,7 @@ bool WakeOneSleeper(FiberWorker* self) {
 
 void PollAsPoller(int64_t delay_ns) {
   Netpoller::Get().Poll(delay_ns);
-  g_last_poll_ns.store(Nanotime(), std::memory_order_relaxed);
+  g_last_poll_ns.store(CoarseNanotime(), std::memory_order_relaxed);
 }
 
 // Go's findrunnable, once nothing is queued: poll (one worker at a time) or sleep.
@@ -310,7 +313,7 @@ void Idle(FiberWorker* w) {
 }
 
 void MaybePollBusy() {
-  int64_t now = Nanotime();
+  int64_t now = CoarseNanotime();
   if (now - g_last_poll_ns.load(std::memory_order_relaxed) < kBusyPollIntervalNs) return;
   if (g_poller_busy.exchange(true, std::memory_order_acq_rel)) return;
   PollAsPoller(0);
@@ -368,7 +371,8 @@ bool FiberWorker::Run(FiberTask* t) {
   }
   t->started_ = true;
   t_current = t;
-  running_since_ns.store(Nanotime(), std::memory_order_relaxed);
+  // Coarse, like every stamp read once per fiber run: the sysmon may retake up to one tick early.
+  running_since_ns.store(CoarseNanotime(), std::memory_order_relaxed);
   // Retakeable from here until the fiber comes back (header: Handoff). seq_cst: paired with the
   // sysmon's store of g_sysmon_asleep before it looks at every status.
   uint64_t gen = (status.load(std::memory_order_relaxed) >> 2) + 1;
@@ -894,7 +898,7 @@ bool FiberScheduler::StartWorkers(int n) {
     return false;
   }
   g_workers = workers;
-  g_last_poll_ns.store(Nanotime(), std::memory_order_relaxed);
+  g_last_poll_ns.store(CoarseNanotime(), std::memory_order_relaxed);
   // Open the netpoller before any worker can poll: Netpoller::Break before the epoll instance
   // exists marks a break pending without writing the eventfd, and then dedups every later Break,
   // so a worker that then blocks in Poll(-1) would never see the work queued for it. Poll(0)

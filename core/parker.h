@@ -23,6 +23,8 @@
 #include <atomic>
 #include <cstdint>
 
+#include "core/base.h"
+
 namespace gonet::core {
 
 enum class ParkResult {
@@ -80,10 +82,7 @@ class Parker {
   // Only the waiter itself calls these (dump.h reads the note).
   void NoteWait(WaitWhat what, int fd) {
     note_.fd.store(fd, std::memory_order_relaxed);
-    timespec ts;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    note_.since_ns.store(static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec,
-                         std::memory_order_relaxed);
+    note_.since_ns.store(CoarseNanotime(), std::memory_order_relaxed);
     note_.what.store(what, std::memory_order_relaxed);
   }
   void ClearWait() { note_.what.store(kWaitNone, std::memory_order_relaxed); }
