@@ -9,6 +9,14 @@
 #   BENCH_DURATION=5       seconds measured per cell (after a warm-up)
 #   BENCH_SIZE=64          echo message bytes
 #   BENCH_HTTP_CONNS=500   wrk connections of the HTTP cells
+#   BENCH_ROUNDS=3         rounds of every cell (1 with BENCH_QUICK); each row reports the median
+#
+# Rounds: this machine is shared, and its speed drifts by 10-30% over minutes. One 5 s window per
+# server let a ratio between two rows swing with whoever else was running when each row ran.
+# So the whole sequence of cells runs ROUNDS times, each round starting the servers of a
+# connection count in a rotated order; a row reports the median of its rounds' req/s and
+# latencies (its peak RSS and threads: the highest), and its req/s range over the rounds. The
+# medians of one run are still side by side: every server saw the same stretch of time.
 #
 # Every cell starts its server fresh with the server pinned to CPU 0 and the load (loadgen, wrk)
 # pinned to CPU 1, health-checks it, samples its peak RSS (VmHWM) and thread count from
@@ -28,10 +36,12 @@ if [[ ${BENCH_QUICK:-0} == 1 ]]; then
   DURATION=${BENCH_DURATION:-2}
   CONNS=${BENCH_CONNS:-"1 100 1000"}
   WARMUP=0.5
+  ROUNDS=${BENCH_ROUNDS:-1}
 else
   DURATION=${BENCH_DURATION:-5}
   CONNS=${BENCH_CONNS:-"1 100 1000 10000"}
   WARMUP=1
+  ROUNDS=${BENCH_ROUNDS:-3}
 fi
 SIZE=${BENCH_SIZE:-64}
 HTTP_CONNS=${BENCH_HTTP_CONNS:-500}
@@ -139,8 +149,8 @@ stop_sampler() {
 }
 
 # --- the cells ----------------------------------------------------------------------------
-CSV=$WORK/results.csv
-echo "suite,server,conns,rps,p50_us,p99_us,p999_us,peak_rss_kb,peak_threads,status" >"$CSV"
+CSV=$WORK/results.csv  # one row per cell and round; the report aggregates it
+echo "suite,server,conns,rps,p50_us,p99_us,p999_us,peak_rss_kb,peak_threads,status,round" >"$CSV"
 
 json_field() {  # json_field NAME JSON: the value of a flat JSON object's field
   sed -n "s/.*\"$1\":\"\{0,1\}\([^,\"}]*\).*/\1/p" <<<"$2"
@@ -164,13 +174,13 @@ run_cell() {
   [[ $suite == http ]] && mode=http
   log "$suite $label, $conns connections"
   if ! launch "$variant" "$@"; then
-    echo "$suite,$label,$conns,,,,,,,no listening line: $(server_stderr | tr ',' ';')" >>"$CSV"
+    echo "$suite,$label,$conns,,,,,,,no listening line: $(server_stderr | tr ',' ';'),$ROUND" >>"$CSV"
     stop_server
     return
   fi
   if ! health_check "$mode"; then
     echo "$suite,$label,$conns,,,,,,,failed health check: $(head -c 200 "$WORK/health.err" |
-      tr '\n,' ' ;')" >>"$CSV"
+      tr '\n,' ' ;'),$ROUND" >>"$CSV"
     stop_server
     return
   fi
@@ -213,7 +223,8 @@ run_cell() {
     status="server died: $(server_stderr)"
   fi
   stop_server
-  echo "$suite,$label,$conns,$rps,$p50,$p99,$p999,$hwm,$threads,$(tr ',' ';' <<<"$status")" >>"$CSV"
+  echo "$suite,$label,$conns,$rps,$p50,$p99,$p999,$hwm,$threads,$(tr ',' ';' <<<"$status"),$ROUND" \
+    >>"$CSV"
 }
 
 # --- which variants can run ---------------------------------------------------------------
@@ -245,28 +256,87 @@ else
 fi
 
 # --- the run ------------------------------------------------------------------------------
-START=$(date -u '+%Y-%m-%d %H:%M:%S UTC')
-for conns in $CONNS; do
-  if [[ -x $BUILD/echo_threads ]]; then
-    for v in "${VARIANTS[@]}"; do
-      run_cell echo "echo_threads $v" "$v" "$conns" "$BUILD/echo_threads" --port 0 --backlog 4096
-    done
-  fi
-  run_cell echo "epoll_echo (ref)" ref "$conns" "$BUILD/epoll_echo" --port 0
-  if [[ -n $GO_ECHO ]]; then
-    run_cell echo "go_echo (ref)" ref "$conns" "$GO_ECHO" -port 0
-  fi
-done
-[[ -x $BUILD/echo_threads ]] || NOTES+=("echo_threads missing: only the references ran")
+# echo_cell NAME CONNS: one echo cell by its row name ("echo_threads VARIANT" or a reference)
+echo_cell() {
+  case $1 in
+    "epoll_echo (ref)") run_cell echo "$1" ref "$2" "$BUILD/epoll_echo" --port 0 ;;
+    "go_echo (ref)") run_cell echo "$1" ref "$2" "$GO_ECHO" -port 0 ;;
+    *) run_cell echo "$1" "${1#echo_threads }" "$2" "$BUILD/echo_threads" --port 0 --backlog 4096 ;;
+  esac
+}
 
+ECHO_ROWS=()
+if [[ -x $BUILD/echo_threads ]]; then
+  for v in "${VARIANTS[@]}"; do ECHO_ROWS+=("echo_threads $v"); done
+else
+  NOTES+=("echo_threads missing: only the references ran")
+fi
+ECHO_ROWS+=("epoll_echo (ref)")
+[[ -n $GO_ECHO ]] && ECHO_ROWS+=("go_echo (ref)")
+HTTP=0
 if [[ -x $BUILD/http_threads ]] && command -v wrk >/dev/null; then
-  for v in "${VARIANTS[@]}"; do
-    run_cell http "http_threads $v" "$v" "$HTTP_CONNS" "$BUILD/http_threads" --port 0 \
-      --backlog 4096
-  done
+  HTTP=1
 else
   NOTES+=("HTTP cells skipped: http_threads or wrk missing")
 fi
+
+START=$(date -u '+%Y-%m-%d %H:%M:%S UTC')
+for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do
+  for conns in $CONNS; do
+    n=${#ECHO_ROWS[@]}
+    for ((i = 0; i < n; i++)); do
+      echo_cell "${ECHO_ROWS[$(((i + ROUND - 1) % n))]}" "$conns"
+    done
+  done
+  if ((HTTP)); then
+    n=${#VARIANTS[@]}
+    for ((i = 0; i < n; i++)); do
+      v=${VARIANTS[$(((i + ROUND - 1) % n))]}
+      run_cell http "http_threads $v" "$v" "$HTTP_CONNS" "$BUILD/http_threads" --port 0 \
+        --backlog 4096
+    done
+  fi
+done
+
+# One row per cell: medians over the rounds, rows in round 1's order (which is not rotated).
+cp "$CSV" "$WORK/rounds.csv"
+awk -F, -v OFS=, '
+  function median(list,   a, k, n, t, i, j) {
+    n = split(list, a, " ")
+    if (n == 0) return ""
+    for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] + 0 > t + 0; j--) a[j + 1] = a[j]; a[j + 1] = t }
+    return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+  }
+  NR == 1 { print "suite,server,conns,rps,p50_us,p99_us,p999_us,peak_rss_kb,peak_threads,status,rps_min,rps_max,rounds"; next }
+  {
+    key = $1 SUBSEP $2 SUBSEP $3
+    if (!(key in seen)) { seen[key] = 1; order[++n] = key; s[key] = $1; sv[key] = $2; c[key] = $3 }
+    if ($4 != "") {
+      rps[key] = rps[key] " " $4; p50[key] = p50[key] " " $5; p99[key] = p99[key] " " $6
+      p999[key] = p999[key] " " $7; ok[key]++
+      if (!(key in lo) || $4 + 0 < lo[key]) lo[key] = $4 + 0
+      if (!(key in hi) || $4 + 0 > hi[key]) hi[key] = $4 + 0
+    }
+    if ($8 + 0 > rss[key]) rss[key] = $8 + 0
+    if ($9 + 0 > thr[key]) thr[key] = $9 + 0
+    # Unanswered connections are usual at 10,000 (a backlog still draining): one count per round.
+    un_n = 0
+    if ($10 ~ /^ok; [0-9]+ connections unanswered in the window$/) {
+      split($10, w, " "); un_n = w[2]; any_un[key] = 1
+    } else if ($10 != "ok") {
+      st[key] = st[key] (st[key] == "" ? "" : "; ") "round " $11 ": " $10
+    }
+    un[key] = un[key] (un[key] == "" ? "" : "/") un_n
+    rounds[key]++
+  }
+  END {
+    for (i = 1; i <= n; i++) {
+      k = order[i]
+      status = st[k] != "" ? st[k] : any_un[k] ? "ok; " un[k] " connections unanswered in the window (per round)" : "ok"
+      print s[k], sv[k], c[k], median(rps[k]), median(p50[k]), median(p99[k]), median(p999[k]),
+            (rss[k] ? rss[k] : ""), (thr[k] ? thr[k] : ""), status, lo[k], hi[k], rounds[k]
+    }
+  }' "$WORK/rounds.csv" >"$CSV"
 # Fibers mode exists to serve many connections on a few threads; say so when a run shows it did
 # not (the mode may fall back to a thread per connection while it is incomplete).
 while IFS= read -r row; do
@@ -277,6 +347,7 @@ done < <(awk -F, '$2 ~ /gonet-fibers/ && $3 >= 100 && $9 > $3 {
 # --- the report ---------------------------------------------------------------------------
 mkdir -p "$RESULTS"
 cp "$CSV" "$RESULTS/latest.csv"
+cp "$WORK/rounds.csv" "$RESULTS/latest.rounds.csv"
 commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 {
@@ -290,11 +361,14 @@ cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
     "HTTP: \`wrk -t1 -c$HTTP_CONNS -d${DURATION}s\` on GET /."
   echo "\"vs native\" is req/s over echo_threads (or http_threads) native at the same" \
     "connection count in this run."
+  echo "Each cell ran $ROUNDS time(s), the rounds interleaved (every server in round 1, then in" \
+    "round 2, ...); a row gives the median req/s and latencies of its rounds, the req/s range," \
+    "and the highest RSS and thread count (per round: latest.rounds.csv)."
   echo
   awk -F, '
     NR == 1 { next }
     { n++; suite[n] = $1; server[n] = $2; conns[n] = $3; rps[n] = $4; p50[n] = $5; p99[n] = $6
-      p999[n] = $7; rss[n] = $8; thr[n] = $9; st[n] = $10
+      p999[n] = $7; rss[n] = $8; thr[n] = $9; st[n] = $10; lo[n] = $11; hi[n] = $12
       if ($2 ~ / native$/ && $4 != "") base[$1 "/" $3] = $4 }
     function cell(v) { return v == "" ? "-" : v }
     END {
@@ -303,16 +377,17 @@ cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
         if (suite[i] != last) {
           last = suite[i]
           printf "\n## %s\n\n", suite[i] == "echo" ? "Echo" : "HTTP"
-          printf "| server | conns | req/s | vs native | p50 us | p99 us | p999 us |"
+          printf "| server | conns | req/s | range | vs native | p50 us | p99 us | p999 us |"
           print " peak RSS MiB | peak threads | status |"
-          print "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+          print "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
         }
         b = base[suite[i] "/" conns[i]]
         ratio = (b != "" && rps[i] != "" && b > 0) ? sprintf("%.2f", rps[i] / b) : "-"
         mib = rss[i] > 0 ? sprintf("%.1f", rss[i] / 1024) : "-"
-        printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", server[i], conns[i],
-               rps[i] == "" ? "-" : sprintf("%.0f", rps[i]), ratio, cell(p50[i]), cell(p99[i]),
-               cell(p999[i]), mib, (thr[i] > 0 ? thr[i] : "-"), st[i]
+        range = lo[i] == "" ? "-" : sprintf("%.0f-%.0f", lo[i], hi[i])
+        printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", server[i], conns[i],
+               rps[i] == "" ? "-" : sprintf("%.0f", rps[i]), range, ratio, cell(p50[i]),
+               cell(p99[i]), cell(p999[i]), mib, (thr[i] > 0 ? thr[i] : "-"), st[i]
       }
     }' "$CSV"
   if ((${#NOTES[@]} > 0)); then
