@@ -32,6 +32,21 @@ void ShowGot(ssize_t n, const char* buf) {
   Say("got '%.*s'", static_cast<int>(n > 0 ? n : 0), buf);
 }
 
+// Makes the blocking call `call` on this thread while another thread does `act` once the call is
+// (likely) blocked (parked.h); returns what the call returned.
+template <typename Act, typename Call>
+long WhileBlocked(Act act, Call call) {
+  Announcer a;
+  std::thread other([&] {
+    a.WaitParked(20);
+    act();
+  });
+  a.Announce();
+  long r = call();
+  other.join();
+  return r;
+}
+
 void QueuedBeforeTheCall() {
   Say("== bytes queued before the next receive starts");
   Pair p = TcpPair();
@@ -49,14 +64,10 @@ void ArrivingWhileBlocked() {
   char buf[64];
   ShortReceive(p);
   for (int i = 0; i < 4; ++i) {
-    Announcer a;
-    std::thread sender([&] {
-      a.WaitParked(20);
-      SendStr(p.client, "late");
-    });
-    a.Announce();
-    ShowGot(Show(recv(p.server, buf, sizeof buf, 0), "blocking recv into 64"), buf);
-    sender.join();
+    long n = WhileBlocked(
+        [&] { SendStr(p.client, "late"); },
+        [&] { return Show(recv(p.server, buf, sizeof buf, 0), "blocking recv into 64"); });
+    ShowGot(n, buf);
   }
   CloseBoth(p);
 }
@@ -85,16 +96,14 @@ void UrgentMark(bool inline_oob) {
 
   Say("-- then a mark that arrives while the receive waits");
   ShortReceive(p);
-  Announcer a;
-  std::thread sender([&] {
-    a.WaitParked(20);
-    SendStr(p.client, "ghi");
-    Must(send(p.client, "Y", 1, MSG_OOB), "send 'Y' with MSG_OOB");
-    SendStr(p.client, "jkl");
-  });
-  a.Announce();
-  ShowGot(Show(recv(p.server, buf, sizeof buf, 0), "blocking recv into 64"), buf);
-  sender.join();
+  long n = WhileBlocked(
+      [&] {
+        SendStr(p.client, "ghi");
+        Must(send(p.client, "Y", 1, MSG_OOB), "send 'Y' with MSG_OOB");
+        SendStr(p.client, "jkl");
+      },
+      [&] { return Show(recv(p.server, buf, sizeof buf, 0), "blocking recv into 64"); });
+  ShowGot(n, buf);
   WaitAcked(p.client);
   ShowGot(Show(recv(p.server, buf, sizeof buf, 0), "recv into 64"), buf);
   CloseBoth(p);
@@ -105,14 +114,8 @@ void EofWhileBlocked() {
   Pair p = TcpPair();
   char buf[64];
   ShortReceive(p);
-  Announcer a;
-  std::thread closer([&] {
-    a.WaitParked(20);
-    Must(shutdown(p.client, SHUT_WR), "peer shutdown(SHUT_WR)");
-  });
-  a.Announce();
-  Show(recv(p.server, buf, sizeof buf, 0), "blocking recv into 64");
-  closer.join();
+  WhileBlocked([&] { Must(shutdown(p.client, SHUT_WR), "peer shutdown(SHUT_WR)"); },
+               [&] { return Show(recv(p.server, buf, sizeof buf, 0), "blocking recv into 64"); });
   Show(recv(p.server, buf, sizeof buf, 0), "recv after EOF");
   CloseBoth(p);
 }
@@ -125,22 +128,20 @@ void LastBytesWithTheEnd(bool reset) {
     Pair p = TcpPair();
     char buf[64];
     ShortReceive(p);
-    Announcer a;
-    std::thread closer([&] {
-      a.WaitParked(20);
-      SendStr(p.client, "bye");
-      if (reset) {
-        linger l{1, 0};
-        Must(setsockopt(p.client, SOL_SOCKET, SO_LINGER, &l, sizeof l), "SO_LINGER");
-        Must(close(p.client), "close");
-      } else {
-        Must(shutdown(p.client, SHUT_WR), "shutdown(SHUT_WR)");
-      }
-    });
-    a.Announce();
-    ShowGot(Show(recv(p.server, buf, sizeof buf, 0), "blocking recv into 64"), buf);
+    long n = WhileBlocked(
+        [&] {
+          SendStr(p.client, "bye");
+          if (reset) {
+            linger l{1, 0};
+            Must(setsockopt(p.client, SOL_SOCKET, SO_LINGER, &l, sizeof l), "SO_LINGER");
+            Must(close(p.client), "close");
+          } else {
+            Must(shutdown(p.client, SHUT_WR), "shutdown(SHUT_WR)");
+          }
+        },
+        [&] { return Show(recv(p.server, buf, sizeof buf, 0), "blocking recv into 64"); });
+    ShowGot(n, buf);
     Show(recv(p.server, buf, sizeof buf, 0), "recv into 64");
-    closer.join();
     close(p.server);
     if (!reset) close(p.client);
   }
@@ -168,14 +169,8 @@ void ShutdownReadWhileBlocked() {
   Pair p = TcpPair();
   char buf[64];
   ShortReceive(p);
-  Announcer a;
-  std::thread other([&] {
-    a.WaitParked(20);
-    Must(shutdown(p.server, SHUT_RD), "shutdown(SHUT_RD)");
-  });
-  a.Announce();
-  Show(recv(p.server, buf, sizeof buf, 0), "blocking recv into 64");
-  other.join();
+  WhileBlocked([&] { Must(shutdown(p.server, SHUT_RD), "shutdown(SHUT_RD)"); },
+               [&] { return Show(recv(p.server, buf, sizeof buf, 0), "blocking recv into 64"); });
   CloseBoth(p);
 }
 
@@ -184,16 +179,10 @@ void PollSeesItFirst() {
   Pair p = TcpPair();
   char buf[64];
   ShortReceive(p);
-  Announcer a;
-  std::thread sender([&] {
-    a.WaitParked(20);
-    SendStr(p.client, "polled");
-  });
-  a.Announce();
   pollfd pf{p.server, POLLIN, 0};
-  Show(poll(&pf, 1, 10000), "poll(POLLIN)");
+  WhileBlocked([&] { SendStr(p.client, "polled"); },
+               [&] { return Show(poll(&pf, 1, 10000), "poll(POLLIN)"); });
   Say("revents POLLIN: %s", YesNo(pf.revents & POLLIN));
-  sender.join();
   ShowGot(Show(recv(p.server, buf, sizeof buf, 0), "recv into 64"), buf);
   CloseBoth(p);
 }
@@ -206,30 +195,19 @@ void VectorCalls() {
   SendStr(p.client, "vec1");
   WaitQueued(p.server, 4);
   ShowGot(Show(readv(p.server, iov, 2), "readv 2 x 32"), a);
-  for (const char* word : {"vec2", "msg3"}) {
-    Announcer an;
-    std::thread sender([&] {
-      an.WaitParked(20);
-      SendStr(p.client, word);
-    });
-    an.Announce();
-    msghdr m{};
-    m.msg_iov = iov;
-    m.msg_iovlen = 2;
-    ssize_t n = word[0] == 'v' ? Show(readv(p.server, iov, 2), "blocking readv 2 x 32")
-                               : Show(recvmsg(p.server, &m, 0), "blocking recvmsg 2 x 32");
-    ShowGot(n, a);
-    sender.join();
-  }
+  ShowGot(WhileBlocked([&] { SendStr(p.client, "vec2"); },
+                       [&] { return Show(readv(p.server, iov, 2), "blocking readv 2 x 32"); }),
+          a);
+  msghdr m{};
+  m.msg_iov = iov;
+  m.msg_iovlen = 2;
+  ShowGot(WhileBlocked([&] { SendStr(p.client, "msg3"); },
+                       [&] { return Show(recvmsg(p.server, &m, 0), "blocking recvmsg 2 x 32"); }),
+          a);
   Say("-- read after a short recvmsg");
-  Announcer an;
-  std::thread sender([&] {
-    an.WaitParked(20);
-    SendStr(p.client, "read4");
-  });
-  an.Announce();
-  ShowGot(Show(read(p.server, a, sizeof a), "blocking read 32"), a);
-  sender.join();
+  ShowGot(WhileBlocked([&] { SendStr(p.client, "read4"); },
+                       [&] { return Show(read(p.server, a, sizeof a), "blocking read 32"); }),
+          a);
   CloseBoth(p);
 }
 
