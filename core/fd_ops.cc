@@ -80,12 +80,6 @@ int64_t TimevalNs(const void* value, socklen_t len) {
   return TimevalToNs(*tv);
 }
 
-SocketState* KnownSocket(int fd) {
-  FdEntry* e = FdTable::Find(fd);
-  if (e == nullptr || e->kind.load(std::memory_order_acquire) != FdKind::kSocket) return nullptr;
-  return e->sock.load(std::memory_order_acquire);
-}
-
 }  // namespace
 
 void NoteSocket(int fd, int domain, int type, int protocol) {
@@ -139,7 +133,7 @@ void NoteDup(int oldfd, int newfd) {
   if (mode() == RunMode::kOff || newfd < 0) return;
   ForgetFileKind(newfd);
   ReentryGuard guard;
-  if (SocketState* s = KnownSocket(oldfd)) {
+  if (SocketState* s = FdTable::FindSocket(oldfd)) {
     FdTable::Install(newfd, s);
   } else if (FdEntry* e = FdTable::Find(newfd)) {
     e->kind.store(FdKind::kUnknown, std::memory_order_release);
@@ -164,7 +158,7 @@ IoResult Dup3(int oldfd, int newfd, int flags, bool is_dup2) {
   if (evicted) EndClose(target);
   if (r < 0) return IoResult::Err(static_cast<int>(-r));
   ForgetFileKind(newfd);
-  if (SocketState* s = KnownSocket(oldfd)) {
+  if (SocketState* s = FdTable::FindSocket(oldfd)) {
     FdTable::Install(newfd, s);
   } else if (FdEntry* e = FdTable::Find(newfd)) {
     e->kind.store(FdKind::kUnknown, std::memory_order_release);
@@ -254,7 +248,7 @@ bool EndsShortReadHint(int level, int name) {
 IoResult SetSockOpt(int fd, int level, int name, const void* value, socklen_t len) {
   if (mode() == RunMode::kOff || t_core_depth != 0) return IoResult::Passthrough();
   if (EndsShortReadHint(level, name)) {
-    if (SocketState* s = KnownSocket(fd)) s->short_read_drains.store(false);
+    if (SocketState* s = FdTable::FindSocket(fd)) s->short_read_drains.store(false);
     return IoResult::Passthrough();
   }
   if (level != SOL_SOCKET) return IoResult::Passthrough();

@@ -116,6 +116,12 @@ void FdTable::Unref(SocketState* state) {
   }
 }
 
+SocketState* FdTable::FindSocket(int fd) {
+  FdEntry* e = Find(fd);
+  if (e == nullptr || e->kind.load(std::memory_order_acquire) != FdKind::kSocket) return nullptr;
+  return e->sock.load(std::memory_order_acquire);
+}
+
 bool FdTable::Install(int fd, SocketState* state) {
   FdEntry* e = Get(fd);
   if (e == nullptr || state == nullptr) return false;

@@ -84,6 +84,9 @@ class FdTable {
   static FdEntry* Get(int fd);
   // Like Get, but never allocates: nullptr if the chunk does not exist yet.
   static FdEntry* Find(int fd);
+  // The state of fd if gonet already knows it as a socket, else nullptr. Never allocates or
+  // adopts.
+  static SocketState* FindSocket(int fd);
 
   // Makes fd a known socket sharing `state` (taking a reference on it). Used when gonet sees a
   // socket being created (socket, accept, socketpair, dup). Returns false (fd passed through) for

@@ -107,24 +107,18 @@ bool PendingErrorOrHangup(int fd, short events) {
   return sys::Call(SYS_ppoll, &p, 1, &zero, nullptr, 8) == 1 && (p.revents & events);
 }
 
-void ForgoShortReadHint(int fd) {
-  FdEntry* e = FdTable::Find(fd);
-  if (e == nullptr || e->kind.load(std::memory_order_acquire) != FdKind::kSocket) return;
-  if (SocketState* s = e->sock.load(std::memory_order_acquire)) s->short_read_drains.store(false);
-}
-
 // Shared prologue: decides whether core handles the call at all.
 //   kPassthrough: not ours (mode, re-entry, not a socket, app non-blocking, MSG_DONTWAIT).
 //   EBADF: the fd is being closed.
 int Enter(FdRef& ref, int fd, int flags) {
-  if (flags & MSG_DONTWAIT) {
-    if (flags & MSG_OOB) ForgoShortReadHint(fd);
-    return kPassthrough;
+  // A program that uses urgent data may find a receive stopped at the urgent mark (the drained
+  // hint, poll_desc.h). A socket gonet has not seen yet is adopted without the hint anyway.
+  if (flags & MSG_OOB) {
+    if (SocketState* s = FdTable::FindSocket(fd)) s->short_read_drains.store(false);
   }
+  if (flags & MSG_DONTWAIT) return kPassthrough;
   int a = ref.Acquire(fd);
   if (a != 0) return a;
-  // A program that uses urgent data may find a receive stopped at the urgent mark.
-  if (flags & MSG_OOB) ref.sock()->short_read_drains.store(false);
   if (ref.sock()->app_nonblock.load(std::memory_order_relaxed)) return kPassthrough;
   return 0;
 }

@@ -22,7 +22,7 @@
 namespace gonet::core {
 namespace {
 
-using namespace testing_util;  // ops_test_util.h: WaitUntil, Blocked, Self, ThreadsConfig
+using namespace testing_util;  // ops_test_util.h: WaitUntil, Blocked, Self, ThreadsConfig, ...
 
 int64_t DrainedParks() { return Stats().drained_parks.load(); }
 
@@ -40,15 +40,9 @@ class DrainedHintTest : public ::testing::Test {
   // A connected TCP pair whose server end core knows as made by socket()/accept() (the only
   // sockets the hint applies to); the client end is plain, for the test to write with.
   void TcpPair(int* server, int* client) {
-    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr;
+    int lfd = LoopbackListener(1, &addr);
     ASSERT_GE(lfd, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ASSERT_EQ(bind(lfd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-    ASSERT_EQ(listen(lfd, 1), 0);
-    socklen_t alen = sizeof addr;
-    ASSERT_EQ(getsockname(lfd, reinterpret_cast<sockaddr*>(&addr), &alen), 0);
     *client = socket(AF_INET, SOCK_STREAM, 0);
     ASSERT_EQ(connect(*client, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
     *server = accept(lfd, nullptr, nullptr);

@@ -2,7 +2,10 @@
 // blocked where a core operation waits, and running a test on both threads-mode wait paths.
 #pragma once
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -63,6 +66,23 @@ inline bool Blocked(pid_t tid) {
     default:
       return false;
   }
+}
+
+// A TCP listener on 127.0.0.1 with a kernel-chosen port, its address in *addr; -1 on failure.
+// Core is not told about it: a test that wants a known socket calls NoteSocket itself.
+inline int LoopbackListener(int backlog, sockaddr_in* addr) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return -1;
+  *addr = sockaddr_in{};
+  addr->sin_family = AF_INET;
+  addr->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof *addr;
+  if (bind(fd, reinterpret_cast<sockaddr*>(addr), sizeof *addr) != 0 || listen(fd, backlog) != 0 ||
+      getsockname(fd, reinterpret_cast<sockaddr*>(addr), &len) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
 }
 
 // Threads mode has two ways to wait (core/kernel_wait.h): parked on the pollDesc until the

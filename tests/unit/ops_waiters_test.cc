@@ -83,16 +83,10 @@ class WaitersTest : public ::testing::TestWithParam<WaitPath> {
 
 TEST_P(WaitersTest, EachAcceptingThreadGetsExactlyOneConnection) {
   constexpr int kThreads = 6;
-  int lfd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr;
+  int lfd = LoopbackListener(64, &addr);
   ASSERT_GE(lfd, 0);
   NoteSocket(lfd, AF_INET, SOCK_STREAM);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(bind(lfd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-  ASSERT_EQ(listen(lfd, 64), 0);
-  socklen_t alen = sizeof addr;
-  ASSERT_EQ(getsockname(lfd, reinterpret_cast<sockaddr*>(&addr), &alen), 0);
 
   std::vector<int> accepted_ports(kThreads, -1);
   Crowd crowd(kThreads, [&](int i) {
