@@ -1,5 +1,5 @@
-// `gonet stats` and `gonet dump`: read a running program's live-stats segment (core/stats_shm.h)
-// and run the dump protocol (core/dump.h) against it.
+// `gonet stats` and `gonet dump`: read a running program's live-stats segment (core/stats/stats_shm.h)
+// and run the dump protocol (core/observe/dump.h) against it.
 //
 // Who may look: the segment is a 0600 file owned by the program's user. The CLI checks the
 // owner before opening it, so that root's `gonet` works on anyone's program and anybody else's
@@ -36,9 +36,9 @@
 #include <unordered_map>
 #include <vector>
 
-#include "core/dump.h"
-#include "core/duration.h"
-#include "core/stats_shm.h"
+#include "core/observe/dump.h"
+#include "core/base/duration.h"
+#include "core/stats/stats_shm.h"
 
 namespace gonet::cli {
 namespace {
@@ -473,7 +473,7 @@ char SyscallOp(long nr) {
   }
 }
 
-// core/parker.h WaitWhat.
+// core/poll/parker.h WaitWhat.
 const char* OpName(int op) {
   switch (op) {
     case 'r':

@@ -12,9 +12,9 @@
 #include <string_view>
 #include <vector>
 
-#include "core/duration.h"
-#include "core/fault_spec.h"
-#include "core/launch_check.h"
+#include "core/base/duration.h"
+#include "core/faults/fault_spec.h"
+#include "core/base/launch_check.h"
 #include "preload/cli_preload.h"
 
 namespace gonet::cli {

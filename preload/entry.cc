@@ -1,7 +1,7 @@
 // The library's entry: resolve libc's next symbols, then start the runtime. Runs inside the
 // dynamic loader's start-up of the host program: nothing here may throw, and nothing may call a
 // hooked function before gonet::real can answer (real.h explains the fallback).
-#include "core/runtime.h"
+#include "core/runtime/runtime.h"
 #include "shim/real.h"
 
 namespace {

@@ -20,11 +20,11 @@ case $what in
   *) echo "usage: scripts/fuzz.sh [short|long|build] [TARGET...]" >&2; exit 2 ;;
 esac
 mkdir -p "$out"
-# See tests/fuzz/CMakeLists.txt: clang refuses core/fiber.cc's __cxa_get_globals declaration.
+# See tests/fuzz/CMakeLists.txt: clang refuses core/fibers/fiber.cc's __cxa_get_globals declaration.
 fiber_obj="$out/fiber_gcc.o"
-if [[ ! -f $fiber_obj || $here/core/fiber.cc -nt $fiber_obj ]]; then
+if [[ ! -f $fiber_obj || $here/core/fibers/fiber.cc -nt $fiber_obj ]]; then
   g++ -std=c++20 -O1 -g -fPIC -fno-omit-frame-pointer -fsanitize=address -I"$here" \
-    -c "$here/core/fiber.cc" -o "$fiber_obj" >"$out.fiber.log" 2>&1 || fiber_obj=""
+    -c "$here/core/fibers/fiber.cc" -o "$fiber_obj" >"$out.fiber.log" 2>&1 || fiber_obj=""
 fi
 if ! cmake -S "$here/tests/fuzz" -B "$out" -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_C_COMPILER=clang \
      -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGONET_FIBER_OBJECT="$fiber_obj" \

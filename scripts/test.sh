@@ -67,7 +67,7 @@ done
 # covers programs that dlopen or re-exec; detect_leaks=0 because the leak report would be about
 # the host programs, not about gonet. Fibers mode under ASan relies on two things (README): a
 # sanitizer's pthread key is per fiber but gonet never runs its destructor at fiber exit
-# (core/key_kind.h), and gonet's own threads clear their stack's shadow (sanitizer_thread_start.h).
+# (core/fibers/key_kind.h), and gonet's own threads clear their stack's shadow (sanitizer_thread_start.h).
 asan_dir=build-asan-shim
 # scenario_flag NAME FLAG: tests/conformance/CMakeLists.txt registers NAME with FLAG
 # (THREAD_SPECIFIC: not run in fibers mode; ONE_WORKER: fibers mode on one worker).

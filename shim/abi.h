@@ -4,7 +4,7 @@
 
 #include <cerrno>
 
-#include "core/base.h"
+#include "core/base/base.h"
 
 namespace gonet::shim {
 

@@ -1,7 +1,7 @@
 // close and the dup family.
 #include <unistd.h>
 
-#include "core/ops.h"
+#include "core/fd/ops.h"
 #include "shim/abi.h"
 #include "shim/real.h"
 

@@ -5,7 +5,7 @@
 
 #include <cstdarg>
 
-#include "core/ops.h"
+#include "core/fd/ops.h"
 #include "shim/abi.h"
 #include "shim/real.h"
 

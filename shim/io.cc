@@ -1,14 +1,14 @@
 // The data calls and their _FORTIFY_SOURCE twins. Each: ask core; if core passes, call libc.
 // In fibers mode, a passed-through read or write that could wait for another party (a pipe, a
-// tty, core/file_kind_cache.h) runs on a helper thread while the fiber parks
-// (core/syscall_offload.h), so it cannot stall the other fibers of its worker.
+// tty, core/fd/file_kind_cache.h) runs on a helper thread while the fiber parks
+// (core/fibers/syscall_offload.h), so it cannot stall the other fibers of its worker.
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
-#include "core/file_kind_cache.h"
-#include "core/ops.h"
-#include "core/syscall_offload.h"
+#include "core/fd/file_kind_cache.h"
+#include "core/fd/ops.h"
+#include "core/fibers/syscall_offload.h"
 #include "shim/abi.h"
 #include "shim/real.h"
 

@@ -1,10 +1,10 @@
-// sigaction/signal: gonet watches which handlers lack SA_RESTART (core/signal_policy.h), and
+// sigaction/signal: gonet watches which handlers lack SA_RESTART (core/base/signal_policy.h), and
 // keeps the program's own view of SIGURG, which threads mode uses to wake blocked calls
-// (core/kernel_wait.h).
+// (core/threads/kernel_wait.h).
 #include <signal.h>
 
-#include "core/kernel_wait.h"
-#include "core/signal_policy.h"
+#include "core/threads/kernel_wait.h"
+#include "core/base/signal_policy.h"
 #include "shim/abi.h"
 #include "shim/real.h"
 

@@ -1,7 +1,7 @@
 // Socket creation, accept and connect.
 #include <sys/socket.h>
 
-#include "core/ops.h"
+#include "core/fd/ops.h"
 #include "shim/abi.h"
 #include "shim/real.h"
 

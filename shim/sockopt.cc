@@ -2,7 +2,7 @@
 // getsockopt is not interposed: the kernel holds exactly what the app set.
 #include <sys/socket.h>
 
-#include "core/ops.h"
+#include "core/fd/ops.h"
 #include "shim/abi.h"
 #include "shim/real.h"
 

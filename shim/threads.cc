@@ -1,4 +1,4 @@
-// pthread_* and sleeps in fibers mode (core/fiber_scheduler.h, core/fiber_sync.h).
+// pthread_* and sleeps in fibers mode (core/fibers/fiber_scheduler.h, core/fibers/fiber_sync.h).
 //
 // In fibers mode pthread_create starts a fiber, and the calls that would block a thread
 // (join, mutexes, condition variables, unnamed semaphores, sleeps, sched_yield) park the calling
@@ -21,12 +21,12 @@
 #include <cerrno>
 #include <cstring>
 
-#include "core/base.h"
-#include "core/fiber_scheduler.h"
-#include "core/fiber_stack.h"
-#include "core/fiber_sync.h"
-#include "core/key_kind.h"
-#include "core/runtime.h"
+#include "core/base/base.h"
+#include "core/fibers/fiber_scheduler.h"
+#include "core/fibers/fiber_stack.h"
+#include "core/fibers/fiber_sync.h"
+#include "core/fibers/key_kind.h"
+#include "core/runtime/runtime.h"
 #include "shim/abi.h"
 
 namespace core = gonet::core;

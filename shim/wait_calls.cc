@@ -1,7 +1,7 @@
 // The readiness waits (poll, ppoll, select, pselect, epoll_wait, epoll_pwait, epoll_pwait2, and
 // the fortified __poll_chk/__ppoll_chk) and the child waits (waitpid, wait, wait3, wait4,
 // waitid). Only fibers mode acts on them: a fiber that would wait in the kernel runs the call on
-// a helper thread and parks (core/syscall_offload.h), so the fibers sharing its worker keep
+// a helper thread and parks (core/fibers/syscall_offload.h), so the fibers sharing its worker keep
 // running. Everywhere else (other modes, the main thread, gonet's own threads, a signal handler
 // inside core) each call goes to libc at once, unchanged.
 //
@@ -24,10 +24,10 @@
 #include <algorithm>
 #include <cstdint>
 
-#include "core/base.h"
-#include "core/fiber_sync.h"
-#include "core/ops.h"
-#include "core/syscall_offload.h"
+#include "core/base/base.h"
+#include "core/fibers/fiber_sync.h"
+#include "core/fd/ops.h"
+#include "core/fibers/syscall_offload.h"
 #include "shim/abi.h"
 #include "shim/real.h"
 
@@ -85,7 +85,7 @@ GONET_HOOK int poll(struct pollfd* fds, nfds_t nfds, int timeout_ms) {
     core::FiberSleepUntil(core::DeadlineAfter(int64_t{timeout_ms} * 1000000));
     return 0;
   }
-  if (nfds == 1) {  // one socket of gonet's: park on its pollDesc, no helper (core/poll_wait.cc)
+  if (nfds == 1) {  // one socket of gonet's: park on its pollDesc, no helper (core/fd/poll_wait.cc)
     core::IoResult r = core::PollOneSocket(fds, timeout_ms < 0 ? 0 : int64_t{timeout_ms} * 1000000);
     if (!r.passthrough()) return ToCAbi<int>(r);
   }

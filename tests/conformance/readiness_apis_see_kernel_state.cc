@@ -116,7 +116,7 @@ int main() {
   Show(recv(p.server, buf, sizeof buf, 0), "recv");
 
   // In fibers mode a thread is a fiber, and a poll of one of gonet's sockets from a fiber parks
-  // on the socket's pollDesc (core/poll_wait.cc) instead of the kernel: the same answers.
+  // on the socket's pollDesc (core/fd/poll_wait.cc) instead of the kernel: the same answers.
   Say("== poll and ppoll of one socket from another thread");
   std::thread([&] {
     std::thread sender([&] {

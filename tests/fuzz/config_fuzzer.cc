@@ -6,8 +6,8 @@
 #include <cstdint>
 #include <string>
 
-#include "core/config.h"
-#include "core/runtime.h"
+#include "core/runtime/config.h"
+#include "core/runtime/runtime.h"
 
 namespace {
 const char* const kVars[] = {

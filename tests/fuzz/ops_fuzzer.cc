@@ -22,9 +22,9 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "core/ops.h"
-#include "core/runtime.h"
-#include "core/stats.h"
+#include "core/fd/ops.h"
+#include "core/runtime/runtime.h"
+#include "core/stats/stats.h"
 
 namespace {
 

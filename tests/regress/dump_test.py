@@ -118,7 +118,7 @@ def repeated_dumps_leave_deadline_policy_waits_alone(ctx):
 
 
 def dump_beyond_its_slots_lists_the_rest_without_backtraces(ctx):
-    many = 250  # more than the 192 fibers a dump unwinds (core/dump.h kDumpFiberSlots)
+    many = 250  # more than the 192 fibers a dump unwinds (core/observe/dump.h kDumpFiberSlots)
     with Target(ctx, "echo_threads", run_options=("--mode", "fibers")) as t:
         t.connect(many)
         parked(ctx, t.pid, many + 1)

@@ -3,7 +3,7 @@
 
 In fibers mode the program's threads are fibers on a few worker threads, so a __thread /
 thread_local variable has one copy per worker, shared by its fibers. gonet says so once at
-start-up, naming each application object that declares TLS (core/tls_scan.h). These checks run
+start-up, naming each application object that declares TLS (core/fibers/tls_scan.h). These checks run
 real processes and read their stderr:
 
     tls_warning_test.py CHECK --build DIR --probe PATH

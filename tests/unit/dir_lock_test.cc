@@ -1,10 +1,10 @@
 // DirLock: several threads waiting in one direction of one fd queue FIFO, leave on close,
-// deadline or signal, and never lose a grant (core/dir_lock.h).
+// deadline or signal, and never lose a grant (core/poll/dir_lock.h).
 //
 // A queued waiter is not counted in Stats().threads_parked (only the pollDesc's waiter is), so
 // these tests observe "queued and asleep" as the thread being inside the futex syscall
 // (/proc/self/task/TID/syscall), which a waiter only enters after linking itself into the queue.
-#include "core/dir_lock.h"
+#include "core/poll/dir_lock.h"
 
 #include <gtest/gtest.h>
 #include <sys/syscall.h>
@@ -17,8 +17,8 @@
 #include <thread>
 #include <vector>
 
-#include "core/base.h"
-#include "core/parker.h"
+#include "core/base/base.h"
+#include "core/poll/parker.h"
 #include "tests/unit/wait_util.h"
 
 namespace gonet::core {

@@ -1,5 +1,5 @@
 // ParseDuration / FormatDuration: the duration syntax of GONET_*_TIMEOUT and fault delays.
-#include "core/duration.h"
+#include "core/base/duration.h"
 
 #include <gtest/gtest.h>
 

@@ -1,5 +1,5 @@
 // FaultInjector: when configured faults fire, and that every injection is counted.
-#include "core/fault_injector.h"
+#include "core/faults/fault_injector.h"
 
 #include <gtest/gtest.h>
 

@@ -1,5 +1,5 @@
-// ParseFaultSpecs: the GONET_FAULT syntax (see core/fault_spec.h).
-#include "core/fault_spec.h"
+// ParseFaultSpecs: the GONET_FAULT syntax (see core/faults/fault_spec.h).
+#include "core/faults/fault_spec.h"
 
 #include <gtest/gtest.h>
 

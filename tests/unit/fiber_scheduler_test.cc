@@ -1,6 +1,6 @@
-// Fibers mode scheduling (core/fiber_scheduler.h): the fiber Parker's permit and timers, run
+// Fibers mode scheduling (core/fibers/fiber_scheduler.h): the fiber Parker's permit and timers, run
 // queue fairness, and the per-fiber thread state that every switch must carry.
-#include "core/fiber_scheduler.h"
+#include "core/fibers/fiber_scheduler.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -11,11 +11,11 @@
 #include <thread>
 #include <vector>
 
-#include "core/fiber_stack.h"
-#include "core/parker.h"
-#include "core/spinlock.h"
-#include "core/stats.h"
-#include "core/sys.h"
+#include "core/fibers/fiber_stack.h"
+#include "core/poll/parker.h"
+#include "core/base/spinlock.h"
+#include "core/stats/stats.h"
+#include "core/base/sys.h"
 #include "fiber_test_util.h"
 
 namespace gonet::core {

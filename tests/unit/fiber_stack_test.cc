@@ -1,5 +1,5 @@
-// Fiber stacks (core/fiber_stack.h): a guard page below each, and reuse through the pool.
-#include "core/fiber_stack.h"
+// Fiber stacks (core/fibers/fiber_stack.h): a guard page below each, and reuse through the pool.
+#include "core/fibers/fiber_stack.h"
 
 #include <gtest/gtest.h>
 

@@ -1,6 +1,6 @@
-// Fibers mode mutexes, condition variables and sleeps (core/fiber_sync.h), shared between fibers
+// Fibers mode mutexes, condition variables and sleeps (core/fibers/fiber_sync.h), shared between fibers
 // and OS threads as the pthread hooks share them.
-#include "core/fiber_sync.h"
+#include "core/fibers/fiber_sync.h"
 
 #include <gtest/gtest.h>
 

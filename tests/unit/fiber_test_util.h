@@ -9,9 +9,9 @@
 #include <cstdlib>
 #include <functional>
 
-#include "core/base.h"
-#include "core/fiber_scheduler.h"
-#include "core/runtime.h"
+#include "core/base/base.h"
+#include "core/fibers/fiber_scheduler.h"
+#include "core/runtime/runtime.h"
 #include "tests/unit/wait_util.h"
 
 namespace gonet::core::fibertest {
@@ -19,7 +19,7 @@ namespace gonet::core::fibertest {
 using testing_util::kMs;
 constexpr int64_t kHangNs = 60000 * kMs;  // hang detector only, never a pass/fail threshold
 
-// The fiber tests run under ThreadSanitizer and AddressSanitizer too: core/fiber.cc announces
+// The fiber tests run under ThreadSanitizer and AddressSanitizer too: core/fibers/fiber.cc announces
 // every stack switch to them. (Kept as a hook, should a sanitizer ever need skipping again.)
 #define GONET_SKIP_UNDER_SANITIZER() (void)0
 

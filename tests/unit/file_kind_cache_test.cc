@@ -1,6 +1,6 @@
-// The file kind cache (core/file_kind_cache.h): which passed-through reads and writes a fiber must
+// The file kind cache (core/fd/file_kind_cache.h): which passed-through reads and writes a fiber must
 // offload because they could wait for another party, and which it can make inline.
-#include "core/file_kind_cache.h"
+#include "core/fd/file_kind_cache.h"
 
 #include <fcntl.h>
 #include <gtest/gtest.h>

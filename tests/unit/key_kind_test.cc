@@ -1,8 +1,8 @@
-// pthread keys in fibers mode (core/key_kind.h): a key a sanitizer runtime created is per fiber
+// pthread keys in fibers mode (core/fibers/key_kind.h): a key a sanitizer runtime created is per fiber
 // like the program's, but gonet never runs its destructor at fiber exit (that destructor is the
 // sanitizer's thread exit and would tear down the worker's state); the program's keys keep
 // theirs.
-#include "core/key_kind.h"
+#include "core/fibers/key_kind.h"
 
 #include <dlfcn.h>
 #include <gtest/gtest.h>
@@ -11,7 +11,7 @@
 #include <atomic>
 #include <vector>
 
-#include "core/fiber_scheduler.h"
+#include "core/fibers/fiber_scheduler.h"
 #include "fiber_test_util.h"
 
 namespace gonet::core {

@@ -1,9 +1,9 @@
 // Netpoller: edge-triggered epoll delivering readiness to pollDescs, and the fdseq tag that drops
-// events naming a recycled pollDesc (core/netpoller.h).
+// events naming a recycled pollDesc (core/poll/netpoller.h).
 //
 // Delivery is done by the runtime's netpoller driver thread (StartNetpollerDriver), as in
 // production; tests wait for its effects (a waiter waking, a counter moving).
-#include "core/netpoller.h"
+#include "core/poll/netpoller.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -19,10 +19,10 @@
 #include <cstring>
 #include <thread>
 
-#include "core/base.h"
-#include "core/poll_desc.h"
-#include "core/runtime.h"
-#include "core/stats.h"
+#include "core/base/base.h"
+#include "core/poll/poll_desc.h"
+#include "core/runtime/runtime.h"
+#include "core/stats/stats.h"
 #include "tests/unit/wait_util.h"
 
 namespace gonet::core {

@@ -1,4 +1,4 @@
-// close while operations are in flight: Go's evict + fdMutex (core/ops.h Close, core/fd_table.h
+// close while operations are in flight: Go's evict + fdMutex (core/fd/ops.h Close, core/fd/fd_table.h
 // FdRef). A parked operation wakes with EBADF, operations that start after close began fail with
 // EBADF, and the fd number goes back to the kernel only when the last in-flight operation left.
 #include <fcntl.h>
@@ -17,14 +17,14 @@
 #include <string>
 #include <thread>
 
-#include "core/base.h"
-#include "core/blocking_call.h"
-#include "core/fd_table.h"
-#include "core/ops.h"
-#include "core/parker.h"
-#include "core/runtime.h"
-#include "core/stats.h"
-#include "core/thread_parker.h"
+#include "core/base/base.h"
+#include "core/fd/blocking_call.h"
+#include "core/fd/fd_table.h"
+#include "core/fd/ops.h"
+#include "core/poll/parker.h"
+#include "core/runtime/runtime.h"
+#include "core/stats/stats.h"
+#include "core/threads/thread_parker.h"
 #include "tests/unit/ops_test_util.h"
 
 namespace gonet::core {

@@ -1,4 +1,4 @@
-// The drained hint on the netpoller path (core/poll_desc.h, io_ops.cc ReceiveLoop): after a
+// The drained hint on the netpoller path (core/poll/poll_desc.h, io_ops.cc ReceiveLoop): after a
 // short receive on a TCP socket made here, the next blocking receive parks before asking the
 // kernel (drained_parks counts it) and still gets the next bytes; where a short receive does not
 // mean an empty queue (a peek, a unix stream socket, urgent data inline, a ULP) it never does.
@@ -14,9 +14,9 @@
 #include <string>
 #include <thread>
 
-#include "core/ops.h"
-#include "core/runtime.h"
-#include "core/stats.h"
+#include "core/fd/ops.h"
+#include "core/runtime/runtime.h"
+#include "core/stats/stats.h"
 #include "tests/unit/ops_test_util.h"
 
 namespace gonet::core {

@@ -21,13 +21,13 @@
 #include <string>
 #include <thread>
 
-#include "core/base.h"
-#include "core/fd_table.h"
-#include "core/ops.h"
-#include "core/parker.h"
-#include "core/runtime.h"
-#include "core/stats.h"
-#include "core/thread_parker.h"
+#include "core/base/base.h"
+#include "core/fd/fd_table.h"
+#include "core/fd/ops.h"
+#include "core/poll/parker.h"
+#include "core/runtime/runtime.h"
+#include "core/stats/stats.h"
+#include "core/threads/thread_parker.h"
 #include "tests/unit/ops_test_util.h"
 
 namespace gonet::core {

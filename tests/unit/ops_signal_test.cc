@@ -1,6 +1,6 @@
 // Signals interrupting a parked socket call, by signal(7)'s rule: a blocking recv without a
 // timeout is restarted after an SA_RESTART handler and fails with EINTR otherwise; a recv with
-// SO_RCVTIMEO fails with EINTR whatever the handler's flags (core/parker.h WaitKind).
+// SO_RCVTIMEO fails with EINTR whatever the handler's flags (core/poll/parker.h WaitKind).
 //
 // Under ThreadSanitizer the program's handler runs late (TSan defers it to the thread's next
 // intercepted call; the raw futex syscall is not one), so these tests observe delivery as the
@@ -23,12 +23,12 @@
 #include <string>
 #include <thread>
 
-#include "core/base.h"
-#include "core/ops.h"
-#include "core/parker.h"
-#include "core/runtime.h"
-#include "core/stats.h"
-#include "core/thread_parker.h"
+#include "core/base/base.h"
+#include "core/fd/ops.h"
+#include "core/poll/parker.h"
+#include "core/runtime/runtime.h"
+#include "core/stats/stats.h"
+#include "core/threads/thread_parker.h"
 #include "tests/unit/ops_test_util.h"
 
 #if defined(__SANITIZE_THREAD__)

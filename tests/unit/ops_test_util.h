@@ -15,11 +15,11 @@
 #include <ostream>
 #include <string>
 
-#include "core/base.h"
-#include "core/parker.h"
-#include "core/runtime.h"
-#include "core/stats.h"
-#include "core/thread_parker.h"
+#include "core/base/base.h"
+#include "core/poll/parker.h"
+#include "core/runtime/runtime.h"
+#include "core/stats/stats.h"
+#include "core/threads/thread_parker.h"
 #include "tests/unit/wait_util.h"
 
 namespace gonet::core::testing_util {
@@ -85,7 +85,7 @@ inline int LoopbackListener(int backlog, sockaddr_in* addr) {
   return fd;
 }
 
-// Threads mode has two ways to wait (core/kernel_wait.h): parked on the pollDesc until the
+// Threads mode has two ways to wait (core/threads/kernel_wait.h): parked on the pollDesc until the
 // netpoller says ready, or blocked in the kernel's own call and woken by SIGURG on close. The
 // behaviour must be the same, so every test runs on both.
 enum class WaitPath { kNetpoller, kKernel };

@@ -1,9 +1,9 @@
-// PollDesc: the rg/wg binary semaphores, deadlines, eviction and reuse (core/poll_desc.h).
+// PollDesc: the rg/wg binary semaphores, deadlines, eviction and reuse (core/poll/poll_desc.h).
 //
 // These drive a pollDesc directly (no socket, no netpoller): Ready stands in for an epoll event.
 // Every wait for another thread is a wait for observable state (Stats().threads_parked, a flag);
 // the only timing assertions are lower bounds on timeouts.
-#include "core/poll_desc.h"
+#include "core/poll/poll_desc.h"
 
 #include <gtest/gtest.h>
 #include <sched.h>
@@ -13,8 +13,8 @@
 #include <cstdint>
 #include <thread>
 
-#include "core/base.h"
-#include "core/stats.h"
+#include "core/base/base.h"
+#include "core/stats/stats.h"
 #include "tests/unit/wait_util.h"
 
 namespace gonet::core {

@@ -1,4 +1,4 @@
-// poll of one socket from a fiber (core/poll_wait.cc): the fiber parks on the socket's pollDesc,
+// poll of one socket from a fiber (core/fd/poll_wait.cc): the fiber parks on the socket's pollDesc,
 // so a thousand idle connections polled by their threads cost no helper threads, and the answer
 // is still the kernel's poll of the socket.
 #include <gtest/gtest.h>
@@ -9,8 +9,8 @@
 #include <atomic>
 #include <vector>
 
-#include "core/ops.h"
-#include "core/stats.h"
+#include "core/fd/ops.h"
+#include "core/stats/stats.h"
 #include "fiber_test_util.h"
 
 namespace gonet::core {

@@ -1,5 +1,5 @@
-// The live-stats segment (core/stats_shm.h): what `gonet stats` relies on, checked in-process.
-#include "core/stats_shm.h"
+// The live-stats segment (core/stats/stats_shm.h): what `gonet stats` relies on, checked in-process.
+#include "core/stats/stats_shm.h"
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -11,7 +11,7 @@
 #include <cstring>
 #include <string>
 
-#include "core/stats.h"
+#include "core/stats/stats.h"
 
 namespace gonet::core {
 namespace {

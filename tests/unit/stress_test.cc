@@ -26,13 +26,13 @@
 #include <thread>
 #include <vector>
 
-#include "core/base.h"
-#include "core/fd_table.h"
-#include "core/ops.h"
-#include "core/poll_desc.h"
-#include "core/runtime.h"
-#include "core/spinlock.h"
-#include "core/stats.h"
+#include "core/base/base.h"
+#include "core/fd/fd_table.h"
+#include "core/fd/ops.h"
+#include "core/poll/poll_desc.h"
+#include "core/runtime/runtime.h"
+#include "core/base/spinlock.h"
+#include "core/stats/stats.h"
 
 namespace gonet::core {
 namespace {

@@ -1,8 +1,8 @@
-// Syscall offload (core/syscall_offload.h): a fiber's blocking call runs on a helper thread while
+// Syscall offload (core/fibers/syscall_offload.h): a fiber's blocking call runs on a helper thread while
 // the fiber parks, so its worker keeps running other fibers (issue #5: two fibers talking
 // through a pipe on one worker deadlocked), and the call's result and errno reach the fiber as
 // the kernel gave them.
-#include "core/syscall_offload.h"
+#include "core/fibers/syscall_offload.h"
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -16,7 +16,7 @@
 #include <cerrno>
 #include <vector>
 
-#include "core/stats.h"
+#include "core/stats/stats.h"
 #include "fiber_test_util.h"
 
 namespace gonet::core {

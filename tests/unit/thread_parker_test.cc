@@ -1,6 +1,6 @@
-// ThreadParker: the futex-backed binary permit of threads mode (core/parker.h,
-// core/thread_parker.h).
-#include "core/thread_parker.h"
+// ThreadParker: the futex-backed binary permit of threads mode (core/poll/parker.h,
+// core/threads/thread_parker.h).
+#include "core/threads/thread_parker.h"
 
 #include <gtest/gtest.h>
 #include <sys/syscall.h>
@@ -11,7 +11,7 @@
 #include <cstdio>
 #include <thread>
 
-#include "core/base.h"
+#include "core/base/base.h"
 #include "tests/unit/wait_util.h"
 
 namespace gonet::core {

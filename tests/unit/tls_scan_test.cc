@@ -1,7 +1,7 @@
 // TLS scan (issue 5): in fibers mode gonet names, at start-up, the objects whose __thread /
 // thread_local variables the fibers of one worker share, and stays silent about itself and the
 // runtimes whose TLS is swapped or harmless per worker.
-#include "core/tls_scan.h"
+#include "core/fibers/tls_scan.h"
 
 #include <gtest/gtest.h>
 #include <stdlib.h>

@@ -8,7 +8,7 @@
 #include <cstdint>
 #include <cstdio>
 
-#include "core/base.h"
+#include "core/base/base.h"
 
 namespace gonet::core::testing_util {
 

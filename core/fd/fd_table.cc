@@ -1,0 +1,237 @@
+#include "core/fd/fd_table.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include "core/base/arena.h"
+#include "core/poll/netpoller.h"
+#include "core/runtime/runtime.h"
+#include "core/stats/stats.h"
+#include "core/base/sys.h"
+
+namespace gonet::core {
+namespace {
+
+constexpr int kChunkShift = 10;
+constexpr int kChunkSize = 1 << kChunkShift;
+constexpr int kMaxChunks = kMaxFds / kChunkSize;
+
+inline uint32_t Generation(uint64_t w) { return static_cast<uint32_t>(w >> 32); }
+
+// Top level of the table: 16K chunk pointers in .bss, zero pages until touched.
+std::atomic<FdEntry*> g_chunks[kMaxChunks];
+constinit TypeStableArena<SocketState> g_socket_states;
+
+// Learns an fd gonet did not see being created: inherited across exec, received by SCM_RIGHTS,
+// created by libc internals. A handful of syscalls, once per fd.
+void Adopt(int fd, FdEntry* e) {
+  struct stat st;
+  if (sys::Call(SYS_fstat, fd, &st) < 0) return;  // bad fd: the real call reports it
+  if (!S_ISSOCK(st.st_mode)) {
+    e->kind.store(FdKind::kNotSocket, std::memory_order_release);
+    return;
+  }
+  int type = 0, family = 0;
+  socklen_t len = sizeof type;
+  sys::Call(SYS_getsockopt, fd, SOL_SOCKET, SO_TYPE, &type, &len);
+  len = sizeof family;
+  sys::Call(SYS_getsockopt, fd, SOL_SOCKET, SO_DOMAIN, &family, &len);
+  long fl = sys::Call(SYS_fcntl, fd, F_GETFL, 0);
+  SocketState* s = FdTable::NewSocketState();
+  if (s == nullptr) return;
+  s->type = type;
+  s->family = family;
+  s->app_nonblock.store(fl >= 0 && (fl & O_NONBLOCK), std::memory_order_relaxed);
+  timeval tv{};
+  len = sizeof tv;
+  if (sys::Call(SYS_getsockopt, fd, SOL_SOCKET, SO_RCVTIMEO, &tv, &len) == 0) {
+    s->rcvtimeo_ns.store(TimevalToNs(tv), std::memory_order_relaxed);
+  }
+  len = sizeof tv;
+  if (sys::Call(SYS_getsockopt, fd, SOL_SOCKET, SO_SNDTIMEO, &tv, &len) == 0) {
+    s->sndtimeo_ns.store(TimevalToNs(tv), std::memory_order_relaxed);
+  }
+  int lowat = 1;
+  len = sizeof lowat;
+  if (sys::Call(SYS_getsockopt, fd, SOL_SOCKET, SO_RCVLOWAT, &lowat, &len) == 0 && lowat > 1) {
+    s->rcvlowat.store(lowat, std::memory_order_relaxed);
+  }
+  s->refs.store(1, std::memory_order_relaxed);
+  SocketState* expect = nullptr;
+  if (!e->sock.compare_exchange_strong(expect, s, std::memory_order_acq_rel)) {
+    FdTable::Unref(s);  // another thread adopted it first
+  } else {
+    Count(Stats().fds_adopted);
+  }
+  e->kind.store(FdKind::kSocket, std::memory_order_release);
+}
+
+}  // namespace
+
+FdEntry* FdTable::Find(int fd) {
+  if (fd < 0 || fd >= kMaxFds) return nullptr;
+  FdEntry* chunk = g_chunks[fd >> kChunkShift].load(std::memory_order_acquire);
+  return chunk == nullptr ? nullptr : &chunk[fd & (kChunkSize - 1)];
+}
+
+FdEntry* FdTable::Get(int fd) {
+  if (fd < 0 || fd >= kMaxFds) return nullptr;
+  std::atomic<FdEntry*>& slot = g_chunks[fd >> kChunkShift];
+  FdEntry* chunk = slot.load(std::memory_order_acquire);
+  if (GONET_UNLIKELY(chunk == nullptr)) {
+    void* mem = mmap(nullptr, sizeof(FdEntry) * kChunkSize, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mem == MAP_FAILED) return nullptr;
+    FdEntry* fresh = static_cast<FdEntry*>(mem);
+    for (int i = 0; i < kChunkSize; ++i) new (&fresh[i]) FdEntry();
+    if (slot.compare_exchange_strong(chunk, fresh, std::memory_order_acq_rel)) {
+      chunk = fresh;
+    } else {
+      munmap(mem, sizeof(FdEntry) * kChunkSize);  // another thread won; chunk is theirs
+    }
+  }
+  return &chunk[fd & (kChunkSize - 1)];
+}
+
+SocketState* FdTable::NewSocketState() {
+  SocketState* s = g_socket_states.Alloc();
+  if (s == nullptr) return nullptr;
+  s->refs.store(0, std::memory_order_relaxed);
+  s->app_nonblock.store(false, std::memory_order_relaxed);
+  s->forced_nonblock.store(false, std::memory_order_relaxed);
+  s->rcvtimeo_ns.store(0, std::memory_order_relaxed);
+  s->sndtimeo_ns.store(0, std::memory_order_relaxed);
+  s->rcvlowat.store(1, std::memory_order_relaxed);
+  s->short_read_drains.store(false, std::memory_order_relaxed);
+  s->type = 0;
+  s->family = 0;
+  return s;
+}
+
+void FdTable::Unref(SocketState* state) {
+  if (state != nullptr && state->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+    g_socket_states.Free(state);
+  }
+}
+
+SocketState* FdTable::FindSocket(int fd) {
+  FdEntry* e = Find(fd);
+  if (e == nullptr || e->kind.load(std::memory_order_acquire) != FdKind::kSocket) return nullptr;
+  return e->sock.load(std::memory_order_acquire);
+}
+
+bool FdTable::Install(int fd, SocketState* state) {
+  FdEntry* e = Get(fd);
+  if (e == nullptr || state == nullptr) return false;
+  state->refs.fetch_add(1, std::memory_order_relaxed);
+  // The kernel just handed out this number, so whatever the slot held is stale: a socket
+  // closed behind gonet's back. Its pollDesc can still name the number in epoll: retire it.
+  if (PollDesc* old = e->pd.exchange(nullptr, std::memory_order_acq_rel)) {
+    Netpoller::Get().Disarm(old);
+    old->Free();
+  }
+  Unref(e->sock.exchange(state, std::memory_order_acq_rel));
+  e->kind.store(FdKind::kSocket, std::memory_order_release);
+  uint64_t w = e->word.load(std::memory_order_relaxed);
+  e->word.store((uint64_t{Generation(w) + 1}) << 32, std::memory_order_release);
+  return true;
+}
+
+bool FdTable::InstallNew(int fd, int family, int type, bool app_nonblock) {
+  SocketState* s = NewSocketState();
+  if (s == nullptr) return false;
+  s->family = family;
+  s->type = type;
+  s->app_nonblock.store(app_nonblock, std::memory_order_relaxed);
+  if (!Install(fd, s)) {
+    s->refs.store(1, std::memory_order_relaxed);
+    Unref(s);
+    return false;
+  }
+  return true;
+}
+
+void FdTable::ResetAfterFork() {
+  g_socket_states.ResetLockAfterFork();
+  for (int c = 0; c < kMaxChunks; ++c) {
+    FdEntry* chunk = g_chunks[c].load(std::memory_order_relaxed);
+    if (chunk == nullptr) continue;
+    for (int i = 0; i < kChunkSize; ++i) {
+      uint64_t w = chunk[i].word.load(std::memory_order_relaxed);
+      chunk[i].word.store(uint64_t{Generation(w)} << 32, std::memory_order_relaxed);
+      chunk[i].closer.store(nullptr, std::memory_order_relaxed);
+    }
+  }
+}
+
+int FdRef::Acquire(int fd) {
+  FdEntry* e = FdTable::Get(fd);
+  if (e == nullptr) return kPassthrough;
+  FdKind kind = e->kind.load(std::memory_order_acquire);
+  if (GONET_UNLIKELY(kind == FdKind::kUnknown)) {
+    Adopt(fd, e);
+    kind = e->kind.load(std::memory_order_acquire);
+  }
+  if (kind != FdKind::kSocket) return kPassthrough;
+  uint64_t w = e->word.fetch_add(1, std::memory_order_acq_rel);
+  if (w & kFdClosingBit) {
+    // Undo with the same generation check Release uses.
+    fd_ = fd;
+    entry_ = e;
+    generation_ = Generation(w);
+    Release();
+    return EBADF;
+  }
+  SocketState* s = e->sock.load(std::memory_order_acquire);
+  fd_ = fd;
+  entry_ = e;
+  generation_ = Generation(w);
+  if (s == nullptr) {
+    Release();
+    return kPassthrough;
+  }
+  sock_ = s;
+  return 0;
+}
+
+void FdRef::Release() {
+  if (entry_ == nullptr) return;
+  FdEntry* e = entry_;
+  entry_ = nullptr;
+  sock_ = nullptr;
+  uint64_t w = e->word.load(std::memory_order_acquire);
+  for (;;) {
+    if (Generation(w) != generation_ || (w & kFdRefMask) == 0) return;  // slot was reinstalled
+    if (e->word.compare_exchange_weak(w, w - 1, std::memory_order_seq_cst)) break;
+  }
+  // The closer holds one reference of its own and waits for the rest to drain.
+  if ((w & kFdClosingBit) && ((w - 1) & kFdRefMask) == 1) {
+    if (Parker* closer = e->closer.load(std::memory_order_seq_cst)) closer->Unpark();
+  }
+}
+
+PollDesc* FdRef::ArmedPollDesc() {
+  PollDesc* pd = entry_->pd.load(std::memory_order_acquire);
+  if (pd == nullptr) {
+    PollDesc* fresh = PollDesc::Alloc(fd_);
+    if (fresh == nullptr) return nullptr;
+    if (entry_->pd.compare_exchange_strong(pd, fresh, std::memory_order_seq_cst)) {
+      pd = fresh;
+      // A close that began before the pollDesc existed had nothing to evict (fd_ops.cc
+      // BeginClose): this operation must see closing instead, and fail with EBADF.
+      if (closing()) pd->Evict();
+    } else {
+      fresh->Free();
+    }
+  }
+  Netpoller& np = Netpoller::Get();
+  if (!np.IsArmed(pd)) {
+    if (np.Arm(pd) < 0) return nullptr;
+    StartNetpollerDriver();
+  }
+  return pd;
+}
+
+}  // namespace gonet::core

@@ -1,0 +1,387 @@
+#include "core/fibers/fiber_sync.h"
+
+#include <limits.h>
+#include <unistd.h>
+
+#include <new>
+
+#include "core/base/base.h"
+#include "core/fibers/fiber_scheduler.h"
+#include "core/poll/parker.h"
+#include "core/base/spinlock.h"
+#include "core/base/sys.h"
+
+namespace gonet::core {
+namespace {
+
+// glibc's mutex __kind bits (nptl/pthreadP.h).
+constexpr int kKindMask = 3;  // PTHREAD_MUTEX_KIND_MASK_NP
+constexpr int kRobust = 16, kPrioInherit = 32, kPrioProtect = 64, kPshared = 128;
+constexpr unsigned kCondClockMonotonic = 2;  // __PTHREAD_COND_CLOCK_MONOTONIC_MASK in __wrefs
+
+struct Waiter {
+  const void* addr;
+  Parker* parker;
+  Waiter* next = nullptr;
+  Waiter* prev = nullptr;
+  std::atomic<bool> woken{false};
+};
+
+struct Bucket {
+  Spinlock mu;
+  Waiter* head GONET_GUARDED_BY(mu) = nullptr;
+  Waiter* tail GONET_GUARDED_BY(mu) = nullptr;
+
+  void Unlink(Waiter* w) GONET_REQUIRES(mu) {
+    (w->prev ? w->prev->next : head) = w->next;
+    (w->next ? w->next->prev : tail) = w->prev;
+    w->next = w->prev = nullptr;
+  }
+};
+
+constexpr int kBuckets = 251;  // prime, as Go's semTabSize
+Bucket g_table[kBuckets];
+
+Bucket& BucketFor(const void* addr) {
+  return g_table[(reinterpret_cast<uintptr_t>(addr) >> 3) % kBuckets];
+}
+
+__thread uint32_t t_tid __attribute__((tls_model("initial-exec"))) = 0;
+
+std::atomic_ref<int> Lock(pthread_mutex_t* m) { return std::atomic_ref<int>(m->__data.__lock); }
+std::atomic_ref<int> Owner(pthread_mutex_t* m) { return std::atomic_ref<int>(m->__data.__owner); }
+int Type(const pthread_mutex_t* m) { return m->__data.__kind & kKindMask; }
+
+std::atomic<uint32_t>* CondSeq(pthread_cond_t* c) {
+  return reinterpret_cast<std::atomic<uint32_t>*>(&c->__data.__wseq);
+}
+std::atomic<uint32_t>* CondWaiters(pthread_cond_t* c) {
+  return reinterpret_cast<std::atomic<uint32_t>*>(&c->__data.__g1_start);
+}
+
+}  // namespace
+
+// Waiters of other threads are gone in the child, and a bucket lock they held would never be
+// released. (A waiter of the forking thread cannot be queued: it is running fork.)
+void FiberSyncAfterForkChild() {
+  for (Bucket& b : g_table) {
+    new (&b.mu) Spinlock();
+    b.head = b.tail = nullptr;
+  }
+  t_tid = 0;  // the child has its own tid
+}
+
+int AddrWait(std::atomic<uint32_t>* addr, uint32_t expected, int64_t deadline_ns, WaitKind kind) {
+  Bucket& b = BucketFor(addr);
+  Waiter w{addr, CurrentParker()};
+  {
+    SpinGuard g(b.mu);
+    if (addr->load(std::memory_order_seq_cst) != expected) return 0;
+    w.prev = b.tail;
+    (b.tail ? b.tail->next : b.head) = &w;
+    b.tail = &w;
+  }
+  for (;;) {
+    ParkResult r = w.parker->Park(deadline_ns, kind);
+    if (w.woken.load(std::memory_order_acquire)) return 0;
+    if (r == ParkResult::kUnparked) continue;  // a stale permit: keep waiting
+    SpinGuard g(b.mu);
+    if (w.woken.load(std::memory_order_acquire)) return 0;  // woken while leaving
+    b.Unlink(&w);
+    if (r == ParkResult::kInterrupted) return EINTR;
+    return r == ParkResult::kTimedOut ? ETIMEDOUT : 0;
+  }
+}
+
+int AddrWake(const void* addr, int n) {
+  Bucket& b = BucketFor(addr);
+  int woken = 0;
+  SpinGuard g(b.mu);
+  for (Waiter* w = b.head; w != nullptr && woken < n;) {
+    Waiter* next = w->next;
+    if (w->addr == addr) {
+      b.Unlink(w);
+      // The waiter may return, and its frame die, once woken is visible: read the parker first
+      // (parkers are type-stable, so the Unpark after that is safe).
+      Parker* p = w->parker;
+      w->woken.store(true, std::memory_order_release);
+      p->Unpark();
+      ++woken;
+    }
+    w = next;
+  }
+  return woken;
+}
+
+uint32_t CurrentOwnerId() {
+  if (FiberTask* t = FiberScheduler::Current()) return t->id();
+  if (GONET_UNLIKELY(t_tid == 0)) t_tid = static_cast<uint32_t>(sys::Call(SYS_gettid));
+  return t_tid;
+}
+
+bool MutexSupported(const pthread_mutex_t* m) {
+  return (m->__data.__kind & (kRobust | kPrioInherit | kPrioProtect | kPshared)) == 0;
+}
+
+int MutexTryLock(pthread_mutex_t* m) {
+  uint32_t me = CurrentOwnerId();
+  if (Type(m) == PTHREAD_MUTEX_RECURSIVE && static_cast<uint32_t>(Owner(m).load()) == me) {
+    if (m->__data.__count + 1 == 0) return EAGAIN;
+    ++m->__data.__count;
+    return 0;
+  }
+  int expect = 0;
+  if (!Lock(m).compare_exchange_strong(expect, 1, std::memory_order_acquire)) return EBUSY;
+  Owner(m).store(static_cast<int>(me), std::memory_order_relaxed);
+  m->__data.__count = 1;
+  return 0;
+}
+
+int MutexLock(pthread_mutex_t* m, int64_t deadline_ns) {
+  uint32_t me = CurrentOwnerId();
+  int type = Type(m);
+  if (type != PTHREAD_MUTEX_NORMAL && static_cast<uint32_t>(Owner(m).load()) == me &&
+      Lock(m).load() != 0) {
+    if (type == PTHREAD_MUTEX_ERRORCHECK) return EDEADLK;
+    if (type == PTHREAD_MUTEX_RECURSIVE) {
+      if (m->__data.__count + 1 == 0) return EAGAIN;
+      ++m->__data.__count;
+      return 0;
+    }
+  }
+  std::atomic_ref<int> lock = Lock(m);
+  int c = 0;
+  if (!lock.compare_exchange_strong(c, 1, std::memory_order_acquire)) {
+    if (c != 2) c = lock.exchange(2, std::memory_order_acquire);
+    ScopedWaitNote note(CurrentParker(), kWaitMutex);  // gonet dump: what the waiter waits on
+    while (c != 0) {
+      auto* word = reinterpret_cast<std::atomic<uint32_t>*>(&m->__data.__lock);
+      if (AddrWait(word, 2, deadline_ns) == ETIMEDOUT) return ETIMEDOUT;
+      c = lock.exchange(2, std::memory_order_acquire);
+    }
+  }
+  Owner(m).store(static_cast<int>(me), std::memory_order_relaxed);
+  m->__data.__count = 1;
+  return 0;
+}
+
+int MutexUnlock(pthread_mutex_t* m) {
+  int type = Type(m);
+  if (type == PTHREAD_MUTEX_ERRORCHECK || type == PTHREAD_MUTEX_RECURSIVE) {
+    if (Lock(m).load() == 0 || static_cast<uint32_t>(Owner(m).load()) != CurrentOwnerId()) {
+      return EPERM;
+    }
+    if (type == PTHREAD_MUTEX_RECURSIVE && --m->__data.__count != 0) return 0;
+  }
+  Owner(m).store(0, std::memory_order_relaxed);
+  if (Lock(m).fetch_sub(1, std::memory_order_release) != 1) {
+    Lock(m).store(0, std::memory_order_release);
+    AddrWake(&m->__data.__lock, 1);
+  }
+  return 0;
+}
+
+clockid_t CondClock(const pthread_cond_t* c) {
+  return (c->__data.__wrefs & kCondClockMonotonic) ? CLOCK_MONOTONIC : CLOCK_REALTIME;
+}
+
+int64_t MonotonicDeadline(clockid_t clock, const timespec& abstime) {
+  int64_t abs = TimespecNs(abstime);
+  if (clock == CLOCK_MONOTONIC) return abs > 0 ? abs : 1;
+  timespec now;
+  clock_gettime(clock, &now);
+  int64_t left = abs - TimespecNs(now);
+  if (left <= 0) return 1;  // already past: a deadline in the past, not "none"
+  return DeadlineAfter(left);
+}
+
+int CondWait(pthread_cond_t* c, pthread_mutex_t* m, clockid_t clock, const timespec* abstime) {
+  int64_t deadline = abstime != nullptr ? MonotonicDeadline(clock, *abstime) : 0;
+  std::atomic<uint32_t>* seq = CondSeq(c);
+  std::atomic<uint32_t>* waiters = CondWaiters(c);
+  // seq_cst pair: waiters++ then read seq here; seq++ then read waiters in the signaller. A
+  // signaller that saw no waiter bumped seq before our read, which we then wait past: that signal
+  // came before this wait began, as the mutex the signaller held makes it.
+  waiters->fetch_add(1, std::memory_order_seq_cst);
+  uint32_t seen = seq->load(std::memory_order_seq_cst);
+  unsigned count = m->__data.__count;  // a recursive mutex is released completely
+  int type = Type(m);
+  if (type == PTHREAD_MUTEX_RECURSIVE) m->__data.__count = 1;
+  int r = MutexUnlock(m);
+  if (r != 0) {
+    if (type == PTHREAD_MUTEX_RECURSIVE) m->__data.__count = count;
+    waiters->fetch_sub(1, std::memory_order_seq_cst);
+    return r;
+  }
+  int w;
+  {
+    ScopedWaitNote note(CurrentParker(), kWaitCond);
+    w = AddrWait(seq, seen, deadline);
+  }
+  waiters->fetch_sub(1, std::memory_order_seq_cst);
+  MutexLock(m, 0);
+  if (type == PTHREAD_MUTEX_RECURSIVE) m->__data.__count = count;
+  return w == ETIMEDOUT ? ETIMEDOUT : 0;
+}
+
+int CondSignal(pthread_cond_t* c) {
+  CondSeq(c)->fetch_add(1, std::memory_order_seq_cst);
+  if (CondWaiters(c)->load(std::memory_order_seq_cst) != 0) AddrWake(CondSeq(c), 1);
+  return 0;
+}
+
+int CondBroadcast(pthread_cond_t* c) {
+  CondSeq(c)->fetch_add(1, std::memory_order_seq_cst);
+  if (CondWaiters(c)->load(std::memory_order_seq_cst) != 0) AddrWake(CondSeq(c), INT32_MAX);
+  return 0;
+}
+
+namespace {
+// glibc's struct new_sem on 64-bit: uint64_t data (count | waiters << 32); int private; int pad.
+struct GlibcSem {
+  uint64_t data;
+  int private_flag;  // glibc's LLL_PRIVATE (0) for sem_init(s, 0, n), LLL_SHARED (128) otherwise
+  int pad;
+};
+static_assert(sizeof(GlibcSem) <= sizeof(sem_t));
+constexpr int kLllPrivate = 0;
+std::atomic<uint32_t>* SemCount(sem_t* s) {
+  return reinterpret_cast<std::atomic<uint32_t>*>(&reinterpret_cast<GlibcSem*>(s)->data);
+}
+}  // namespace
+
+bool SemSupported(const sem_t* s) {
+  return reinterpret_cast<const GlibcSem*>(s)->private_flag == kLllPrivate;
+}
+
+int SemTryWait(sem_t* s) {
+  std::atomic<uint32_t>* count = SemCount(s);
+  uint32_t v = count->load(std::memory_order_relaxed);
+  while (v > 0) {
+    if (count->compare_exchange_weak(v, v - 1, std::memory_order_acquire)) return 0;
+  }
+  return EAGAIN;
+}
+
+int SemWait(sem_t* s, int64_t deadline_ns) {
+  if (SemTryWait(s) == 0) return 0;
+  ScopedWaitNote note(CurrentParker(), kWaitSem);
+  for (;;) {
+    if (SemTryWait(s) == 0) return 0;
+    // sem_wait is never restarted after a signal handler, SA_RESTART or not (signal(7)).
+    int r = AddrWait(SemCount(s), 0, deadline_ns, WaitKind::kAlwaysEintr);
+    if (r != 0 && SemTryWait(s) == 0) return 0;
+    if (r == ETIMEDOUT || r == EINTR) return r;
+  }
+}
+
+int SemPost(sem_t* s) {
+  std::atomic<uint32_t>* count = SemCount(s);
+  uint32_t v = count->load(std::memory_order_relaxed);
+  do {
+    if (v >= static_cast<uint32_t>(SEM_VALUE_MAX)) return EOVERFLOW;
+  } while (!count->compare_exchange_weak(v, v + 1, std::memory_order_seq_cst));
+  AddrWake(count, 1);
+  return 0;
+}
+
+namespace {
+constexpr uint32_t kRwWriter = uint32_t{1} << 31;
+std::atomic<uint32_t>* RwState(pthread_rwlock_t* l) {
+  return reinterpret_cast<std::atomic<uint32_t>*>(&l->__data.__readers);
+}
+std::atomic<uint32_t>* RwWaiters(pthread_rwlock_t* l) {
+  return reinterpret_cast<std::atomic<uint32_t>*>(&l->__data.__writers);
+}
+std::atomic_ref<int> RwWriter(pthread_rwlock_t* l) {
+  return std::atomic_ref<int>(l->__data.__cur_writer);
+}
+bool HoldsWrite(pthread_rwlock_t* l) {
+  return (RwState(l)->load() & kRwWriter) &&
+         static_cast<uint32_t>(RwWriter(l).load()) == CurrentOwnerId();
+}
+// Sleeps while the state still reads `seen`. seq_cst pair: waiters++ then state load here;
+// state store then waiters load in RwUnlock.
+int RwWait(pthread_rwlock_t* l, uint32_t seen, int64_t deadline_ns) {
+  RwWaiters(l)->fetch_add(1, std::memory_order_seq_cst);
+  int r = 0;
+  if (RwState(l)->load(std::memory_order_seq_cst) == seen) {
+    ScopedWaitNote note(CurrentParker(), kWaitRwlock);
+    r = AddrWait(RwState(l), seen, deadline_ns);
+  }
+  RwWaiters(l)->fetch_sub(1, std::memory_order_seq_cst);
+  return r;
+}
+}  // namespace
+
+bool RwLockSupported(const pthread_rwlock_t* l) { return l->__data.__shared == 0; }
+
+int RwTryRead(pthread_rwlock_t* l) {
+  std::atomic<uint32_t>* state = RwState(l);
+  uint32_t s = state->load(std::memory_order_relaxed);
+  while ((s & kRwWriter) == 0) {
+    if (s + 1 == kRwWriter) return EAGAIN;  // too many readers
+    if (state->compare_exchange_weak(s, s + 1, std::memory_order_acquire)) return 0;
+  }
+  return EBUSY;
+}
+
+int RwTryWrite(pthread_rwlock_t* l) {
+  uint32_t expect = 0;
+  if (!RwState(l)->compare_exchange_strong(expect, kRwWriter, std::memory_order_acquire)) {
+    return EBUSY;
+  }
+  RwWriter(l).store(static_cast<int>(CurrentOwnerId()), std::memory_order_relaxed);
+  return 0;
+}
+
+int RwLockRead(pthread_rwlock_t* l, int64_t deadline_ns) {
+  if (HoldsWrite(l)) return EDEADLK;
+  for (;;) {
+    int r = RwTryRead(l);
+    if (r != EBUSY) return r;
+    uint32_t seen = RwState(l)->load(std::memory_order_seq_cst);
+    if ((seen & kRwWriter) == 0) continue;
+    if (RwWait(l, seen, deadline_ns) == ETIMEDOUT) {
+      r = RwTryRead(l);
+      return r == EBUSY ? ETIMEDOUT : r;
+    }
+  }
+}
+
+int RwLockWrite(pthread_rwlock_t* l, int64_t deadline_ns) {
+  if (HoldsWrite(l)) return EDEADLK;
+  for (;;) {
+    if (RwTryWrite(l) == 0) return 0;
+    uint32_t seen = RwState(l)->load(std::memory_order_seq_cst);
+    if (seen == 0) continue;
+    if (RwWait(l, seen, deadline_ns) == ETIMEDOUT) {
+      return RwTryWrite(l) == 0 ? 0 : ETIMEDOUT;
+    }
+  }
+}
+
+int RwUnlock(pthread_rwlock_t* l) {
+  std::atomic<uint32_t>* state = RwState(l);
+  uint32_t s = state->load(std::memory_order_relaxed);
+  bool wake;
+  if (s & kRwWriter) {
+    RwWriter(l).store(0, std::memory_order_relaxed);
+    state->store(0, std::memory_order_seq_cst);
+    wake = true;
+  } else {
+    if (s == 0) return EPERM;
+    wake = state->fetch_sub(1, std::memory_order_seq_cst) == 1;  // the last reader
+  }
+  // Everyone waiting re-checks: readers all get in, or one writer does.
+  if (wake && RwWaiters(l)->load(std::memory_order_seq_cst) != 0) AddrWake(state, INT32_MAX);
+  return 0;
+}
+
+void FiberSleepUntil(int64_t deadline_ns) {
+  FiberTask* t = FiberScheduler::Current();
+  ScopedWaitNote note(t, kWaitSleep);
+  while (Nanotime() < deadline_ns) t->Park(deadline_ns, WaitKind::kRestartable);
+}
+
+}  // namespace gonet::core

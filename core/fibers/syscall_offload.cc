@@ -1,0 +1,228 @@
+#include "core/fibers/syscall_offload.h"
+
+#include <dlfcn.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/prctl.h>
+
+#include <atomic>
+#include <cerrno>
+#include <new>
+
+#include "core/base/base.h"
+#include "core/poll/parker.h"
+#include "core/base/sanitizer_thread_start.h"
+#include "core/base/spinlock.h"
+#include "core/stats/stats.h"
+#include "core/base/sys.h"
+
+namespace gonet::core {
+namespace {
+
+constexpr int kMaxHelpers = 10000;  // Go's default debug.SetMaxThreads
+constexpr int kKeepIdle = 4;        // idle helpers kept without a timeout
+constexpr int64_t kIdleExitNs = int64_t{10} * 1000000000;
+// Enough for what runs here (a libc call; getaddrinfo's NSS modules are the deepest), and only
+// touched pages cost memory.
+constexpr size_t kHelperStackBytes = 512 * 1024;
+
+struct Job {
+  long (*fn)(void*);
+  void* arg;
+  Parker* parker;  // the parked fiber; read by the helper before it publishes done
+  int errno_in;    // the caller's errno, set on the helper before fn
+  long result = 0;
+  int errno_out = 0;
+  std::atomic<uint32_t> done{0};  // 0 -> 1 once (header); the helper's last touch of the job
+};
+
+// One helper thread's slot. Slots are type-stable (a static array, recycled through a free
+// list), like parkers: a submitter's FUTEX_WAKE may land after the helper it was meant for has
+// taken the job, gone idle and even exited, and must then be only a spurious wake-up for the
+// slot's next occupant, which re-checks `wake` in its loop.
+struct Helper {
+  std::atomic<uint32_t> wake{0};  // futex word: 1 = `job` was handed over
+  Job* job = nullptr;             // written under g_mu before wake = 1 (release)
+  Helper* prev = nullptr;         // idle list / free list links, guarded by g_mu
+  Helper* next = nullptr;
+};
+
+Spinlock g_mu;
+Helper g_slots[kMaxHelpers];
+int g_slots_used GONET_GUARDED_BY(g_mu) = 0;      // bump allocator over g_slots
+Helper* g_free GONET_GUARDED_BY(g_mu) = nullptr;  // slots of helpers that exited
+Helper* g_idle GONET_GUARDED_BY(g_mu) = nullptr;  // idle helpers, most recent first
+int g_idle_count GONET_GUARDED_BY(g_mu) = 0;
+int g_threads GONET_GUARDED_BY(g_mu) = 0;  // helper threads alive
+std::atomic<bool> g_atfork_registered{false};
+
+void FutexWait(std::atomic<uint32_t>* word, uint32_t val, const timespec* rel) {
+  sys::Call(SYS_futex, word, FUTEX_WAIT_PRIVATE, val, rel, nullptr, 0);
+}
+
+void FutexWake(std::atomic<uint32_t>* word) {
+  sys::Call(SYS_futex, word, FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
+}
+
+void RunJob(Job* job) {
+  errno = job->errno_in;
+  long r = job->fn(job->arg);
+  job->errno_out = errno;
+  job->result = r;
+  Parker* p = job->parker;  // before done: after it the job may be gone
+  job->done.store(1, std::memory_order_release);
+  p->Unpark();
+}
+
+void LinkIdle(Helper* h) GONET_REQUIRES(g_mu) {
+  h->prev = nullptr;
+  h->next = g_idle;
+  if (g_idle != nullptr) g_idle->prev = h;
+  g_idle = h;
+  ++g_idle_count;
+}
+
+void UnlinkIdle(Helper* h) GONET_REQUIRES(g_mu) {
+  if (h->prev != nullptr) h->prev->next = h->next;
+  if (h->next != nullptr) h->next->prev = h->prev;
+  if (g_idle == h) g_idle = h->next;
+  --g_idle_count;
+}
+
+// Parks the helper until a job is handed to it; nullptr: it stayed idle too long and must exit
+// (its slot is already back on the free list).
+Job* WaitForJob(Helper* h) {
+  bool timed;
+  {
+    SpinGuard g(g_mu);
+    h->wake.store(0, std::memory_order_relaxed);
+    timed = g_idle_count >= kKeepIdle;
+    LinkIdle(h);
+  }
+  const int64_t deadline = timed ? Nanotime() + kIdleExitNs : 0;
+  for (;;) {
+    if (h->wake.load(std::memory_order_acquire) != 0) return h->job;
+    if (!timed) {
+      FutexWait(&h->wake, 0, nullptr);
+      continue;
+    }
+    int64_t left = deadline - Nanotime();
+    if (left > 0) {
+      timespec rel{static_cast<time_t>(left / 1000000000), static_cast<long>(left % 1000000000)};
+      FutexWait(&h->wake, 0, &rel);
+      continue;
+    }
+    SpinGuard g(g_mu);
+    // A submitter that took us off the idle list just before we gave up has handed us its job.
+    if (h->wake.load(std::memory_order_acquire) != 0) return h->job;
+    UnlinkIdle(h);
+    h->next = g_free;
+    g_free = h;
+    --g_threads;
+    return nullptr;
+  }
+}
+
+void* HelperMain(void* arg) {
+  SanitizerThreadStart();  // made with libc's pthread_create (sanitizer_thread_start.h)
+  prctl(PR_SET_NAME, "gonet-offload", 0, 0, 0);
+  auto* h = static_cast<Helper*>(arg);
+  // The first job came with the thread (wake is already 1).
+  for (Job* job = h->job; job != nullptr; job = WaitForJob(h)) RunJob(job);
+  return nullptr;
+}
+
+using CreateFn = int (*)(pthread_t*, const pthread_attr_t*, void* (*)(void*), void*);
+
+// libc's pthread_create, not the shim's: a helper must be an OS thread, never a fiber.
+CreateFn RealPthreadCreate() {
+  static CreateFn fn = reinterpret_cast<CreateFn>(dlsym(RTLD_NEXT, "pthread_create"));
+  return fn != nullptr ? fn : &pthread_create;
+}
+
+bool StartHelper(Helper* h) {
+  pthread_attr_t attr;
+  if (pthread_attr_init(&attr) != 0) return false;
+  sigset_t all;
+  sigfillset(&all);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_attr_setstacksize(&attr, kHelperStackBytes);
+  // glibc leaves its internal signals (cancellation, setxid) unblocked, as it must.
+  pthread_attr_setsigmask_np(&attr, &all);
+  pthread_t t;
+  int r = RealPthreadCreate()(&t, &attr, &HelperMain, h);
+  pthread_attr_destroy(&attr);
+  return r == 0;
+}
+
+// In the child of fork only the forking thread exists: no helper survived.
+void ResetPoolInChild() {
+  new (&g_mu) Spinlock();
+  g_slots_used = 0;
+  g_free = nullptr;
+  g_idle = nullptr;
+  g_idle_count = 0;
+  g_threads = 0;
+}
+
+// Hands the job to a helper (idle or new). False: no helper could take it (the caller runs it
+// inline).
+bool Submit(Job* job) {
+  if (!g_atfork_registered.exchange(true, std::memory_order_relaxed)) {
+    pthread_atfork(nullptr, nullptr, &ResetPoolInChild);
+  }
+  Helper* h = nullptr;
+  bool fresh = false;
+  {
+    SpinGuard g(g_mu);
+    if (g_idle != nullptr) {
+      h = g_idle;
+      UnlinkIdle(h);
+    } else if (g_threads < kMaxHelpers) {
+      if (g_free != nullptr) {
+        h = g_free;
+        g_free = h->next;
+      } else {
+        h = &g_slots[g_slots_used++];
+      }
+      ++g_threads;
+      fresh = true;
+    } else {
+      return false;
+    }
+    h->job = job;
+    h->wake.store(1, std::memory_order_release);
+  }
+  if (!fresh) {
+    FutexWake(&h->wake);
+    return true;
+  }
+  if (StartHelper(h)) return true;
+  SpinGuard g(g_mu);
+  h->next = g_free;
+  g_free = h;
+  --g_threads;
+  return false;
+}
+
+}  // namespace
+
+long Offload(long (*fn)(void*), void* arg) {
+  if (!InFiber()) return fn(arg);
+  // A signal handler that runs on this worker while we hold g_mu must not reach Submit again.
+  ReentryGuard guard;
+  Job job{fn, arg, CurrentParker(), errno};
+  if (!Submit(&job)) return fn(arg);
+  Count(Stats().offloaded_calls);
+  {
+    ScopedWaitNote note(job.parker, kWaitOffload);  // gonet dump: parked on a helper's call
+    while (job.done.load(std::memory_order_acquire) == 0) {
+      job.parker->Park(0, WaitKind::kRestartable);
+    }
+  }
+  errno = job.errno_out;
+  return job.result;
+}
+
+}  // namespace gonet::core

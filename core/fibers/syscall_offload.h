@@ -1,0 +1,74 @@
+// Syscall offload: a blocking call made by a fiber runs on a helper OS thread while the fiber
+// parks, so the fiber's worker keeps running the other fibers queued on it (fibers mode).
+//
+// Why not Go's handoff (entersyscall: the worker blocks in the call and a spare thread takes its
+// queue)? gonet's fibers never migrate, because compiled code caches TLS addresses (errno's)
+// across calls; a handed-off queue would resume its fibers on another thread. Offload moves the
+// call instead of the fibers: only the kernel call changes thread, and it touches no TLS of the
+// program. (The scheduler's sysmon still hands off a worker stuck in a call gonet cannot see.)
+//
+// A job (one offloaded call) lives on the calling fiber's stack, which stays valid while the
+// fiber is parked. Its `done` word goes 0 -> 1 once, on the helper:
+//   0  submitted: a helper owns the job and is running (or about to run) fn.
+//   1  complete: result and errno are stored. The helper reads job->parker BEFORE it stores 1
+//      (release) and then calls Unpark on that parker; after the store it never touches the job,
+//      because the fiber may see done (a spurious wake-up, parker.h) and return, popping the job.
+//      A late Unpark is harmless: parkers are type-stable and never freed, and a stale permit is
+//      a spurious wake-up for the parker's next wait, which re-checks its own condition.
+// The fiber loops: done (acquire, pairs with the helper's release) ? return : Park.
+//
+// errno: the call must look as if it ran on the calling thread. The helper sets its errno to the
+// caller's before fn, and the caller takes the helper's errno after it, so a call that succeeds
+// without touching errno leaves the program's errno as it was, and a failure shows the kernel's.
+//
+// Signals: helpers run with every signal blocked, so a program's handler never runs on one by
+// surprise (fibers mode sends signals to workers, README). A call that replaces the mask for its
+// own duration (ppoll, pselect, epoll_pwait with a sigmask) does so on the helper, as the program
+// asked, and gets EINTR there exactly as it would have on the program's thread.
+//
+// Pool: helpers are made on demand with libc's own pthread_create (not gonet's hook: a helper is
+// an OS thread, not a fiber). A submit hands the job to an idle helper or starts a new one; it
+// never queues a job behind another, because a pool that is too small could deadlock when every
+// helper waits for a call that only a queued job would satisfy (two fibers talking through a
+// pipe). Up to kMaxHelpers (Go's default limit of 10,000 threads); beyond that, or if a thread
+// cannot be created, the call is made inline on the worker, as it was before offload existed.
+// Idle helpers sleep on a futex with no periodic wake-up; a helper that goes idle while
+// kKeepIdle others already are exits after 10 s unless a job reaches it first.
+//
+// fork: the child has no helpers; an atfork child handler empties the pool (a job in flight in
+// the parent belonged to a fiber that does not exist in the child).
+//
+// LOCKING: one spinlock guards the idle list, the free slots and the thread count. A leaf: nothing
+// else is taken under it, and no syscall is made under it (the submitter's futex wake and
+// pthread_create come after the unlock). A signal handler never takes it on a thread that holds
+// it: Offload holds a ReentryGuard, and InFiber() is false while core is re-entered (runtime.h).
+#pragma once
+
+#include "core/fibers/fiber_scheduler.h"
+#include "core/runtime/runtime.h"
+
+namespace gonet::core {
+
+// True on a fiber, outside core (the caller may park): the only context where Offload helps.
+// One load and compare in every other mode, so the non-fiber path of a hook stays as it was.
+inline bool InFiber() {
+  extern RunMode g_mode;
+  return g_mode == RunMode::kFibers && t_core_depth == 0 && FiberScheduler::Current() != nullptr;
+}
+
+// Runs fn(arg) on a helper thread while the calling fiber parks; returns fn's result, with errno
+// as fn left it (see above). Called outside a fiber, it runs fn inline. fn must not park or
+// touch the calling fiber's TLS (it runs on another thread): a real libc call, nothing more.
+long Offload(long (*fn)(void*), void* arg);
+
+// Offload(fn, arg) for a call with arguments: OffloadCall(real::poll, fds, nfds, timeout).
+template <typename Fn, typename... Args>
+auto OffloadCall(Fn fn, Args... args) -> decltype(fn(args...)) {
+  using Ret = decltype(fn(args...));
+  auto call = [&] { return static_cast<long>(fn(args...)); };
+  using Call = decltype(call);
+  return static_cast<Ret>(
+      Offload([](void* c) -> long { return (*static_cast<Call*>(c))(); }, &call));
+}
+
+}  // namespace gonet::core

@@ -1,0 +1,15 @@
+// The runtime's configuration from GONET_* environment variables (set by `gonet run`, or by
+// hand). A bad value is reported once on stderr and ignored; the launcher validates the same
+// values before starting the program, so under `gonet run` that never happens.
+#pragma once
+
+#include "core/runtime/runtime.h"
+
+namespace gonet::core {
+
+void LoadConfigFromEnv(Config* out);
+const char* ModeName(RunMode mode);
+// "threads", "fibers", "passthrough" -> mode; false if unknown.
+bool ParseMode(const char* text, RunMode* out);
+
+}  // namespace gonet::core
