@@ -1,5 +1,5 @@
-// `gonet stats` and `gonet dump`: read a running program's live-stats segment (core/stats/stats_shm.h)
-// and run the dump protocol (core/observe/dump.h) against it.
+// `gonet stats` and `gonet dump`: read a running program's live-stats segment
+// (core/stats/stats_shm.h) and run the dump protocol (core/observe/dump.h) against it.
 //
 // Who may look: the segment is a 0600 file owned by the program's user. The CLI checks the
 // owner before opening it, so that root's `gonet` works on anyone's program and anybody else's
@@ -36,8 +36,8 @@
 #include <unordered_map>
 #include <vector>
 
-#include "core/observe/dump.h"
 #include "core/base/duration.h"
+#include "core/stats/dump_area.h"
 #include "core/stats/stats_shm.h"
 
 namespace gonet::cli {

@@ -1,6 +1,7 @@
 // The library's entry: resolve libc's next symbols, then start the runtime. Runs inside the
 // dynamic loader's start-up of the host program: nothing here may throw, and nothing may call a
 // hooked function before gonet::real can answer (real.h explains the fallback).
+#include "core/base/os_thread.h"
 #include "core/runtime/runtime.h"
 #include "shim/real.h"
 
@@ -8,6 +9,7 @@ namespace {
 
 __attribute__((constructor(101))) void GonetLoad() {
   gonet::real::ResolveAll();
+  gonet::core::SetOsThreadCreate(&gonet::real::pthread_create);
   gonet::core::Init();
 }
 

@@ -57,6 +57,11 @@ int RawPselect(int n, fd_set* r, fd_set* w, fd_set* e, const timespec* t, const 
     return static_cast<ret>(fallback);                         \
   }
 
+// No raw fallback can make a thread: while unresolved, report what pthread_create reports for
+// "no resources now" (only reachable from inside dlsym, where nothing starts threads).
+GONET_REAL(int, pthread_create,
+           (pthread_t * t, const pthread_attr_t* a, void* (*f)(void*), void* arg), (t, a, f, arg),
+           EAGAIN)
 GONET_REAL(int, socket, (int d, int t, int p), (d, t, p), syscall(SYS_socket, d, t, p))
 GONET_REAL(int, socketpair, (int d, int t, int p, int sv[2]), (d, t, p, sv),
            syscall(SYS_socketpair, d, t, p, sv))
@@ -139,6 +144,7 @@ GONET_REAL(int, waitid, (idtype_t t, id_t id, siginfo_t* i, int o), (t, id, i, o
 #undef GONET_REAL
 
 void ResolveAll() {
+  Resolve(slot_pthread_create, "pthread_create");
   Resolve(slot_socket, "socket");
   Resolve(slot_socketpair, "socketpair");
   Resolve(slot_accept, "accept");

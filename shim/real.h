@@ -8,6 +8,7 @@
 #pragma once
 
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
@@ -66,6 +67,8 @@ int epoll_pwait2(int epfd, epoll_event* events, int maxevents, const timespec* t
 pid_t waitpid(pid_t pid, int* status, int options);
 pid_t wait4(pid_t pid, int* status, int options, rusage* usage);
 int waitid(idtype_t idtype, id_t id, siginfo_t* info, int options);
+// libc's pthread_create: gonet's own threads are OS threads in every mode (core/base/os_thread.h).
+int pthread_create(pthread_t* thread, const pthread_attr_t* attr, void* (*start)(void*), void* arg);
 
 // Resolves every symbol now (the library's constructor), so that later calls never enter dlsym.
 void ResolveAll();

@@ -3,7 +3,7 @@
 // (core/threads/kernel_wait.h).
 #include <signal.h>
 
-#include "core/threads/kernel_wait.h"
+#include "core/threads/sigurg.h"
 #include "core/base/signal_policy.h"
 #include "shim/abi.h"
 #include "shim/real.h"

@@ -31,6 +31,43 @@ constexpr Unit kUnits[] = {
 
 bool IsDigit(char c) { return c >= '0' && c <= '9'; }
 
+// Terms are accumulated in unsigned 128 bits so that one overflow check per term is exact.
+constexpr unsigned __int128 kMax = std::numeric_limits<int64_t>::max();
+
+// One term's number, [0-9]*(\.[0-9]*)?, read off the front of *s.
+struct Number {
+  unsigned __int128 whole = 0;  // the integer part, capped at kMax + 1 (too_big)
+  bool too_big = false;         // past kMax: overflows whatever the unit
+  uint64_t frac = 0;            // the fraction is frac / scale
+  uint64_t scale = 1;
+  size_t digits = 0;
+  size_t frac_digits = 0;
+};
+
+Number ScanNumber(std::string_view* s) {
+  Number n;
+  while (!s->empty() && IsDigit((*s)[0])) {
+    n.whole = n.whole * 10 + static_cast<unsigned>((*s)[0] - '0');
+    if (n.whole > kMax) n.too_big = true, n.whole = kMax + 1;
+    s->remove_prefix(1);
+    ++n.digits;
+  }
+  // Digits past 10^-18 cannot change a nanosecond count of any unit up to an hour, so they are
+  // read and dropped.
+  if (!s->empty() && (*s)[0] == '.') {
+    s->remove_prefix(1);
+    while (!s->empty() && IsDigit((*s)[0])) {
+      if (n.scale < 1000000000000000000ull) {
+        n.frac = n.frac * 10 + static_cast<unsigned>((*s)[0] - '0');
+        n.scale *= 10;
+      }
+      s->remove_prefix(1);
+      ++n.frac_digits;
+    }
+  }
+  return n;
+}
+
 }  // namespace
 
 DurationResult ParseDuration(std::string_view text) noexcept {
@@ -53,8 +90,6 @@ DurationResult ParseDuration(std::string_view text) noexcept {
     return r;
   }
 
-  // Accumulated in unsigned 128 bits so that one overflow check per term is exact.
-  constexpr unsigned __int128 kMax = std::numeric_limits<int64_t>::max();
   unsigned __int128 total = 0;
   while (!s.empty()) {
     std::string_view term_start = s;
@@ -63,33 +98,8 @@ DurationResult ParseDuration(std::string_view text) noexcept {
                   quote_text(text), quote_part(s.substr(0, 1)));
       return r;
     }
-    // [0-9]*: the integer part. Anything past kMax overflows whatever the unit.
-    unsigned __int128 whole = 0;
-    size_t digits = 0;
-    bool too_big = false;
-    while (!s.empty() && IsDigit(s[0])) {
-      whole = whole * 10 + static_cast<unsigned>(s[0] - '0');
-      if (whole > kMax) too_big = true, whole = kMax + 1;
-      s.remove_prefix(1);
-      ++digits;
-    }
-    // (\.[0-9]*)?: the fraction, as frac / scale. Digits past 10^-18 cannot change a
-    // nanosecond count of any unit up to an hour, so they are read and dropped.
-    uint64_t frac = 0;
-    uint64_t scale = 1;
-    size_t frac_digits = 0;
-    if (!s.empty() && s[0] == '.') {
-      s.remove_prefix(1);
-      while (!s.empty() && IsDigit(s[0])) {
-        if (scale < 1000000000000000000ull) {
-          frac = frac * 10 + static_cast<unsigned>(s[0] - '0');
-          scale *= 10;
-        }
-        s.remove_prefix(1);
-        ++frac_digits;
-      }
-    }
-    if (digits == 0 && frac_digits == 0) {
+    Number n = ScanNumber(&s);
+    if (n.digits == 0 && n.frac_digits == 0) {
       r.error.Set("invalid duration \"%s\": \".\" without digits", quote_text(text));
       return r;
     }
@@ -113,10 +123,10 @@ DurationResult ParseDuration(std::string_view text) noexcept {
                   quote_part(unit_name), quote_text(text));
       return r;
     }
-    unsigned __int128 term = whole * static_cast<unsigned __int128>(unit);
-    term += static_cast<unsigned __int128>(frac) * static_cast<uint64_t>(unit) / scale;
-    total += too_big ? kMax + 1 : term;
-    if (too_big || total > kMax) {
+    unsigned __int128 term = n.whole * static_cast<unsigned __int128>(unit);
+    term += static_cast<unsigned __int128>(n.frac) * static_cast<uint64_t>(unit) / n.scale;
+    total += n.too_big ? kMax + 1 : term;
+    if (n.too_big || total > kMax) {
       r.error.Set("duration \"%s\" is too long (the limit is about 292 years)", quote_text(text));
       return r;
     }

@@ -97,28 +97,29 @@ const char* ErrnoName(int err) noexcept {
   return name != nullptr ? name : "E?";
 }
 
-ParseError ParseFaultRule(std::string_view text, FaultRule* out) noexcept {
+namespace {
+
+// The rule's first field: which operation it targets.
+ParseError ParseOpField(std::string_view op, FaultRule* rule) noexcept {
   ParseError e;
   QuoteBuffer q;
-  QuoteBuffer q2;
-  FaultRule rule;
-  std::string_view rest = text;
-
-  std::string_view op = NextField(&rest);
   bool op_found = false;
   for (size_t i = 0; i < kFaultOpCount; ++i) {
-    if (op == kOpNames[i]) rule.op = static_cast<FaultOp>(i), op_found = true;
+    if (op == kOpNames[i]) rule->op = static_cast<FaultOp>(i), op_found = true;
   }
   if (op.empty()) {
     e.Set("missing op (ops: %s)", kOpList);
-    return e;
-  }
-  if (!op_found) {
+  } else if (!op_found) {
     e.Set("unknown op \"%s\" (ops: %s)", q(op), kOpList);
-    return e;
   }
+  return e;
+}
 
-  std::string_view action = NextField(&rest);
+// The second field: an errno (name or number) to fail with, or delay=DURATION.
+ParseError ParseActionField(std::string_view op, std::string_view action,
+                            FaultRule* rule) noexcept {
+  ParseError e;
+  QuoteBuffer q;
   if (action.empty()) {
     e.Set("\"%s\" needs an action: an errno name (e.g. ECONNREFUSED) or delay=DURATION", q(op));
     return e;
@@ -129,23 +130,89 @@ ParseError ParseFaultRule(std::string_view text, FaultRule* out) noexcept {
       e.Set("bad delay: %s", d.error.message());
       return e;
     }
-    rule.delay_ns = d.ns;
-  } else {
-    uint64_t number = 0;
-    int err = 0;
-    if (ParseUint64(action, &number)) {
-      if (number > 0 && number <= kMaxErrno && strerrorname_np(static_cast<int>(number))) {
-        err = static_cast<int>(number);
-      }
-    } else {
-      err = ErrnoFromName(action);
+    rule->delay_ns = d.ns;
+    return e;
+  }
+  uint64_t number = 0;
+  int err = 0;
+  if (ParseUint64(action, &number)) {
+    if (number > 0 && number <= kMaxErrno && strerrorname_np(static_cast<int>(number))) {
+      err = static_cast<int>(number);
     }
-    if (err == 0) {
-      e.Set("unknown errno \"%s\" (want a name like ECONNREFUSED, or delay=DURATION)", q(action));
+  } else {
+    err = ErrnoFromName(action);
+  }
+  if (err == 0) {
+    e.Set("unknown errno \"%s\" (want a name like ECONNREFUSED, or delay=DURATION)", q(action));
+    return e;
+  }
+  rule->err = err;
+  return e;
+}
+
+// One KEY=VALUE field after the action (its value present where the key needs one).
+ParseError ParseQualifier(std::string_view field, std::string_view key, std::string_view value,
+                          bool* port_seen, FaultRule* rule) noexcept {
+  ParseError e;
+  QuoteBuffer q;
+  QuoteBuffer q2;
+  if (key == "p") {
+    double p = 0;
+    if (!ParseProbability(value, &p) || p > 1) {
+      e.Set("bad probability \"%s\" in \"%s\" (want a decimal from 0 to 1, e.g. p=0.1)", q(value),
+            q2(field));
       return e;
     }
-    rule.err = err;
+    rule->trigger = FaultTrigger::kProbability;
+    rule->probability = p;
+  } else if (key == "n") {
+    uint64_t n = 0;
+    if (!ParseUint64(value, &n) || n == 0) {
+      e.Set("bad count \"%s\" in \"%s\" (want an integer >= 1)", q(value), q2(field));
+      return e;
+    }
+    rule->trigger = FaultTrigger::kFirstN;
+    rule->count = n;
+  } else if (key == "after") {
+    uint64_t k = 0;
+    if (!ParseUint64(value, &k)) {
+      e.Set("bad count \"%s\" in \"%s\" (want an integer >= 0)", q(value), q2(field));
+      return e;
+    }
+    rule->trigger = FaultTrigger::kAfterK;
+    rule->count = k;
+  } else if (key == "port") {
+    uint64_t port = 0;
+    if (*port_seen) {
+      e.Set("\"%s\": port= given twice", q(field));
+    } else if (!ParseUint64(value, &port) || port == 0 || port > 65535) {
+      e.Set("bad port \"%s\" in \"%s\" (want 1..65535)", q(value), q2(field));
+    } else if (rule->op == FaultOp::kSocket) {
+      e.Set("\"%s\" does not apply to socket (a new socket has no port yet)", q(field));
+    } else {
+      rule->port = static_cast<uint16_t>(port);
+      *port_seen = true;
+    }
+  } else if (key == "delay") {
+    e.Set("\"%s\": delay= must come right after the op (OP:delay=DURATION)", q(field));
+  } else {
+    e.Set("unknown field \"%s\" (fields: p=, n=, after=, port=)", q(field));
   }
+  return e;
+}
+
+}  // namespace
+
+ParseError ParseFaultRule(std::string_view text, FaultRule* out) noexcept {
+  ParseError e;
+  QuoteBuffer q;
+  QuoteBuffer q2;
+  FaultRule rule;
+  std::string_view rest = text;
+
+  std::string_view op = NextField(&rest);
+  if (e = ParseOpField(op, &rule); e.failed()) return e;
+  if (e = ParseActionField(op, NextField(&rest), &rule); e.failed()) return e;
 
   std::string_view trigger_field;  // the first trigger seen, to name it in a conflict
   bool port_seen = false;
@@ -169,54 +236,7 @@ ParseError ParseFaultRule(std::string_view text, FaultRule* out) noexcept {
       e.Set("\"%s\" needs a value (%s=...)", q(field), q2(key));
       return e;
     }
-    if (key == "p") {
-      double p = 0;
-      if (!ParseProbability(value, &p) || p > 1) {
-        e.Set("bad probability \"%s\" in \"%s\" (want a decimal from 0 to 1, e.g. p=0.1)", q(value),
-              q2(field));
-        return e;
-      }
-      rule.trigger = FaultTrigger::kProbability;
-      rule.probability = p;
-    } else if (key == "n") {
-      uint64_t n = 0;
-      if (!ParseUint64(value, &n) || n == 0) {
-        e.Set("bad count \"%s\" in \"%s\" (want an integer >= 1)", q(value), q2(field));
-        return e;
-      }
-      rule.trigger = FaultTrigger::kFirstN;
-      rule.count = n;
-    } else if (key == "after") {
-      uint64_t k = 0;
-      if (!ParseUint64(value, &k)) {
-        e.Set("bad count \"%s\" in \"%s\" (want an integer >= 0)", q(value), q2(field));
-        return e;
-      }
-      rule.trigger = FaultTrigger::kAfterK;
-      rule.count = k;
-    } else if (key == "port") {
-      uint64_t port = 0;
-      if (port_seen) {
-        e.Set("\"%s\": port= given twice", q(field));
-        return e;
-      }
-      if (!ParseUint64(value, &port) || port == 0 || port > 65535) {
-        e.Set("bad port \"%s\" in \"%s\" (want 1..65535)", q(value), q2(field));
-        return e;
-      }
-      if (rule.op == FaultOp::kSocket) {
-        e.Set("\"%s\" does not apply to socket (a new socket has no port yet)", q(field));
-        return e;
-      }
-      rule.port = static_cast<uint16_t>(port);
-      port_seen = true;
-    } else if (key == "delay") {
-      e.Set("\"%s\": delay= must come right after the op (OP:delay=DURATION)", q(field));
-      return e;
-    } else {
-      e.Set("unknown field \"%s\" (fields: p=, n=, after=, port=)", q(field));
-      return e;
-    }
+    if (e = ParseQualifier(field, key, value, &port_seen, &rule); e.failed()) return e;
     if (is_trigger) trigger_field = field;
   }
   // A trailing ':' leaves an empty last field that the loop above cannot see.

@@ -2,10 +2,10 @@
 
 #include <poll.h>
 
-#include "core/poll/netpoller.h"
-#include "core/runtime/runtime.h"
-#include "core/stats/stats.h"
+#include "core/base/mode.h"
 #include "core/base/sys.h"
+#include "core/poll/netpoller.h"
+#include "core/stats/stats.h"
 
 namespace gonet::core {
 

@@ -7,14 +7,14 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include "core/base/mode.h"
+#include "core/base/sys.h"
 #include "core/fd/blocking_call.h"
 #include "core/fd/direct_call.h"
 #include "core/fd/faults.h"
 #include "core/fd/fd_table.h"
-#include "core/threads/kernel_wait.h"
 #include "core/fd/ops.h"
-#include "core/runtime/runtime.h"
-#include "core/base/sys.h"
+#include "core/threads/kernel_wait.h"
 
 namespace gonet::core {
 namespace {

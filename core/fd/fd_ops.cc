@@ -11,14 +11,14 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 
+#include "core/base/mode.h"
+#include "core/base/sys.h"
 #include "core/fd/faults.h"
 #include "core/fd/fd_table.h"
 #include "core/fd/file_kind_cache.h"
-#include "core/threads/kernel_wait.h"
-#include "core/poll/netpoller.h"
 #include "core/fd/ops.h"
-#include "core/runtime/runtime.h"
-#include "core/base/sys.h"
+#include "core/poll/netpoller.h"
+#include "core/threads/kernel_wait.h"
 
 namespace gonet::core {
 namespace {

@@ -6,10 +6,10 @@
 #include <sys/stat.h>
 
 #include "core/base/arena.h"
-#include "core/poll/netpoller.h"
-#include "core/runtime/runtime.h"
-#include "core/stats/stats.h"
+#include "core/base/mode.h"
 #include "core/base/sys.h"
+#include "core/poll/netpoller.h"
+#include "core/stats/stats.h"
 
 namespace gonet::core {
 namespace {
@@ -23,6 +23,7 @@ inline uint32_t Generation(uint64_t w) { return static_cast<uint32_t>(w >> 32); 
 // Top level of the table: 16K chunk pointers in .bss, zero pages until touched.
 std::atomic<FdEntry*> g_chunks[kMaxChunks];
 constinit TypeStableArena<SocketState> g_socket_states;
+constinit std::atomic<ArmHook> g_arm_hook{nullptr};  // runtime/ sets it at Init
 
 // Learns an fd gonet did not see being created: inherited across exec, received by SCM_RIGHTS,
 // created by libc internals. A handful of syscalls, once per fd.
@@ -229,9 +230,11 @@ PollDesc* FdRef::ArmedPollDesc() {
   Netpoller& np = Netpoller::Get();
   if (!np.IsArmed(pd)) {
     if (np.Arm(pd) < 0) return nullptr;
-    StartNetpollerDriver();
+    if (ArmHook hook = g_arm_hook.load(std::memory_order_acquire)) hook();
   }
   return pd;
 }
+
+void SetArmHook(ArmHook hook) { g_arm_hook.store(hook, std::memory_order_release); }
 
 }  // namespace gonet::core

@@ -102,6 +102,11 @@ class FdTable {
   static void ResetAfterFork();
 };
 
+// Runs after an fd joins the netpoller: runtime/ sets it to start the netpoller driver (threads
+// mode) or the fiber workers (fibers mode), which fd/ cannot name without including upward.
+using ArmHook = void (*)();
+void SetArmHook(ArmHook hook);
+
 // Go's fdMutex incref/decref for one operation. Acquire classifies unknown fds (adoption), and
 // fails with kPassthrough for anything that is not a socket gonet manages, or EBADF if the fd is
 // being closed.

@@ -20,14 +20,14 @@
 #include <algorithm>
 #include <new>
 
+#include "core/base/mode.h"
+#include "core/base/sys.h"
 #include "core/fd/blocking_call.h"
 #include "core/fd/direct_call.h"
 #include "core/fd/faults.h"
 #include "core/fd/fd_table.h"
 #include "core/fd/ops.h"
-#include "core/runtime/runtime.h"
 #include "core/stats/stats.h"
-#include "core/base/sys.h"
 
 namespace gonet::core {
 namespace {

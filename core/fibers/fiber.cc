@@ -8,7 +8,7 @@
 #include <new>
 #include <utility>
 
-#include "core/runtime/runtime.h"
+#include "core/base/mode.h"
 #include "core/base/sys.h"
 
 // Sanitizers cannot see Boost.Context's stack switches by themselves: each switch is announced

@@ -103,10 +103,10 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "core/base/spinlock.h"
 #include "core/fibers/fiber.h"
 #include "core/fibers/key_kind.h"
 #include "core/poll/parker.h"
-#include "core/base/spinlock.h"
 
 namespace gonet::core {
 
@@ -212,5 +212,8 @@ class FiberScheduler {
   static bool StartWorkers(int n);
   static FiberWorker* PlaceNewFiber();
 };
+
+// In a fork child (runtime/ calls it): see fiber_scheduler.cc.
+void FiberSchedulerAfterForkChild();
 
 }  // namespace gonet::core

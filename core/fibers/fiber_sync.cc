@@ -6,10 +6,10 @@
 #include <new>
 
 #include "core/base/base.h"
-#include "core/fibers/fiber_scheduler.h"
-#include "core/poll/parker.h"
 #include "core/base/spinlock.h"
 #include "core/base/sys.h"
+#include "core/fibers/fiber_scheduler.h"
+#include "core/poll/parker.h"
 
 namespace gonet::core {
 namespace {

@@ -1,6 +1,5 @@
 #include "core/fibers/syscall_offload.h"
 
-#include <dlfcn.h>
 #include <linux/futex.h>
 #include <pthread.h>
 #include <signal.h>
@@ -11,11 +10,12 @@
 #include <new>
 
 #include "core/base/base.h"
-#include "core/poll/parker.h"
+#include "core/base/os_thread.h"
 #include "core/base/sanitizer_thread_start.h"
 #include "core/base/spinlock.h"
-#include "core/stats/stats.h"
 #include "core/base/sys.h"
+#include "core/poll/parker.h"
+#include "core/stats/stats.h"
 
 namespace gonet::core {
 namespace {
@@ -55,7 +55,6 @@ Helper* g_free GONET_GUARDED_BY(g_mu) = nullptr;  // slots of helpers that exite
 Helper* g_idle GONET_GUARDED_BY(g_mu) = nullptr;  // idle helpers, most recent first
 int g_idle_count GONET_GUARDED_BY(g_mu) = 0;
 int g_threads GONET_GUARDED_BY(g_mu) = 0;  // helper threads alive
-std::atomic<bool> g_atfork_registered{false};
 
 void FutexWait(std::atomic<uint32_t>* word, uint32_t val, const timespec* rel) {
   sys::Call(SYS_futex, word, FUTEX_WAIT_PRIVATE, val, rel, nullptr, 0);
@@ -133,14 +132,6 @@ void* HelperMain(void* arg) {
   return nullptr;
 }
 
-using CreateFn = int (*)(pthread_t*, const pthread_attr_t*, void* (*)(void*), void*);
-
-// libc's pthread_create, not the shim's: a helper must be an OS thread, never a fiber.
-CreateFn RealPthreadCreate() {
-  static CreateFn fn = reinterpret_cast<CreateFn>(dlsym(RTLD_NEXT, "pthread_create"));
-  return fn != nullptr ? fn : &pthread_create;
-}
-
 bool StartHelper(Helper* h) {
   pthread_attr_t attr;
   if (pthread_attr_init(&attr) != 0) return false;
@@ -151,27 +142,16 @@ bool StartHelper(Helper* h) {
   // glibc leaves its internal signals (cancellation, setxid) unblocked, as it must.
   pthread_attr_setsigmask_np(&attr, &all);
   pthread_t t;
-  int r = RealPthreadCreate()(&t, &attr, &HelperMain, h);
+  int r = CreateOsThread(&t, &attr, &HelperMain, h);
   pthread_attr_destroy(&attr);
   return r == 0;
 }
 
 // In the child of fork only the forking thread exists: no helper survived.
-void ResetPoolInChild() {
-  new (&g_mu) Spinlock();
-  g_slots_used = 0;
-  g_free = nullptr;
-  g_idle = nullptr;
-  g_idle_count = 0;
-  g_threads = 0;
-}
 
 // Hands the job to a helper (idle or new). False: no helper could take it (the caller runs it
 // inline).
 bool Submit(Job* job) {
-  if (!g_atfork_registered.exchange(true, std::memory_order_relaxed)) {
-    pthread_atfork(nullptr, nullptr, &ResetPoolInChild);
-  }
   Helper* h = nullptr;
   bool fresh = false;
   {
@@ -223,6 +203,15 @@ long Offload(long (*fn)(void*), void* arg) {
   }
   errno = job.errno_out;
   return job.result;
+}
+
+void SyscallOffloadAfterForkChild() {
+  new (&g_mu) Spinlock();
+  g_slots_used = 0;
+  g_free = nullptr;
+  g_idle = nullptr;
+  g_idle_count = 0;
+  g_threads = 0;
 }
 
 }  // namespace gonet::core

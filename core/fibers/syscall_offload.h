@@ -44,8 +44,8 @@
 // it: Offload holds a ReentryGuard, and InFiber() is false while core is re-entered (runtime.h).
 #pragma once
 
+#include "core/base/mode.h"
 #include "core/fibers/fiber_scheduler.h"
-#include "core/runtime/runtime.h"
 
 namespace gonet::core {
 
@@ -70,5 +70,8 @@ auto OffloadCall(Fn fn, Args... args) -> decltype(fn(args...)) {
   return static_cast<Ret>(
       Offload([](void* c) -> long { return (*static_cast<Call*>(c))(); }, &call));
 }
+
+// In a fork child (runtime/ calls it): no helper survives; the pool starts empty.
+void SyscallOffloadAfterForkChild();
 
 }  // namespace gonet::core

@@ -6,21 +6,17 @@
 
 #include <cstring>
 
-#include "core/observe/backtrace.h"
 #include "core/base/base.h"
-#include "core/fibers/fiber_scheduler.h"
-#include "core/threads/kernel_wait.h"
-#include "core/runtime/runtime.h"
-#include "core/stats/stats_shm.h"
+#include "core/base/mode.h"
 #include "core/base/sys.h"
+#include "core/fibers/fiber_scheduler.h"
+#include "core/observe/backtrace.h"
+#include "core/stats/stats_shm.h"
+#include "core/threads/kernel_wait.h"
 #include "core/threads/thread_parker.h"
 
 namespace gonet::core {
 namespace {
-
-DumpArea* AreaOf(ShmHeader* h) {
-  return reinterpret_cast<DumpArea*>(reinterpret_cast<char*>(h) + h->dump_offset);
-}
 
 bool IsSocketWait(char what) {
   return what == kWaitRecv || what == kWaitSend || what == kWaitAccept || what == kWaitConnect;
@@ -174,7 +170,7 @@ void AnswerDumpRequest(const siginfo_t* si, void* ucontext, const KernelWaitReco
                        const ThreadParker* parker) {
   ShmHeader* h = StatsSegment();
   if (h == nullptr) return;
-  DumpArea* area = AreaOf(h);
+  DumpArea* area = DumpAreaOf(h);
   uint64_t seq = area->seq.load(std::memory_order_acquire);
   // A request that is no longer the current one (the dumper gave up and a new one started).
   if ((seq & 0xffffffffu) != (reinterpret_cast<uint64_t>(si->si_value.sival_ptr) & 0xffffffffu)) {
@@ -215,25 +211,6 @@ void AnswerDumpRequest(const siginfo_t* si, void* ucontext, const KernelWaitReco
   s->nframes =
       SignalBacktrace(ucontext, s->pc, s->offset, &s->name[0][0], kDumpNameSize, kDumpFrames);
   s->seq.store(seq, std::memory_order_release);
-}
-
-const void* PublishParker(uint32_t index, int tid, const void* futex) {
-  ShmHeader* h = StatsSegment();
-  if (h == nullptr) return nullptr;
-  DumpArea* area = AreaOf(h);
-  if (tid != 0 && EnsureDumpHandler()) area->answering.store(1, std::memory_order_release);
-  if (index < kDumpParkers) {
-    DumpParker& e = area->parkers[index];
-    if (tid == 0) {
-      e.tid.store(0, std::memory_order_release);
-    } else {
-      // tid last: the dumper reads tid, then addr, then tid again.
-      e.tid.store(0, std::memory_order_release);
-      e.addr.store(reinterpret_cast<uint64_t>(futex), std::memory_order_release);
-      e.tid.store(tid, std::memory_order_release);
-    }
-  }
-  return h;
 }
 
 }  // namespace gonet::core

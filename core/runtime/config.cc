@@ -5,8 +5,8 @@
 #include <cstring>
 
 #include "core/base/duration.h"
-#include "core/fd/faults.h"
 #include "core/base/sys.h"
+#include "core/fd/faults.h"
 
 namespace gonet::core {
 namespace {
@@ -29,33 +29,6 @@ void LoadDuration(const char* var, int64_t* out) {
 }
 
 }  // namespace
-
-const char* ModeName(RunMode mode) {
-  switch (mode) {
-    case RunMode::kThreads:
-      return "threads";
-    case RunMode::kFibers:
-      return "fibers";
-    case RunMode::kPassthrough:
-      return "passthrough";
-    case RunMode::kOff:
-      break;
-  }
-  return "off";
-}
-
-bool ParseMode(const char* text, RunMode* out) {
-  if (strcmp(text, "threads") == 0) {
-    *out = RunMode::kThreads;
-  } else if (strcmp(text, "fibers") == 0) {
-    *out = RunMode::kFibers;
-  } else if (strcmp(text, "passthrough") == 0) {
-    *out = RunMode::kPassthrough;
-  } else {
-    return false;
-  }
-  return true;
-}
 
 void LoadConfigFromEnv(Config* out) {
   Config c;

@@ -3,13 +3,10 @@
 // values before starting the program, so under `gonet run` that never happens.
 #pragma once
 
-#include "core/runtime/runtime.h"
+#include "core/base/mode.h"
 
 namespace gonet::core {
 
 void LoadConfigFromEnv(Config* out);
-const char* ModeName(RunMode mode);
-// "threads", "fibers", "passthrough" -> mode; false if unknown.
-bool ParseMode(const char* text, RunMode* out);
 
 }  // namespace gonet::core

@@ -8,28 +8,30 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "core/runtime/config.h"
-#include "core/observe/crash_report.h"
+#include "core/base/sanitizer_thread_start.h"
+#include "core/base/signal_policy.h"
+#include "core/base/sys.h"
 #include "core/fd/faults.h"
 #include "core/fd/fd_table.h"
 #include "core/fibers/fiber_scheduler.h"
-#include "core/threads/kernel_wait.h"
+#include "core/fibers/fiber_stack.h"
+#include "core/fibers/fiber_sync.h"
+#include "core/fibers/syscall_offload.h"
+#include "core/fibers/tls_scan.h"
+#include "core/observe/crash_report.h"
+#include "core/observe/dump.h"
 #include "core/poll/netpoller.h"
 #include "core/poll/poll_desc.h"
-#include "core/base/sanitizer_thread_start.h"
-#include "core/base/signal_policy.h"
+#include "core/runtime/config.h"
 #include "core/stats/stats.h"
 #include "core/stats/stats_shm.h"  // ops (issue 6): live-stats segment
-#include "core/base/sys.h"
-#include "core/fibers/tls_scan.h"
+#include "core/threads/kernel_wait.h"
+#include "core/threads/sigurg.h"
+#include "core/threads/thread_parker.h"
 
 namespace gonet::core {
 
-RunMode g_mode = RunMode::kOff;
-__thread int t_core_depth __attribute__((tls_model("initial-exec"))) = 0;
-
 namespace {
-Config g_config;
 std::atomic<int> g_driver_state{0};  // 0 none, 1 starting, 2 running
 
 void* DriverMain(void*) {
@@ -50,21 +52,29 @@ void AtForkChild() {
   FdTable::ResetAfterFork();
   PollDesc::ResetAllAfterFork();
   Netpoller::Get().AfterForkChild();
+  SigurgAfterForkChild();
   KernelWaitAfterForkChild();
-  StatsSegmentAfterForkChild();  // ops (issue 6): the child's own live-stats segment
+  ThreadParkersAfterForkChild();
+  StatsSegmentAfterForkChild();  // the child's own live-stats segment
+  // Fibers mode: the forking thread's worker, if any, is the only one left (fiber_scheduler.cc).
+  FiberSyncAfterForkChild();
+  FiberStackPool::AfterForkChild();
+  FiberSchedulerAfterForkChild();
+  SyscallOffloadAfterForkChild();
 }
 
 void AtExitStats() { PrintStatsSummary(); }
 
 void Configure(const Config& c) {
-  g_config = c;
-  g_mode = c.mode;
+  SetConfig(c);
+  SetArmHook(&StartNetpollerDriver);
+  SetDumpAnswerer(&AnswerDumpRequest);
 }
 }  // namespace
 
 void StartNetpollerDriver() {
   // Fibers mode: no driver thread; idle workers poll (fiber_scheduler.h), so start them.
-  if (g_mode == RunMode::kFibers) {
+  if (mode() == RunMode::kFibers) {
     FiberScheduler::EnsureStarted();
     return;
   }
@@ -110,14 +120,11 @@ void InitForTest(const Config& c) {
   if (c.mode == RunMode::kThreads && c.threads_wait_kernel) InstallKernelWaitHandler();
 }
 
-const Config& config() { return g_config; }
-RunMode mode() { return g_mode; }
-
 void PrintStatsSummary() {
   ErrnoGuard keep;
   char buf[4096];
   int head =
-      snprintf(buf, sizeof buf, "gonet stats (pid %d, mode %s):\n", getpid(), ModeName(g_mode));
+      snprintf(buf, sizeof buf, "gonet stats (pid %d, mode %s):\n", getpid(), ModeName(mode()));
   size_t len = head > 0 ? static_cast<size_t>(head) : 0;
   len += FormatStats(Stats(), buf + len, sizeof buf - len);
   if (Faults().enabled() && len < sizeof buf) {

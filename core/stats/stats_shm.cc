@@ -7,9 +7,9 @@
 #include <cstring>
 #include <new>
 
-#include "core/observe/dump.h"
-#include "core/stats/stats.h"
 #include "core/base/sys.h"
+#include "core/stats/dump_area.h"
+#include "core/stats/stats.h"
 
 namespace gonet::core {
 namespace {

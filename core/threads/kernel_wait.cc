@@ -1,36 +1,23 @@
 #include "core/threads/kernel_wait.h"
 
 #include <signal.h>
-#include <ucontext.h>
 #include <unistd.h>
 
 #include "core/base/arena.h"
 #include "core/base/base.h"
-#include "core/observe/dump.h"
-#include "core/runtime/runtime.h"
-#include "core/base/signal_policy.h"
-#include "core/base/spinlock.h"
-#include "core/stats/stats.h"
+#include "core/base/mode.h"
 #include "core/base/sys.h"
-#include "core/threads/thread_parker.h"
+#include "core/stats/stats.h"
+#include "core/threads/sigurg.h"
 
 namespace gonet::core {
 namespace {
 
 constinit TypeStableArena<KernelWaitRecord> g_records;
-std::atomic<bool> g_handler_installed{false};
-std::atomic<bool> g_kernel_wait_handler{false};  // installed for the kernel wait (its SI_TKILL)
-std::atomic<int> g_pid{0};
 
 // Set by the handler when gonet's own SIGURG arrives; read and cleared by the interrupted call.
 __thread volatile sig_atomic_t t_woken __attribute__((tls_model("initial-exec"))) = 0;
 __thread KernelWaitRecord* t_record __attribute__((tls_model("initial-exec"))) = nullptr;
-
-// The program's own SIGURG disposition (what sigaction shows it). Guarded by g_virtual_mu for
-// writers; the handler reads it without the lock (a torn read is impossible for the pointer-size
-// fields it uses, and sigaction races are the program's own).
-Spinlock g_virtual_mu;
-struct sigaction g_app_urg;  // zero = SIG_DFL
 
 struct RecordOwner {
   KernelWaitRecord* r = nullptr;
@@ -55,60 +42,11 @@ KernelWaitRecord* MyRecord() {
   return r;
 }
 
-// True if the signal interrupted a syscall that will now return EINTR. x86_64: the kernel stores
-// the syscall's result in rax before it saves the context, and for a call it restarts (an untimed
-// futex wait after an SA_RESTART handler) puts back the syscall number instead.
-bool InterruptedWithEintr(void* uc) {
-#if defined(__x86_64__)
-  return uc != nullptr && static_cast<ucontext_t*>(uc)->uc_mcontext.gregs[REG_RAX] == -EINTR;
-#else
-  (void)uc;
-  return true;
-#endif
-}
-
-void WakeHandler(int sig, siginfo_t* si, void* uc) {
-  if (si != nullptr && si->si_code == SI_TKILL &&
-      si->si_pid == g_pid.load(std::memory_order_relaxed) &&
-      g_kernel_wait_handler.load(std::memory_order_relaxed)) {
-    t_woken = 1;
-    return;
-  }
-  // ops (issue 6): `gonet dump`'s request (dump.h), sent by another process with SI_QUEUE. A
-  // thread inside a DirectCall or parked on its ThreadParker answers and marks the interruption
-  // as gonet's, so the call or the park resumes; any other thread only helps copy the records.
-  if (IsDumpRequest(si)) {
-    KernelWaitRecord* r = t_record;
-    bool in_call = r != nullptr && r->fd.load(std::memory_order_relaxed) >= 0;
-    if (in_call) t_woken = 1;
-    ThreadParker* p = ThreadParker::OfCurrentThreadIfAny();
-    if (p != nullptr && InterruptedWithEintr(uc)) ThreadParker::NoteDumpInterrupt();
-    bool parked = p != nullptr && p->wait_note().what.load(std::memory_order_relaxed) != kWaitNone;
-    AnswerDumpRequest(si, uc, in_call ? r : nullptr, parked ? p : nullptr);
-    return;
-  }
-  // Not ours: the program's SIGURG (out-of-band data, or its own use), to its own handler.
-  struct sigaction app = g_app_urg;
-  if (app.sa_flags & SA_SIGINFO) {
-    if (app.sa_sigaction != nullptr) app.sa_sigaction(sig, si, uc);
-  } else if (app.sa_handler != SIG_DFL && app.sa_handler != SIG_IGN && app.sa_handler != nullptr) {
-    app.sa_handler(sig);
-  }
-}
-
-// The kernel's rt_sigaction layout.
-struct KernelSigaction {
-  void* handler;
-  unsigned long flags;
-  void* restorer;
-  uint64_t mask;
-};
-
 }  // namespace
 
 bool KernelWaitEnabled() {
   return mode() == RunMode::kThreads && config().threads_wait_kernel &&
-         g_handler_installed.load(std::memory_order_relaxed);
+         KernelWaitHandlerInstalled();
 }
 
 KernelWait::KernelWait(int fd, char op) : rec_(MyRecord()) {
@@ -138,7 +76,7 @@ bool KernelWait::ConsumeWake() {
 }
 
 int WakeKernelWaiters(int fd) {
-  int pid = g_pid.load(std::memory_order_relaxed);
+  int pid = SigurgPid();
   int woken = 0;
   uint32_t n = g_records.allocated();
   for (uint32_t i = 0; i < n; ++i) {
@@ -150,43 +88,7 @@ int WakeKernelWaiters(int fd) {
   return woken;
 }
 
-namespace {
-
-void InstallHandler(int flags) {
-  g_pid.store(static_cast<int>(sys::Call(SYS_getpid)), std::memory_order_relaxed);
-  // Keep whatever the program (or its parent, for an inherited SIG_IGN) had as its own view.
-  struct sigaction old {};
-  if (sigaction(SIGURG, nullptr, &old) == 0) g_app_urg = old;
-  struct sigaction sa {};
-  sa.sa_sigaction = WakeHandler;
-  sa.sa_flags = SA_SIGINFO | flags;
-  sigemptyset(&sa.sa_mask);
-  if (sigaction(SIGURG, &sa, nullptr) == 0) g_handler_installed.store(true);
-  // The program's restart policy for SIGURG is its own handler's, not gonet's.
-  NoteSigaction(SIGURG, &g_app_urg);
-}
-
-}  // namespace
-
-void InstallKernelWaitHandler() {
-  g_kernel_wait_handler.store(true, std::memory_order_relaxed);
-  InstallHandler(0);  // no SA_RESTART: the blocked call must return EINTR
-}
-
-bool EnsureDumpHandler() {
-  if (GONET_LIKELY(g_handler_installed.load(std::memory_order_acquire))) return true;
-  if (mode() != RunMode::kThreads && mode() != RunMode::kFibers) return false;
-  // Once: the first parkers to sleep may race here.
-  static std::atomic<bool> claimed{false};
-  if (claimed.exchange(true, std::memory_order_acq_rel)) {
-    return g_handler_installed.load(std::memory_order_acquire);
-  }
-  InstallHandler(SA_RESTART);
-  return g_handler_installed.load(std::memory_order_acquire);
-}
-
 void KernelWaitAfterForkChild() {
-  g_pid.store(static_cast<int>(sys::Call(SYS_getpid)), std::memory_order_relaxed);
   g_records.ResetLockAfterFork();
   KernelWaitRecord* mine = t_record;
   uint32_t n = g_records.allocated();
@@ -195,17 +97,10 @@ void KernelWaitAfterForkChild() {
     if (r != nullptr && r != mine) r->fd.store(-1, std::memory_order_relaxed);
   }
   if (mine != nullptr) mine->tid.store(static_cast<int>(sys::Call(SYS_gettid)));
-  ThreadParkersAfterForkChild();
 }
 
-bool VirtualSigaction(int sig, const struct sigaction* act, struct sigaction* old, int* result) {
-  if (sig != SIGURG || !g_handler_installed.load(std::memory_order_acquire)) return false;
-  SpinGuard g(g_virtual_mu);
-  if (old != nullptr) *old = g_app_urg;
-  if (act != nullptr) g_app_urg = *act;
-  *result = 0;
-  return true;
-}
+void NoteKernelWake() { t_woken = 1; }
+KernelWaitRecord* CurrentKernelWaitRecord() { return t_record; }
 
 uint32_t KernelWaitRecordCount() { return g_records.allocated(); }
 KernelWaitRecord* KernelWaitRecordAt(uint32_t i) { return g_records.Get(i); }

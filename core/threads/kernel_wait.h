@@ -15,9 +15,7 @@
 //     a stray one can never kill a program. The handler is installed without SA_RESTART so the
 //     blocking call returns EINTR; a thread-local flag tells gonet's wake-up from the program's
 //     own signals (whose EINTR or restart is the kernel's decision, exactly as natively).
-//     The program's own SIGURG handler is kept in a virtual table (sigaction shows and changes
-//     only that one) and called for every SIGURG that gonet did not send (si_code SI_TKILL from
-//     this process is gonet's).
+//     The handler and the program's own SIGURG view are sigurg.h's.
 //   - the records are what `gonet dump` lists for threads mode.
 // What it does not do: gonet's deadline policies (--read-timeout, ...) need a timer, so a
 // direction with a policy deadline uses the netpoller path (blocking_call.h). A thread that
@@ -62,21 +60,13 @@ class KernelWait {
 // Sends the wake-up to every thread blocked in a kernel call on fd. Returns how many.
 int WakeKernelWaiters(int fd);
 
-// Installs the SIGURG handler (Init) and forgets other threads' records (fork child).
-void InstallKernelWaitHandler();
+// Forgets other threads' records (fork child).
 void KernelWaitAfterForkChild();
 
-// gonet dump (dump.h) in the modes without the kernel wait (netpoller path, fibers): installs the
-// same handler, with SA_RESTART so that a stray SIGURG disturbs the program's own blocking calls
-// as little as a handler can, the first time a ThreadParker sleeps. Returns true once gonet's
-// handler is installed. A program that installs its own SIGURG handler at that very moment, from
-// another thread, may lose it: a documented limit (a program's SIGURG use is rare; Init-time
-// installation would remove it).
-bool EnsureDumpHandler();
-
-// sigaction/signal for SIGURG: served from the virtual table once gonet owns the handler.
-// Returns true if handled (then *result is sigaction's return value).
-bool VirtualSigaction(int sig, const struct sigaction* act, struct sigaction* old, int* result);
+// For the SIGURG handler (sigurg.h), async-signal-safe: marks the interrupted call as woken by
+// gonet, and the calling thread's record (nullptr if it never made a kernel wait).
+void NoteKernelWake();
+KernelWaitRecord* CurrentKernelWaitRecord();
 
 // Visits every thread's record (dump).
 template <typename F>

@@ -9,10 +9,11 @@
 
 #include "core/base/arena.h"
 #include "core/base/base.h"
-#include "core/observe/dump.h"
 #include "core/base/signal_policy.h"
-#include "core/stats/stats_shm.h"
 #include "core/base/sys.h"
+#include "core/stats/dump_area.h"
+#include "core/stats/stats_shm.h"
+#include "core/threads/sigurg.h"
 
 namespace gonet::core {
 
@@ -168,5 +169,24 @@ Parker* CurrentParker() {
 }
 
 void SetParkerLookup(ParkerLookup lookup) { g_lookup.store(lookup, std::memory_order_release); }
+
+const void* PublishParker(uint32_t index, int tid, const void* futex) {
+  ShmHeader* h = StatsSegment();
+  if (h == nullptr) return nullptr;
+  DumpArea* area = DumpAreaOf(h);
+  if (tid != 0 && EnsureDumpHandler()) area->answering.store(1, std::memory_order_release);
+  if (index < kDumpParkers) {
+    DumpParker& e = area->parkers[index];
+    if (tid == 0) {
+      e.tid.store(0, std::memory_order_release);
+    } else {
+      // tid last: the dumper reads tid, then addr, then tid again.
+      e.tid.store(0, std::memory_order_release);
+      e.addr.store(reinterpret_cast<uint64_t>(futex), std::memory_order_release);
+      e.tid.store(tid, std::memory_order_release);
+    }
+  }
+  return h;
+}
 
 }  // namespace gonet::core

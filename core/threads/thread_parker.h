@@ -76,4 +76,9 @@ void ForEachThreadParker(F f) {
   }
 }
 
+// Publishes a ThreadParker in the parker table (index: its arena index; beyond kDumpParkers it
+// is not published) and marks the process as answering. tid 0 withdraws it. Returns the segment
+// it was published in, for the caller to compare with StatsSegment() later.
+const void* PublishParker(uint32_t index, int tid, const void* futex);
+
 }  // namespace gonet::core

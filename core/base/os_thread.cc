@@ -1,0 +1,18 @@
+#include "core/base/os_thread.h"
+
+#include <atomic>
+
+namespace gonet::core {
+namespace {
+std::atomic<ThreadCreateFn> g_create{nullptr};
+}  // namespace
+
+void SetOsThreadCreate(ThreadCreateFn create) { g_create.store(create, std::memory_order_release); }
+
+int CreateOsThread(pthread_t* thread, const pthread_attr_t* attr, void* (*start)(void*),
+                   void* arg) {
+  ThreadCreateFn create = g_create.load(std::memory_order_acquire);
+  return (create != nullptr ? create : &pthread_create)(thread, attr, start, arg);
+}
+
+}  // namespace gonet::core

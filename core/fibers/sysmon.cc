@@ -1,0 +1,161 @@
+#include <sys/mman.h>
+
+#include <new>
+
+#include "core/base/os_thread.h"
+#include "core/base/sanitizer_thread_start.h"
+#include "core/base/sys.h"
+#include "core/fibers/worker.h"
+#include "core/stats/stats.h"
+
+namespace gonet::core {
+namespace {
+
+// A machine waits to be given a worker: at once if it was started with one, else (a spare) until
+// the sysmon's handoff. worker is written before given (release).
+FiberWorker* AwaitWorker(Machine* m) {
+  while (m->given.load(std::memory_order_acquire) == 0) {
+    FutexWaitUntil(&m->given, 0, 0);
+  }
+  m->given.store(0, std::memory_order_relaxed);
+  return std::exchange(m->worker, nullptr);
+}
+
+void* WorkerMain(void* arg) {
+  SanitizerThreadStart();
+  auto* m = static_cast<Machine*>(arg);
+  InstallWorkerAltStack();
+  pthread_setname_np(pthread_self(), "gonet-worker");
+  for (;;) {
+    RunWorker(AwaitWorker(m));
+    SpinGuard g(g_spare_mu);
+    m->next_spare = g_spares;
+    g_spares = m;
+  }
+  return nullptr;
+}
+
+// Hands worker w, whose status the sysmon saw as st (a fiber stuck in it for kRetakeNs), to a
+// spare machine. The machine is secured before the status CAS, so a won CAS always has one.
+void HandOff(FiberWorker* w, uint64_t st) {
+  Machine* m;
+  {
+    SpinGuard g(g_spare_mu);
+    m = g_spares;
+    if (m != nullptr) g_spares = m->next_spare;
+  }
+  if (m == nullptr && (m = StartMachine(nullptr)) == nullptr) return;  // try again next tick
+  uint64_t handed = (st & ~uint64_t{FiberWorker::kStatusMask}) | FiberWorker::kHandedOff;
+  if (!w->status.compare_exchange_strong(st, handed, std::memory_order_seq_cst)) {
+    SpinGuard g(g_spare_mu);  // the fiber came back just now: keep the machine for next time
+    m->next_spare = g_spares;
+    g_spares = m;
+    return;
+  }
+  Count(Stats().fiber_handoffs);
+  m->worker = w;
+  m->given.store(1, std::memory_order_release);
+  FutexWake(&m->given);
+}
+
+// One look at every worker; true if some fiber is running.
+bool Retake(int64_t now) {
+  bool running = false;
+  int n = g_nworkers.load(std::memory_order_acquire);
+  for (int i = 0; i < n; ++i) {
+    FiberWorker* w = &g_workers[i];
+    uint64_t st = w->status.load(std::memory_order_seq_cst);
+    if ((st & FiberWorker::kStatusMask) != FiberWorker::kInFiber) continue;
+    running = true;
+    // Run stores running_since_ns before status, so this is the start of run st or of a later
+    // one (recent), or 0 (it ended): only run st can be too old, and the CAS in HandOff names it.
+    int64_t since = w->running_since_ns.load(std::memory_order_relaxed);
+    if (since == 0 || now - since < kRetakeNs) continue;
+    // Stuck with nobody waiting for the worker: leave it (a handoff costs a thread).
+    int64_t next = w->NextTimer();
+    if (!w->HasWork() && !(next != 0 && next <= now)) continue;
+    HandOff(w, st);
+  }
+  return running;
+}
+
+void* SysmonMain(void*) {
+  SanitizerThreadStart();
+  sigset_t all;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, nullptr);  // program signals go to the program's threads
+  pthread_setname_np(pthread_self(), "gonet-sysmon");
+  int quiet_ticks = 0;
+  for (;;) {
+    timespec tick{0, kSysmonTickNs};
+    sys::Call(SYS_nanosleep, &tick, nullptr);  // raw: not fibers mode's nanosleep hook
+    int64_t now = Nanotime();
+    bool running = Retake(now);
+    // Every worker busy (or stuck) for a while: nobody delivers readiness, so poll for them.
+    if (running && now - g_last_poll_ns.load(std::memory_order_relaxed) > kSysmonPollNs &&
+        !g_poller_busy.exchange(true, std::memory_order_acq_rel)) {
+      PollAsPoller(0);
+      g_poller_busy.store(false, std::memory_order_release);
+    }
+    if (running) {
+      quiet_ticks = 0;
+      continue;
+    }
+    if (++quiet_ticks < kSysmonIdleTicks) continue;
+    // No fiber has run for a while: sleep until one does (Run wakes us), so that an idle process
+    // makes no periodic wake-ups.
+    g_sysmon_asleep.store(1, std::memory_order_seq_cst);
+    if (!Retake(Nanotime())) {  // look again after the store (Run's store/load pair)
+      while (g_sysmon_asleep.load(std::memory_order_seq_cst) == 1) {
+        FutexWaitUntil(&g_sysmon_asleep, 1, 0);
+      }
+    }
+    g_sysmon_asleep.store(0, std::memory_order_seq_cst);
+    quiet_ticks = 0;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+Spinlock g_spare_mu;
+Machine* g_spares GONET_GUARDED_BY(g_spare_mu) = nullptr;
+std::atomic<int> g_machines{0};
+// Sysmon: 0 ticking, 1 asleep until a fiber runs (futex word), 2 not started.
+std::atomic<uint32_t> g_sysmon_asleep{2};
+
+// Starts a machine thread: running w, or (w == nullptr) as a spare that waits to be given one.
+Machine* StartMachine(FiberWorker* w) {
+  if (g_machines.fetch_add(1, std::memory_order_relaxed) >= kMaxMachines) {
+    g_machines.fetch_sub(1, std::memory_order_relaxed);
+    return nullptr;
+  }
+  auto* m = new (std::nothrow) Machine;
+  pthread_t thread;
+  if (m != nullptr) {
+    m->worker = w;
+    m->given.store(w != nullptr ? 1 : 0, std::memory_order_relaxed);  // published by the create
+    if (CreateOsThread(&thread, nullptr, &WorkerMain, m) == 0) {
+      pthread_detach(thread);
+      return m;
+    }
+    delete m;
+  }
+  g_machines.fetch_sub(1, std::memory_order_relaxed);
+  return nullptr;
+}
+
+// Once per process (and again in a forked child, which has no sysmon thread).
+void EnsureSysmon() {
+  static std::atomic<bool> starting{false};
+  if (g_sysmon_asleep.load(std::memory_order_relaxed) != 2) return;
+  if (starting.exchange(true, std::memory_order_acq_rel)) return;
+  pthread_t thread;
+  if (CreateOsThread(&thread, nullptr, &SysmonMain, nullptr) == 0) {
+    pthread_detach(thread);
+    g_sysmon_asleep.store(0, std::memory_order_seq_cst);
+  }
+  starting.store(false, std::memory_order_release);
+}
+
+}  // namespace gonet::core
