@@ -1,3 +1,6 @@
+// core/faults/: fault rules (this file) and their parser (fault_spec.h); which calls they apply to
+// is fd/faults.h's. May include: base/ (core/README.md: Layers, LOCKING).
+//
 // FaultInjector: decides, per socket call, whether a configured fault fires.
 //
 // The shim asks Decide(op, ports) before it runs a socket call; the answer is nothing (almost
@@ -33,8 +36,8 @@
 #include <cstdint>
 #include <string_view>
 
-#include "core/faults/fault_spec.h"
 #include "core/base/parse_error.h"
+#include "core/faults/fault_spec.h"
 
 namespace gonet::core {
 

@@ -7,8 +7,8 @@
 
 #include "core/base/base.h"
 #include "core/fd/fd_table.h"
-#include "core/threads/kernel_wait.h"
 #include "core/stats/stats.h"
+#include "core/threads/kernel_wait.h"
 
 namespace gonet::core {
 

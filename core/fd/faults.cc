@@ -8,10 +8,10 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "core/base/sys.h"
 #include "core/fd/fd_table.h"
 #include "core/poll/parker.h"
 #include "core/stats/stats.h"
-#include "core/base/sys.h"
 
 namespace gonet::core {
 namespace {

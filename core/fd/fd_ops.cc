@@ -1,10 +1,6 @@
 // Lifecycle and control calls: socket creation, close, dup, and the app's view of O_NONBLOCK and
 // of its timeouts.
-//
-// Close follows Go's FD.Close: mark closing (new operations fail with EBADF), evict parked
-// waiters, wait until in-flight operations have left, disarm, and only then give the number back
-// to the kernel, so a number reused by another thread's socket() is never touched by a stale
-// operation.
+// Close and dup2 follow the close protocol of fd_table.h (BeginClose, RetireSlot, EndClose).
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -22,56 +18,6 @@
 
 namespace gonet::core {
 namespace {
-
-// Marks e closing, evicts its waiters and waits for in-flight operations to leave. Returns false
-// if another close is already in progress (the kernel gives the loser EBADF).
-bool BeginClose(int fd, FdEntry* e) {
-  Parker* me = CurrentParker();
-  uint64_t w = e->word.load(std::memory_order_acquire);
-  for (;;) {
-    if (w & kFdClosingBit) return false;
-    if (e->word.compare_exchange_weak(w, (w | kFdClosingBit) + 1, std::memory_order_seq_cst)) break;
-  }
-  // Only the winner of the closing CAS names itself: a losing concurrent close must not steal
-  // the first closer's wake-up. seq_cst pairs with FdRef::Release (CAS on word, then load of
-  // closer): either Release sees us and unparks, or our loop below sees the drained count.
-  e->closer.store(me, std::memory_order_seq_cst);
-  // seq_cst pairs with FdRef::ArmedPollDesc, which publishes a new pollDesc and then checks
-  // closing: either we see its pollDesc here and evict it, or it sees closing and gives up.
-  if (PollDesc* pd = e->pd.load(std::memory_order_seq_cst)) pd->Evict();
-  // Our own reference is the 1 that remains when everyone else has left. Operations parked on
-  // the pollDesc leave at once; threads blocked in the kernel (kernel_wait.h) leave when SIGURG
-  // reaches them, so it is sent again every millisecond. A thread that blocks SIGURG never
-  // leaves: after a second the number is closed anyway, the kernel's own behaviour.
-  // Only rounds in which some thread is still blocked in the kernel count towards giving up: an
-  // operation that is merely running (not blocked) always leaves, however slow the machine.
-  for (int stuck = 0; (e->word.load(std::memory_order_seq_cst) & kFdRefMask) > 1;) {
-    if (WakeKernelWaiters(fd) > 0 && ++stuck == 1000) break;
-    me->Park(DeadlineAfter(1000000), WaitKind::kRestartable);
-  }
-  return true;
-}
-
-// The slot is empty from here on; the number still belongs to us until the real close.
-void RetireSlot(FdEntry* e) {
-  if (PollDesc* pd = e->pd.exchange(nullptr, std::memory_order_acq_rel)) {
-    Netpoller::Get().Disarm(pd);
-    pd->Free();
-  }
-  FdTable::Unref(e->sock.exchange(nullptr, std::memory_order_acq_rel));
-  e->kind.store(FdKind::kUnknown, std::memory_order_release);
-}
-
-// After the real close: reopen the slot for a future incarnation, unless the number was already
-// reused and reinstalled by another thread (its generation moved on).
-void EndClose(FdEntry* e) {
-  uint64_t w = e->word.load(std::memory_order_acquire);
-  if (w & kFdClosingBit) {
-    uint64_t fresh = (uint64_t{static_cast<uint32_t>(w >> 32) + 1}) << 32;
-    e->word.compare_exchange_strong(w, fresh, std::memory_order_acq_rel);
-  }
-  e->closer.store(nullptr, std::memory_order_release);
-}
 
 int64_t TimevalNs(const void* value, socklen_t len) {
   if (value == nullptr || len < static_cast<socklen_t>(sizeof(timeval))) return 0;

@@ -1,3 +1,7 @@
+// core/fd/: the fd table and its whole close protocol (this file), the blocking-call loop, the
+// direct kernel call, the socket operations (ops.h), the fault gate. May include: fibers/,
+// threads/, faults/, poll/, stats/, base/ (core/README.md: Layers, LOCKING).
+//
 // The fd table: fd number -> what gonet knows about it.
 //
 // FdEntry is per fd number (like the kernel's fd table slot); SocketState is per open file
@@ -101,6 +105,19 @@ class FdTable {
   // threads' operations are void in the child.
   static void ResetAfterFork();
 };
+
+// The close protocol, after Go's FD.Close (used by close and dup2, fd_ops.cc): mark closing (new
+// operations fail with EBADF), evict parked waiters, wait until in-flight operations have left,
+// disarm, and only then give the number back to the kernel, so a number reused by another
+// thread's socket() is never touched by a stale operation.
+//   BeginClose marks e closing, evicts its waiters and waits for in-flight operations to leave;
+//     false if another close is already in progress (the kernel gives the loser EBADF).
+//   RetireSlot empties the slot (disarms and frees the pollDesc, drops the socket state); the
+//     number still belongs to the closer until the real close.
+//   EndClose, after the real close, reopens the slot for a future incarnation.
+bool BeginClose(int fd, FdEntry* e);
+void RetireSlot(FdEntry* e);
+void EndClose(FdEntry* e);
 
 // Runs after an fd joins the netpoller: runtime/ sets it to start the netpoller driver (threads
 // mode) or the fiber workers (fibers mode), which fd/ cannot name without including upward.

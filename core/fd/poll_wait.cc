@@ -21,11 +21,11 @@
 // already read, which a program already has to handle.
 #include <poll.h>
 
+#include "core/base/sys.h"
 #include "core/fd/blocking_call.h"
 #include "core/fd/fd_table.h"
-#include "core/fibers/fiber_scheduler.h"
 #include "core/fd/ops.h"
-#include "core/base/sys.h"
+#include "core/fibers/fiber_scheduler.h"
 
 namespace gonet::core {
 namespace {

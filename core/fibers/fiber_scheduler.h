@@ -1,3 +1,7 @@
+// core/fibers/: the fiber scheduler (this file: interface and state machines; worker.h: its parts),
+// the switch (fiber.h), stacks, sync, offload, TLS scan, key kinds. May include: poll/, stats/,
+// base/ (core/README.md: Layers, LOCKING).
+//
 // Fibers mode (M:N): pthread_create'd threads run as fibers on a pool of worker OS threads.
 //
 // FiberTask is one such thread (Go's g): a Fiber (fiber.h, the switch mechanism) plus its
@@ -91,10 +95,11 @@
 //     of SIGSEGV, as it would natively.
 //   - fork from a fiber: in the child only that fiber's worker remains, with that fiber alone.
 //
-// LOCKING: each worker's run-queue spinlock (1), timer spinlock (2), each task's join spinlock
-// (3) and the spare-machine list's spinlock (4) are leaves: never held together, never across a
-// switch or a syscall, except the futex wake after the queue lock is released. The task free list
-// has its own leaf spinlock.
+// LOCKING (core/README.md): each worker's run-queue spinlock is lock 3: Unpark takes it, also
+// from under a wait-queue lock (a DirLock, a fiber_sync bucket: lock 2), and nothing is taken
+// under it. The timer spinlock, each task's join spinlock, the spare-machine list and the task
+// free list are leaves (lock 4). None is held across a switch or a blocking syscall; the futex
+// wake or Netpoller::Break that follows a push comes after the queue lock is released.
 #pragma once
 
 #include <pthread.h>

@@ -20,8 +20,9 @@
 // signal with nobody waiting costs no table lookup. The clock comes from pthread_condattr as
 // glibc records it (__wrefs bit 1: CLOCK_MONOTONIC). pthread_cond_init/destroy stay glibc's.
 //
-// LOCKING: one spinlock per table bucket, a leaf, held for list edits and for the Unparks of a
-// wake (DirLock::WakeAll does the same).
+// LOCKING (core/README.md, lock 2): one spinlock per table bucket, held for list edits and for
+// the Unparks of a wake (DirLock::WakeAll does the same), which take a worker's run-queue lock
+// (lock 3) for a fiber.
 #pragma once
 
 #include <pthread.h>

@@ -1,3 +1,6 @@
+// core/observe/: gonet dump's answering side (this file), backtraces, the crash report. May
+// include: fd/, fibers/, threads/, poll/, stats/, base/ (core/README.md: Layers, LOCKING).
+//
 // `gonet dump PID`: every waiter of a running program (threads blocked in a socket call, threads
 // parked on a pollDesc, parked fibers), what it waits on, for how long, and where, taken without
 // stopping the program (Go's SIGQUIT goroutine dump, minus the exit).

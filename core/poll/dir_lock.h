@@ -15,16 +15,17 @@
 // under mu_ it unlinks itself if it has not been granted yet; if it has, it owns the lock and
 // unlocks it again on the way out (passing it on), so no grant is ever lost.
 //
-// LOCKING: mu_ guards the queue and the kHeld <-> kQueued transitions; it is a spinlock held for
-// a few instructions and never across a park. The only syscalls under it are WakeAll's futex
-// wakes, on the close path.
+// LOCKING (core/README.md, lock 2): mu_ guards the queue and the kHeld <-> kQueued transitions;
+// it is a spinlock held for a few instructions and never across a park. WakeAll (the close path)
+// unparks every waiter under it: a thread's futex wake, or a fiber's run-queue lock (lock 3) and
+// then a non-blocking futex wake or eventfd write.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
 
-#include "core/poll/parker.h"
 #include "core/base/spinlock.h"
+#include "core/poll/parker.h"
 
 namespace gonet::core {
 

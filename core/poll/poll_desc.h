@@ -1,3 +1,7 @@
+// core/poll/: pollDesc (this file), the direction lock, the Parker contract, the netpoller contract
+// (netpoller.h) and its epoll backend. May include: stats/, base/ (core/README.md: Layers,
+// LOCKING).
+//
 // PollDesc: the readiness state of one armed fd, after Go's runtime/netpoll.go.
 //
 // A pollDesc holds two binary semaphores, rg_ and wg_, to park the reader and the writer. Each is

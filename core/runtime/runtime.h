@@ -1,3 +1,6 @@
+// core/runtime/: Init, configuration from the environment, the netpoller driver, the fork-child
+// sequence. May include: everything (core/README.md: Layers, LOCKING).
+//
 // The runtime, the top of core: Init (configuration, signal handlers, the stats segment), the
 // netpoller driver, and the one fork-child sequence. It wires the layers below with registration
 // hooks (SetParkerLookup, SetFirstArmHook, SetDumpAnswerer) instead of upward includes; the

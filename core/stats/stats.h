@@ -1,3 +1,6 @@
+// core/stats/: the counters (this file), the live-stats segment (stats_shm.h) and the dump area's
+// layout (dump_area.h). May include: base/ (core/README.md: Layers, LOCKING).
+//
 // Process-wide counters. A plain block of relaxed atomics with a fixed layout, so it can live in
 // a shared-memory segment that `gonet stats PID` maps read-only. Relaxed is enough: each counter
 // is read on its own, and no decision in gonet is taken on a counter's value.

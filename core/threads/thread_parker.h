@@ -1,3 +1,6 @@
+// core/threads/: threads mode's parker (this file), the kernel-wait path (kernel_wait.h) and SIGURG
+// (sigurg.h). May include: poll/, stats/, base/ (core/README.md: Layers, LOCKING).
+//
 // Threads mode: every OS thread is its own fiber, and parking blocks the thread on a futex.
 //
 // The futex word is the permit: 0 none, 1 available. The kind of futex wait is chosen so that the
