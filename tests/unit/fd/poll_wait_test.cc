@@ -11,7 +11,7 @@
 
 #include "core/fd/ops.h"
 #include "core/stats/stats.h"
-#include "fiber_test_util.h"
+#include "tests/unit/fiber_test_util.h"
 
 namespace gonet::core {
 namespace {

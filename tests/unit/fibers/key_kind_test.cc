@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "core/fibers/fiber_scheduler.h"
-#include "fiber_test_util.h"
+#include "tests/unit/fiber_test_util.h"
 
 namespace gonet::core {
 namespace {

@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "core/stats/stats.h"
-#include "fiber_test_util.h"
+#include "tests/unit/fiber_test_util.h"
 
 namespace gonet::core {
 namespace {

@@ -9,7 +9,7 @@
 #include <thread>
 #include <vector>
 
-#include "fiber_test_util.h"
+#include "tests/unit/fiber_test_util.h"
 
 namespace gonet::core {
 namespace {

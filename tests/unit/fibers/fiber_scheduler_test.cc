@@ -16,7 +16,7 @@
 #include "core/base/spinlock.h"
 #include "core/stats/stats.h"
 #include "core/base/sys.h"
-#include "fiber_test_util.h"
+#include "tests/unit/fiber_test_util.h"
 
 namespace gonet::core {
 namespace {

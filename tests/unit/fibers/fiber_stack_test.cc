@@ -3,7 +3,7 @@
 
 #include <gtest/gtest.h>
 
-#include "fiber_test_util.h"
+#include "tests/unit/fiber_test_util.h"
 
 namespace gonet::core {
 namespace {
