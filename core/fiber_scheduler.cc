@@ -14,6 +14,7 @@
 
 #include "core/base.h"
 #include "core/fiber_sync.h"
+#include "core/fibers/fiber_tls.h"
 #include "core/netpoller.h"
 #include "core/runtime.h"
 #include "core/sanitizer_thread_start.h"
@@ -808,6 +809,7 @@ void FiberTask::Entry(void* self) {
   } catch (FiberExitUnwind&) {
     // pthread_exit: retval_ already set.
   }
+  t->RunThreadLocalDestructors();  // glibc's order: thread_local destructors, then keys
   t->RunKeyDestructors();
 }
 
@@ -964,6 +966,7 @@ bool FiberScheduler::EnsureStarted() {
 int FiberScheduler::Spawn(size_t stack_bytes, void* (*start)(void*), void* arg, bool detached,
                           FiberTask** out) {
   if (!EnsureStarted()) return EAGAIN;
+  fiber_tls::NoticeUnfollowedLoads();  // names TLS dlopen'ed behind gonet's back (fiber_tls.h)
   FiberTask* t = FiberWorker::AllocTask();
   if (t == nullptr) return EAGAIN;
   t->start_ = start;

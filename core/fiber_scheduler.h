@@ -65,11 +65,11 @@
 //   - Signals go to the workers (and the main thread), not to fibers: a fiber parked in a socket
 //     call, a mutex or a sleep is never interrupted with EINTR, and pthread_kill(fiber, sig != 0)
 //     and pthread_cancel(fiber) return ENOTSUP. Signal masks (pthread_sigmask) are per worker.
-//   - __thread/thread_local variables are per worker, shared by the fibers of that worker (and
-//     their destructors run only at process exit). errno, libstdc++'s exception state and
-//     pthread_getspecific data are per fiber (a sanitizer runtime's key too, but its destructor
-//     is not run at fiber exit: key_kind.h). Start-up warns about objects that declare TLS
-//     (tls_scan.h).
+//   - errno, libstdc++'s exception state, pthread_getspecific data (a sanitizer runtime's key too,
+//     but its destructor is not run at fiber exit: key_kind.h) and the program's own
+//     __thread/thread_local variables (fibers/fiber_tls.h, with C++ destructors at fiber exit)
+//     are per fiber. The TLS of glibc and the runtimes tls_scan.h lists stays per worker (glibc's
+//     uselocale); an object dlopen'ed by name is shared and named on stderr.
 //   - poll, ppoll, select, pselect, epoll_wait, epoll_pwait, epoll_pwait2, waitpid, wait, wait3,
 //     wait4, waitid, and read/readv/write/writev on a pipe, FIFO, tty, character device,
 //     eventfd/timerfd/signalfd or a socket gonet does not manage, are offloaded
@@ -128,6 +128,12 @@ class FiberTask final : public Parker {
   // pthread_exit in a fiber: unwinds the fiber's stack (running destructors) to its start.
   [[noreturn]] void Exit(void* retval);
 
+  // C++ thread_local destructors registered by this fiber (__cxa_thread_atexit_impl for an
+  // object whose TLS is per fiber): run at the fiber's exit, newest first, before the pthread key
+  // destructors, as glibc's start_thread runs __call_tls_dtors before them
+  // (fibers/fiber_thread_exit.cc). 0, or ENOMEM.
+  int AtThreadExit(void (*fn)(void*), void* obj);
+
   // Thread-specific data of this fiber (pthread_getspecific/setspecific).
   void* GetSpecific(pthread_key_t key) const;
   int SetSpecific(pthread_key_t key, const void* value);
@@ -149,6 +155,8 @@ class FiberTask final : public Parker {
   static void Entry(void* self);
   bool CommitPark();         // on the worker, after the switch; false: a permit came, requeue
   void RunKeyDestructors();  // program keys only (key_kind.h)
+  void RunThreadLocalDestructors();
+  struct ThreadExitFn;
 
   Fiber fiber_;
   std::atomic<uint64_t> state_{kRun};
@@ -170,7 +178,8 @@ class FiberTask final : public Parker {
   // The thread it emulates.
   void* (*start_)(void*) = nullptr;
   void* arg_ = nullptr;
-  void** specific_ = nullptr;  // PTHREAD_KEYS_MAX slots, allocated on first setspecific
+  void** specific_ = nullptr;        // PTHREAD_KEYS_MAX slots, allocated on first setspecific
+  ThreadExitFn* at_exit_ = nullptr;  // thread_local destructors, newest first (task's own thread)
   uint32_t id_ = 0;
   Spinlock join_mu_;
   bool exited_ GONET_GUARDED_BY(join_mu_) = false;

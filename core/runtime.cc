@@ -21,7 +21,7 @@
 #include "core/stats.h"
 #include "core/stats_shm.h"  // ops (issue 6): live-stats segment
 #include "core/sys.h"
-#include "core/tls_scan.h"
+#include "core/fibers/fiber_tls.h"
 
 namespace gonet::core {
 
@@ -96,7 +96,8 @@ void Init() {
     // lazily could race with the program's own sigaction(SIGURG) on another thread.
     EnsureDumpHandler();
   }
-  if (c.mode == RunMode::kFibers) WarnAboutThreadLocalStorage();  // issue 5: TLS is per worker
+  // Issue 14: __thread/thread_local per fiber; names on stderr what must stay shared.
+  if (c.mode == RunMode::kFibers) fiber_tls::Init();
   InstallCrashReporter();
   // ops (issue 6): publish the counters for `gonet stats`; last, so the flags are final.
   CreateStatsSegment(static_cast<int>(c.mode),
