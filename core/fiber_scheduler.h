@@ -133,6 +133,9 @@ class FiberTask final : public Parker {
   // destructors, as glibc's start_thread runs __call_tls_dtors before them
   // (fibers/fiber_thread_exit.cc). 0, or ENOMEM.
   int AtThreadExit(void (*fn)(void*), void* obj);
+  // Runs them (the task's own thread only): at its exit, and when it calls exit(), which runs
+  // the calling thread's thread_local destructors first, as glibc's exit does.
+  void RunThreadLocalDestructors();
 
   // Thread-specific data of this fiber (pthread_getspecific/setspecific).
   void* GetSpecific(pthread_key_t key) const;
@@ -155,7 +158,6 @@ class FiberTask final : public Parker {
   static void Entry(void* self);
   bool CommitPark();         // on the worker, after the switch; false: a permit came, requeue
   void RunKeyDestructors();  // program keys only (key_kind.h)
-  void RunThreadLocalDestructors();
   struct ThreadExitFn;
 
   Fiber fiber_;

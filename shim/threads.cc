@@ -190,6 +190,14 @@ GONET_HOOK int __cxa_thread_atexit_impl(void (*fn)(void*), void* obj, void* dso_
   return NEXT(__cxa_thread_atexit_impl)(fn, obj, dso_symbol);
 }
 
+// glibc's exit runs the calling thread's thread_local destructors before the atexit handlers; a
+// fiber's are its own (above).
+GONET_HOOK void exit(int status) {
+  if (FiberTask* t = FiberScheduler::Current()) t->RunThreadLocalDestructors();
+  NEXT(exit)(status);
+  __builtin_unreachable();
+}
+
 // --- thread-specific data: per fiber ---------------------------------------------------------
 // The kind of a key (key_kind.h: the program's, or a sanitizer's, whose destructor gonet must not
 // run at fiber exit) is decided here from the creator's return address: ASan creates its key

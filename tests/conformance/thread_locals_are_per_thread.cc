@@ -9,7 +9,8 @@
 //     object, before the pthread key destructors;
 //   - a value survives a call gonet cannot see (a raw read syscall) that makes the sysmon hand the
 //     worker to another OS thread, and the parks after it;
-//   - the same for a library dlopen'ed (by path) while threads exist.
+//   - the same for a library dlopen'ed (by path) while threads exist;
+//   - exit() from a thread runs that thread's thread_local destructors first.
 // Threads record what they saw; main prints it after the joins, so the transcript is the same in
 // every mode whatever the interleaving. Every wait is bounded (alarm).
 #include <dlfcn.h>
@@ -265,6 +266,26 @@ void InADlopenedLibrary() {
   Say("library: main's value %d", g_lib.get());
 }
 
+// exit() runs the calling thread's thread_local destructors, then the atexit handlers.
+struct SaysGoodbye {
+  ~SaysGoodbye() { Say("exit: the exiting thread's thread_local destroyed"); }
+  int touched = 0;
+};
+thread_local SaysGoodbye t_goodbye;
+
+void ExitFromAThread() {
+  atexit([] { Say("exit: atexit handler"); });
+  pthread_t t;
+  pthread_create(
+      &t, nullptr,
+      [](void*) -> void* {
+        t_goodbye.touched = 1;
+        exit(0);
+      },
+      nullptr);
+  pthread_join(t, nullptr);  // never returns: the thread exits the process
+}
+
 }  // namespace
 
 int main() {
@@ -273,5 +294,6 @@ int main() {
   AcrossAHandoff();
   InADlopenedLibrary();
   Say("done");
-  return 0;
+  ExitFromAThread();
+  return 1;
 }
