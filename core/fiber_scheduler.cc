@@ -15,6 +15,7 @@
 #include "core/base.h"
 #include "core/fiber_sync.h"
 #include "core/fibers/fiber_tls.h"
+#include "core/fibers/machine_state.h"
 #include "core/netpoller.h"
 #include "core/runtime.h"
 #include "core/sanitizer_thread_start.h"
@@ -48,6 +49,7 @@ struct FiberWorker {
   // places new fibers elsewhere, and the sysmon hands the worker to another machine.
   std::atomic<int64_t> running_since_ns{0};
   std::atomic<uint64_t> status{kInSched};
+  std::atomic<pid_t> machine_tid{0};  // the OS thread running it (the sysmon asks /proc about it)
 
   void Push(FiberTask* t) {
     SpinGuard g(mu);
@@ -183,6 +185,9 @@ std::atomic<int64_t> g_last_poll_ns{0};
 // Handoff (header): a stuck worker is handed to another machine after kRetakeNs, checked every
 // kSysmonTickNs; the sysmon stops ticking after kSysmonIdleTicks ticks with no fiber running.
 constexpr int64_t kRetakeNs = 20 * 1000000;
+// A machine that is runnable (computing, or preempted by the kernel) rather than blocked is handed
+// off only after this long (fibers/machine_state.h says why).
+constexpr int64_t kRetakeRunnableNs = 200 * 1000000;
 constexpr int64_t kSysmonTickNs = 10 * 1000000;
 constexpr int kSysmonIdleTicks = 50;
 constexpr int64_t kSysmonPollNs = 10 * 1000000;  // poll for everyone if nobody has for this long
@@ -469,6 +474,7 @@ bool StealFresh(FiberWorker* w) {
 // Runs worker w on this machine until the sysmon hands it to another one.
 void RunWorker(FiberWorker* w) {
   t_worker = w;
+  w->machine_tid.store(static_cast<pid_t>(sys::Call(SYS_gettid)), std::memory_order_relaxed);
   // Ours now: a handed-off worker still says kHandedOff, and its last fiber's start time.
   uint64_t gen = (w->status.load(std::memory_order_relaxed) >> 2) + 1;
   w->status.store((gen << 2) | FiberWorker::kInSched, std::memory_order_seq_cst);
@@ -592,6 +598,10 @@ bool Retake(int64_t now) {
     // one (recent), or 0 (it ended): only run st can be too old, and the CAS in HandOff names it.
     int64_t since = w->running_since_ns.load(std::memory_order_relaxed);
     if (since == 0 || now - since < kRetakeNs) continue;
+    if (now - since < kRetakeRunnableNs &&
+        ThreadRunnable(w->machine_tid.load(std::memory_order_relaxed))) {
+      continue;
+    }
     // Stuck with nobody waiting for the worker: leave it (a handoff costs a thread).
     int64_t next = w->NextTimer();
     if (!w->HasWork() && !(next != 0 && next <= now)) continue;

@@ -347,6 +347,21 @@ bool PerFiber(const void* addr) {
   return false;
 }
 
+bool ThreadOffset(const void* addr, intptr_t* offset) {
+  uint32_t n = g_nblocks.load(std::memory_order_acquire);
+  intptr_t off = static_cast<const unsigned char*>(addr) - ThreadPointer();
+  for (uint32_t i = 0; i < n; ++i) {
+    const Block& b = g_blocks[i];
+    if (b.module == 0 && off >= b.tp_offset && off < b.tp_offset + static_cast<intptr_t>(b.bytes)) {
+      *offset = off;
+      return true;
+    }
+  }
+  return false;
+}
+
+void* AtThreadOffset(intptr_t offset) { return ThreadPointer() + offset; }
+
 namespace {
 
 // Adopts (follow) or names (!follow) the objects with TLS loaded since the last scan.

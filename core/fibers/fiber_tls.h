@@ -75,6 +75,12 @@ void Load(FiberTlsArea* a);
 // registered from it then belongs to the registering fiber: shim/threads.cc).
 bool PerFiber(const void* addr);
 
+// An address in a per-fiber static TLS block, as an offset from this thread's pointer (false: not
+// one), and back on whichever thread runs the fiber now: a thread_local destructor registered on
+// one OS thread runs on the object where the fiber's copy lives at its exit, after a handoff too.
+bool ThreadOffset(const void* addr, intptr_t* offset);
+void* AtThreadOffset(intptr_t offset);
+
 // dlopen(path) from a fiber returned handle: adopt the new objects with TLS (pin, add blocks).
 void FollowDlopen();
 // pthread_create: look for objects loaded behind the hook (dlopen of a bare name) and name them

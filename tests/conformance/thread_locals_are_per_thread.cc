@@ -160,6 +160,17 @@ void EveryBlockingCallKind() {
   Say("main's own: id %d value %d name %s", t_id, t_value, t_name);
 }
 
+// Destroyed at its thread's exit, on that thread's own copy (after the handoff below too).
+struct HandoffTracked {
+  ~HandoffTracked();
+  long value = 0;
+};
+thread_local HandoffTracked t_handoff_tracked;
+bool g_handoff_dtor_on_own_copy = false;
+HandoffTracked::~HandoffTracked() {
+  g_handoff_dtor_on_own_copy = this == &t_handoff_tracked && value == 501;
+}
+
 // A raw read syscall blocks the worker without gonet seeing it: with one worker, the writer can
 // only run after the sysmon hands the worker to another OS thread.
 void AcrossAHandoff() {
@@ -174,6 +185,7 @@ void AcrossAHandoff() {
         int fd = *static_cast<int*>(p);
         t_id = 0;
         Fill(501);
+        t_handoff_tracked.value = 501;  // constructed here, destroyed at this thread's exit
         reading = true;
         char c;
         syscall(SYS_read, fd, &c, 1);  // unseen: holds the worker
@@ -202,6 +214,8 @@ void AcrossAHandoff() {
   pthread_join(w, nullptr);
   Say("handoff: reader after the unseen read %s, after a park %s, after another %s; writer %s",
       YesNo(reader_ok[0]), YesNo(reader_ok[1]), YesNo(reader_ok[2]), YesNo(writer_ok));
+  Say("handoff: the reader's thread_local destroyed on its own copy: %s",
+      YesNo(g_handoff_dtor_on_own_copy));
   close(fds[0]);
   close(fds[1]);
 }
