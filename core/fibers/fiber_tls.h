@@ -28,7 +28,12 @@
 // When. On every switch, on the fiber's own stack: Save (the worker's bytes into the outgoing
 // fiber's area) before it suspends, Load (its area into the bytes of whichever OS thread resumes
 // it) after. So a fiber keeps its values across every park and across a handoff to another OS
-// thread (fiber_scheduler.h). A program with no such TLS pays one load and a branch per switch.
+// thread (fiber_scheduler.h). Not their addresses: after a handoff the fiber's copy lives at the
+// new thread's address, and a pointer taken before (in a register, in memory, a self-pointer
+// inside a thread-local such as a short std::string's) names the old thread's bytes. Only a thread
+// pointer per fiber could carry them; handoffs are kept rare instead (machine_state.h), and
+// thread_local destructors are found by offset (fiber_thread_exit.cc). A program with no such TLS
+// pays one load and a branch per switch.
 //
 // Objects dlopen'ed later (fibers mode's dlopen hook, shim/dl.cc) are followed when they are
 // loaded by path (a name with '/', without '$': the loader's answer does not depend on who calls
