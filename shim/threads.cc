@@ -25,6 +25,7 @@
 #include "core/fibers/fiber_scheduler.h"
 #include "core/fibers/fiber_stack.h"
 #include "core/fibers/fiber_sync.h"
+#include "core/fibers/fiber_tls.h"
 #include "core/fibers/key_kind.h"
 #include "core/runtime/runtime.h"
 #include "shim/abi.h"
@@ -176,6 +177,25 @@ GONET_HOOK int sched_yield() {
     return 0;
   }
   return NEXT(sched_yield)();
+}
+
+// --- C++ thread_local destructors: per fiber ------------------------------------------------
+// A registration from a fiber, for an object whose TLS is per fiber, belongs to the fiber and
+// runs at its exit (core/fibers/fiber_thread_exit.cc). Everything else is glibc's: OS threads,
+// and objects whose TLS stays per worker (a runtime's), whose destructor must run with it.
+
+GONET_HOOK int __cxa_thread_atexit_impl(void (*fn)(void*), void* obj, void* dso_symbol) {
+  FiberTask* t = FiberScheduler::Current();
+  if (t != nullptr && core::fiber_tls::PerFiber(dso_symbol)) return t->AtThreadExit(fn, obj);
+  return NEXT(__cxa_thread_atexit_impl)(fn, obj, dso_symbol);
+}
+
+// glibc's exit runs the calling thread's thread_local destructors before the atexit handlers; a
+// fiber's are its own (above).
+GONET_HOOK void exit(int status) {
+  if (FiberTask* t = FiberScheduler::Current()) t->RunThreadLocalDestructors();
+  NEXT(exit)(status);
+  __builtin_unreachable();
 }
 
 // --- thread-specific data: per fiber ---------------------------------------------------------

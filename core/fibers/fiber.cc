@@ -55,6 +55,7 @@ struct PoolStackAllocator {
 }  // namespace
 
 bool Fiber::Start(size_t stack_usable_bytes, Entry entry, void* arg) {
+  if (!fiber_tls::Prepare(&tls_)) return false;  // a new thread's TLS: the images
   stack_ = FiberStackPool::Get(stack_usable_bytes);
   if (stack_.base == nullptr) return false;
   entry_ = entry;
@@ -87,7 +88,10 @@ bool Fiber::Start(size_t stack_usable_bytes, Entry entry, void* arg) {
 }
 
 void Fiber::Trampoline(Fiber* self) {
-  self->SwapThreadState();  // entering: install the fiber's (fresh) errno and exception state
+  // Entering: the program's TLS as a new thread has it, then fresh errno and exception state
+  // (TLS first: growing the area may set errno, which must not become the fiber's).
+  fiber_tls::Load(&self->tls_);
+  self->SwapThreadState();
   self->entry_(self->arg_);
   self->SwapThreadState();  // leaving for good: give the worker its own state back
 }
@@ -120,6 +124,7 @@ bool Fiber::Resume() {
 
 void Fiber::Suspend() {
   SwapThreadState();
+  fiber_tls::Save(&tls_);  // after errno is put away: growing the area may set it
 #if GONET_TSAN_FIBERS
   __tsan_switch_to_fiber(san_caller_, 0);
 #endif
@@ -133,6 +138,7 @@ void Fiber::Suspend() {
 #if GONET_ASAN_FIBERS
   __sanitizer_finish_switch_fiber(fake, &san_caller_bottom_, &san_caller_size_);
 #endif
+  fiber_tls::Load(&tls_);  // on whichever OS thread resumed us; before errno comes back
   SwapThreadState();
 }
 

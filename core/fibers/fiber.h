@@ -15,12 +15,14 @@
 // exception globals (__cxa_get_globals: the caught-exception stack and the uncaught count), since
 // a fiber may park inside a catch block while another fiber on the same worker throws. gonet's own
 // re-entry depth (runtime.h t_core_depth) is swapped too: a fiber parks inside core, and the next
-// fiber on that worker must not look re-entered.
+// fiber on that worker must not look re-entered. The program's own __thread/thread_local bytes are
+// saved before every suspend and loaded after every resume (fibers/fiber_tls.h).
 #pragma once
 
 #include <cstddef>
 
 #include "core/fibers/fiber_stack.h"
+#include "core/fibers/fiber_tls.h"
 
 namespace gonet::core {
 
@@ -58,7 +60,8 @@ class Fiber {
   alignas(void*) unsigned char self_[sizeof(void*)] = {};    // the fiber, while suspended
   alignas(void*) unsigned char caller_[sizeof(void*)] = {};  // the worker, while the fiber runs
   FiberStack stack_;
-  Saved saved_;  // the fiber's state while suspended; the worker's while it runs
+  Saved saved_;       // the fiber's state while suspended; the worker's while it runs
+  FiberTlsArea tls_;  // the program's TLS bytes while suspended (fiber_tls.h)
   Entry entry_ = nullptr;
   void* arg_ = nullptr;
   // Sanitizer bookkeeping (fiber.cc announces every switch; unused in normal builds).

@@ -6,6 +6,7 @@
 #include <new>
 
 #include "core/base/mode.h"
+#include "core/fibers/fiber_tls.h"
 #include "core/fibers/worker.h"
 #include "core/poll/netpoller.h"
 #include "core/stats/stats.h"
@@ -124,6 +125,7 @@ bool FiberScheduler::EnsureStarted() {
 int FiberScheduler::Spawn(size_t stack_bytes, void* (*start)(void*), void* arg, bool detached,
                           FiberTask** out) {
   if (!EnsureStarted()) return EAGAIN;
+  fiber_tls::NoticeUnfollowedLoads();  // names TLS dlopen'ed behind gonet's back (fiber_tls.h)
   FiberTask* t = FiberWorker::AllocTask();
   if (t == nullptr) return EAGAIN;
   t->start_ = start;

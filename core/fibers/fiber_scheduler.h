@@ -31,7 +31,8 @@
 //   kInFiber    its machine is running a fiber (gen counts runs). Run stores it before resuming
 //               and CASes kInFiber(gen) -> kInSched(gen) when the fiber comes back.
 //   kHandedOff  the sysmon CASed kInFiber(gen) -> kHandedOff(gen): the fiber had run for
-//               kRetakeNs (20 ms) and fibers or due timers were waiting behind it. It gives the
+//               kRetakeNs (20 ms) blocked in the kernel, or kRetakeRunnableNs (200 ms) running or
+//               runnable (fibers/machine_state.h), and fibers or due timers were waiting behind it. It gives the
 //               worker to a spare machine (or a new thread), secured before the CAS, which runs it
 //               from there. The old machine's CAS then fails: it finishes that one fiber's switch
 //               (requeuing it on the worker it lost if it yielded), and becomes a spare.
@@ -69,11 +70,11 @@
 //   - Signals go to the workers (and the main thread), not to fibers: a fiber parked in a socket
 //     call, a mutex or a sleep is never interrupted with EINTR, and pthread_kill(fiber, sig != 0)
 //     and pthread_cancel(fiber) return ENOTSUP. Signal masks (pthread_sigmask) are per worker.
-//   - __thread/thread_local variables are per worker, shared by the fibers of that worker (and
-//     their destructors run only at process exit). errno, libstdc++'s exception state and
-//     pthread_getspecific data are per fiber (a sanitizer runtime's key too, but its destructor
-//     is not run at fiber exit: key_kind.h). Start-up warns about objects that declare TLS
-//     (tls_scan.h).
+//   - errno, libstdc++'s exception state, pthread_getspecific data (a sanitizer runtime's key too,
+//     but its destructor is not run at fiber exit: key_kind.h) and the program's own
+//     __thread/thread_local variables (fibers/fiber_tls.h, with C++ destructors at fiber exit)
+//     are per fiber. The TLS of glibc and the runtimes tls_scan.h lists stays per worker (glibc's
+//     uselocale); an object dlopen'ed by name is shared and named on stderr.
 //   - poll, ppoll, select, pselect, epoll_wait, epoll_pwait, epoll_pwait2, waitpid, wait, wait3,
 //     wait4, waitid, and read/readv/write/writev on a pipe, FIFO, tty, character device,
 //     eventfd/timerfd/signalfd or a socket gonet does not manage, are offloaded
@@ -88,7 +89,7 @@
 //     returns, run on a different OS thread: a compiled-in cached TLS address (errno's, above)
 //     from before would then point at the old thread. That is the price of never deadlocking; it
 //     needs a fiber stuck for 20 ms with others waiting behind it.
-//   - No preemption: a fiber that computes without parking keeps its machine; after 20 ms the
+//   - No preemption: a fiber that computes without parking keeps its machine; after 200 ms the
 //     fibers queued behind it are handed to another machine.
 //   - pthread_attr_setstack (a program-provided stack) is ignored; the stack size is honoured.
 //     The default is 256 KiB (GONET_FIBER_STACK); an overflow is reported, then the process dies
@@ -133,6 +134,15 @@ class FiberTask final : public Parker {
   // pthread_exit in a fiber: unwinds the fiber's stack (running destructors) to its start.
   [[noreturn]] void Exit(void* retval);
 
+  // C++ thread_local destructors registered by this fiber (__cxa_thread_atexit_impl for an
+  // object whose TLS is per fiber): run at the fiber's exit, newest first, before the pthread key
+  // destructors, as glibc's start_thread runs __call_tls_dtors before them
+  // (fibers/fiber_thread_exit.cc). 0, or ENOMEM.
+  int AtThreadExit(void (*fn)(void*), void* obj);
+  // Runs them (the task's own thread only): at its exit, and when it calls exit(), which runs
+  // the calling thread's thread_local destructors first, as glibc's exit does.
+  void RunThreadLocalDestructors();
+
   // Thread-specific data of this fiber (pthread_getspecific/setspecific).
   void* GetSpecific(pthread_key_t key) const;
   int SetSpecific(pthread_key_t key, const void* value);
@@ -154,6 +164,7 @@ class FiberTask final : public Parker {
   static void Entry(void* self);
   bool CommitPark();         // on the worker, after the switch; false: a permit came, requeue
   void RunKeyDestructors();  // program keys only (key_kind.h)
+  struct ThreadExitFn;
 
   Fiber fiber_;
   std::atomic<uint64_t> state_{kRun};
@@ -175,7 +186,8 @@ class FiberTask final : public Parker {
   // The thread it emulates.
   void* (*start_)(void*) = nullptr;
   void* arg_ = nullptr;
-  void** specific_ = nullptr;  // PTHREAD_KEYS_MAX slots, allocated on first setspecific
+  void** specific_ = nullptr;        // PTHREAD_KEYS_MAX slots, allocated on first setspecific
+  ThreadExitFn* at_exit_ = nullptr;  // thread_local destructors, newest first (task's own thread)
   uint32_t id_ = 0;
   Spinlock join_mu_;
   bool exited_ GONET_GUARDED_BY(join_mu_) = false;

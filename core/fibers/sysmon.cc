@@ -5,6 +5,7 @@
 #include "core/base/os_thread.h"
 #include "core/base/sanitizer_thread_start.h"
 #include "core/base/sys.h"
+#include "core/fibers/machine_state.h"
 #include "core/fibers/worker.h"
 #include "core/stats/stats.h"
 
@@ -71,6 +72,10 @@ bool Retake(int64_t now) {
     // one (recent), or 0 (it ended): only run st can be too old, and the CAS in HandOff names it.
     int64_t since = w->running_since_ns.load(std::memory_order_relaxed);
     if (since == 0 || now - since < kRetakeNs) continue;
+    if (now - since < kRetakeRunnableNs &&
+        ThreadRunnable(w->machine_tid.load(std::memory_order_relaxed))) {
+      continue;
+    }
     // Stuck with nobody waiting for the worker: leave it (a handoff costs a thread).
     int64_t next = w->NextTimer();
     if (!w->HasWork() && !(next != 0 && next <= now)) continue;

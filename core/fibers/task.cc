@@ -142,6 +142,7 @@ void FiberTask::Entry(void* self) {
   } catch (FiberExitUnwind&) {
     // pthread_exit: retval_ already set.
   }
+  t->RunThreadLocalDestructors();  // glibc's order: thread_local destructors, then keys
   t->RunKeyDestructors();
 }
 void FiberTask::Exit(void* retval) {

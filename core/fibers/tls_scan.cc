@@ -100,22 +100,6 @@ int VisitLoadedObject(dl_phdr_info* info, size_t, void* arg) {
   return 0;
 }
 
-void WriteStderr(const char* p, size_t n) {
-  while (n > 0) {
-    long r = sys::Call(SYS_write, 2, p, n);
-    if (r == -EINTR) continue;
-    if (r <= 0) return;  // stderr closed or full: the warning is advice, not worth failing for
-    p += r;
-    n -= static_cast<size_t>(r);
-  }
-}
-
-void WarnIfApplication(const TlsObject& object, void*) {
-  if (ClassifyTlsObject(object) != TlsOwner::kApplication) return;
-  char line[PATH_MAX + 512];
-  WriteStderr(line, FormatTlsWarning(object, line, sizeof line));
-}
-
 }  // namespace
 
 TlsOwner ClassifyTlsObject(const TlsObject& object) {
@@ -133,15 +117,15 @@ int ForEachTlsObject(TlsVisitor visit, void* context) {
   return scan.visited;
 }
 
-size_t FormatTlsWarning(const TlsObject& object, char* buf, size_t cap) {
+size_t FormatTlsWarning(const TlsObject& object, const char* why, char* buf, size_t cap) {
   if (cap == 0) return 0;
   int n = snprintf(buf, cap,
                    "gonet: fibers mode: %s declares %llu byte%s of thread-local storage "
-                   "(__thread/thread_local); fibers share one copy per worker thread, so "
-                   "per-thread state is shared between connections (README: \"Thread-local "
-                   "storage in fibers mode\"). GONET_QUIET_TLS=1 silences this.\n",
+                   "(__thread/thread_local); %s, so its per-thread state is shared between "
+                   "connections (README: \"Thread-local storage in fibers mode\"). "
+                   "GONET_QUIET_TLS=1 silences this.\n",
                    object.path, static_cast<unsigned long long>(object.tls_bytes),
-                   object.tls_bytes == 1 ? "" : "s");
+                   object.tls_bytes == 1 ? "" : "s", why);
   if (n < 0) {
     buf[0] = '\0';
     return 0;
@@ -157,15 +141,6 @@ size_t FormatTlsWarning(const TlsObject& object, char* buf, size_t cap) {
 bool TlsWarningSilenced() {
   const char* quiet = getenv("GONET_QUIET_TLS");
   return quiet != nullptr && quiet[0] != '\0' && strcmp(quiet, "0") != 0;
-}
-
-void WarnAboutThreadLocalStorage() {
-  // Once per process: Init runs once per process image, and a forked child inherits the flag
-  // along with the image, so it cannot warn again even if something re-initialises it.
-  static std::atomic<bool> warned{false};
-  if (warned.exchange(true, std::memory_order_relaxed)) return;
-  if (TlsWarningSilenced()) return;
-  ForEachTlsObject(WarnIfApplication, nullptr);
 }
 
 }  // namespace gonet::core

@@ -217,6 +217,7 @@ bool StealFresh(FiberWorker* w) {
 // Runs worker w on this machine until the sysmon hands it to another one.
 void RunWorker(FiberWorker* w) {
   t_worker = w;
+  w->machine_tid.store(static_cast<pid_t>(sys::Call(SYS_gettid)), std::memory_order_relaxed);
   // Ours now: a handed-off worker still says kHandedOff, and its last fiber's start time.
   uint64_t gen = (w->status.load(std::memory_order_relaxed) >> 2) + 1;
   w->status.store((gen << 2) | FiberWorker::kInSched, std::memory_order_seq_cst);

@@ -47,6 +47,7 @@ struct FiberWorker {
   // places new fibers elsewhere, and the sysmon hands the worker to another machine.
   std::atomic<int64_t> running_since_ns{0};
   std::atomic<uint64_t> status{kInSched};
+  std::atomic<pid_t> machine_tid{0};  // the OS thread running it (the sysmon asks /proc about it)
 
   void Push(FiberTask* t) {
     SpinGuard g(mu);
@@ -170,6 +171,9 @@ constexpr int64_t kBusyPollIntervalNs = 1000000;
 // Handoff (header): a stuck worker is handed to another machine after kRetakeNs, checked every
 // kSysmonTickNs; the sysmon stops ticking after kSysmonIdleTicks ticks with no fiber running.
 constexpr int64_t kRetakeNs = 20 * 1000000;
+// A machine that is runnable (computing, or preempted by the kernel) rather than blocked is handed
+// off only after this long (fibers/machine_state.h says why).
+constexpr int64_t kRetakeRunnableNs = 200 * 1000000;
 constexpr int64_t kSysmonTickNs = 10 * 1000000;
 constexpr int kSysmonIdleTicks = 50;
 constexpr int64_t kSysmonPollNs = 10 * 1000000;  // poll for everyone if nobody has for this long

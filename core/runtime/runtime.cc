@@ -16,6 +16,7 @@
 #include "core/fibers/fiber_scheduler.h"
 #include "core/fibers/fiber_stack.h"
 #include "core/fibers/fiber_sync.h"
+#include "core/fibers/fiber_tls.h"
 #include "core/fibers/syscall_offload.h"
 #include "core/fibers/tls_scan.h"
 #include "core/observe/crash_report.h"
@@ -106,7 +107,8 @@ void Init() {
     // lazily could race with the program's own sigaction(SIGURG) on another thread.
     EnsureDumpHandler();
   }
-  if (c.mode == RunMode::kFibers) WarnAboutThreadLocalStorage();  // issue 5: TLS is per worker
+  // Issue 14: __thread/thread_local per fiber; names on stderr what must stay shared.
+  if (c.mode == RunMode::kFibers) fiber_tls::Init();
   InstallCrashReporter();
   // ops (issue 6): publish the counters for `gonet stats`; last, so the flags are final.
   CreateStatsSegment(static_cast<int>(c.mode),

@@ -1,12 +1,15 @@
-/* A program with application thread-local storage, for tls_warning_test.py (issue 5).
+/* A program with application thread-local storage, for tls_warning_test.py (issues 5, 14).
 
      tls_probe          prints "ok"
      tls_probe fork     forks a child that exits at once (no exec), then prints "ok"
      tls_probe exec     forks a child that execs this program again, then prints "ok"
      tls_probe share    prints the __thread value a thread sees after parking in recv while
                         another thread set its own copy: 1 with a copy per thread (natively,
-                        threads mode); 2 when both are fibers of one worker (fibers mode,
-                        GONET_WORKERS=1), which is what the start-up warning is about. */
+                        threads mode, fibers mode); 2 when both are fibers of one worker that
+                        share one copy (fibers mode with GONET_FIBER_TLS=shared).
+     tls_probe dlopen LIB
+                        dlopens LIB (a name, or a path), starts and joins one thread, prints "ok" */
+#include <dlfcn.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -67,8 +70,23 @@ static int child_then_ok(const char* self, int exec_self) {
   return 0;
 }
 
+static void* nothing(void* arg) { return arg; }
+
+static int dlopen_then_thread(const char* lib) {
+  pthread_t t;
+  if (dlopen(lib, RTLD_NOW) == NULL) {
+    fprintf(stderr, "dlopen: %s\n", dlerror());
+    return 1;
+  }
+  if (pthread_create(&t, NULL, nothing, NULL) != 0) return 1;
+  pthread_join(t, NULL);
+  printf("ok\n");
+  return 0;
+}
+
 int main(int argc, char** argv) {
   tls_probe_value = 0;
+  if (argc > 2 && strcmp(argv[1], "dlopen") == 0) return dlopen_then_thread(argv[2]);
   if (argc > 1 && strcmp(argv[1], "share") == 0) return share();
   if (argc > 1 && strcmp(argv[1], "fork") == 0) return child_then_ok(argv[0], 0);
   if (argc > 1 && strcmp(argv[1], "exec") == 0) return child_then_ok(argv[0], 1);

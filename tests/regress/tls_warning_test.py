@@ -1,14 +1,17 @@
 #!/usr/bin/python3
-"""Start-up TLS warning in fibers mode (issue 5): real programs under the preloaded libgonet.so.
+"""Thread-local storage in fibers mode (issues 5, 14): real programs under the preloaded
+libgonet.so.
 
-In fibers mode the program's threads are fibers on a few worker threads, so a __thread /
-thread_local variable has one copy per worker, shared by its fibers. gonet says so once at
-start-up, naming each application object that declares TLS (core/fibers/tls_scan.h). These checks run
-real processes and read their stderr:
+In fibers mode the program's threads are fibers on a few worker threads; gonet gives each fiber
+its own copy of the program's __thread / thread_local variables (core/fibers/fiber_tls.h). What
+stays shared is named on stderr, one line per object: a library dlopen'ed by name (not by path),
+or every application object when the operator chose GONET_FIBER_TLS=shared. These checks run real
+processes and read their stderr:
 
-    tls_warning_test.py CHECK --build DIR --probe PATH
+    tls_warning_test.py CHECK --build DIR --probe PATH --tls-lib PATH
 
---probe is tests/regress/tls_probe.c built by CMake. Registered with ctest in
+--probe is tests/regress/tls_probe.c built by CMake; --tls-lib a shared library with TLS
+(tests/conformance/thread_local_lib.cc). Registered with ctest in
 tests/regress/CMakeLists.txt as regress.tls.CHECK. Exit 0: passed; 1: failed; 77: skipped.
 """
 
@@ -49,6 +52,7 @@ class Ctx:
         self.lib = os.path.join(self.build, "libgonet.so")
         self.gonet = os.path.join(self.build, "gonet")
         self.probe = os.path.abspath(args.probe)
+        self.tls_lib = os.path.abspath(args.tls_lib)
 
     def env(self, mode=None, **extra):
         env = {k: v for k, v in os.environ.items()
@@ -79,14 +83,28 @@ def expect_warnings(result, count, what):
     return found
 
 
-def check_program_with_thread_local_is_named(ctx):
-    """The warning names the program as it was started, with the size of its TLS segment, and
-    says what it means and how to silence it; the runtimes it loads (libc) are not named."""
+SHARED = {"GONET_FIBER_TLS": "shared"}
+
+
+def check_program_with_thread_local_is_not_named(ctx):
+    """The program's TLS is per fiber: nothing to warn about."""
+    if tls_bytes(ctx.probe) == 0:
+        raise Failure(f"{ctx.probe} has no PT_TLS: the probe is built wrong")
+    r = ctx.run([ctx.probe], ctx.env("fibers"))
+    expect_warnings(r, 0, "tls_probe in fibers mode")
+    if r.stderr or r.stdout != "ok\n":
+        raise Failure(f"unexpected output: stdout {r.stdout!r}, stderr {r.stderr!r}")
+
+
+def check_shared_tls_names_the_program(ctx):
+    """GONET_FIBER_TLS=shared keeps one copy per worker: the warning names the program as it was
+    started, with the size of its TLS segment, and says what it means and how to silence it; the
+    runtimes it loads (libc) are not named."""
     size = tls_bytes(ctx.probe)
     if size == 0:
         raise Failure(f"{ctx.probe} has no PT_TLS: the probe is built wrong")
-    r = ctx.run([ctx.probe], ctx.env("fibers"))
-    line, = expect_warnings(r, 1, "tls_probe in fibers mode")
+    r = ctx.run([ctx.probe], ctx.env("fibers", **SHARED))
+    line, = expect_warnings(r, 1, "tls_probe in fibers mode, GONET_FIBER_TLS=shared")
     want = f"{WARNING}{ctx.probe} declares {size} bytes of thread-local storage"
     if not line.startswith(want):
         raise Failure(f"expected the line to start with {want!r}, got {line!r}")
@@ -111,16 +129,36 @@ def check_programs_without_application_tls_are_not_warned(ctx):
             raise Failure(f"{argv}: unexpected stderr {r.stderr!r}")
 
 
+def check_library_dlopened_by_name_is_named(ctx):
+    """A library dlopen'ed by name is searched along its caller's paths, so gonet stays out of
+    that dlopen: its TLS stays shared, and the next pthread_create names it, once. The same
+    library dlopen'ed by path is followed, and per fiber: nothing is printed."""
+    size = tls_bytes(ctx.tls_lib)
+    if size == 0:
+        raise Failure(f"{ctx.tls_lib} has no PT_TLS")
+    libdir, name = os.path.split(ctx.tls_lib)
+    r = ctx.run([ctx.probe, "dlopen", name], ctx.env("fibers", LD_LIBRARY_PATH=libdir))
+    line, = expect_warnings(r, 1, "dlopen by name")
+    for needle in (f"{name} declares {size} bytes", "dlopen'ed by name",
+                   "one copy per worker thread", "GONET_QUIET_TLS=1"):
+        if needle not in line:
+            raise Failure(f"{needle!r} missing from {line!r}")
+    r = ctx.run([ctx.probe, "dlopen", ctx.tls_lib], ctx.env("fibers"))
+    expect_warnings(r, 0, "dlopen by path")
+    if r.stderr or r.stdout != "ok\n":
+        raise Failure(f"dlopen by path: stdout {r.stdout!r}, stderr {r.stderr!r}")
+
+
 def check_quiet_tls_silences_the_warning(ctx):
     """GONET_QUIET_TLS=1 silences it, by hand or through `gonet run`; GONET_QUIET_TLS=0 does
     not."""
-    expect_warnings(ctx.run([ctx.probe], ctx.env("fibers", GONET_QUIET_TLS="1")), 0,
+    expect_warnings(ctx.run([ctx.probe], ctx.env("fibers", GONET_QUIET_TLS="1", **SHARED)), 0,
                     "GONET_QUIET_TLS=1")
-    expect_warnings(ctx.run([ctx.probe], ctx.env("fibers", GONET_QUIET_TLS="0")), 1,
+    expect_warnings(ctx.run([ctx.probe], ctx.env("fibers", GONET_QUIET_TLS="0", **SHARED)), 1,
                     "GONET_QUIET_TLS=0")
     launcher = [ctx.gonet, "run", "--lib", ctx.lib, "--mode", "fibers", "--", ctx.probe]
-    expect_warnings(ctx.run(launcher, ctx.env()), 1, "gonet run --mode fibers")
-    expect_warnings(ctx.run(launcher, ctx.env(GONET_QUIET_TLS="1")), 0,
+    expect_warnings(ctx.run(launcher, ctx.env(**SHARED)), 1, "gonet run --mode fibers")
+    expect_warnings(ctx.run(launcher, ctx.env(GONET_QUIET_TLS="1", **SHARED)), 0,
                     "GONET_QUIET_TLS=1 gonet run --mode fibers")
 
 
@@ -136,21 +174,22 @@ def check_other_modes_never_warn(ctx):
 def check_fork_warns_once_exec_warns_again(ctx):
     """A forked child is the same process image: it does not repeat the warning. A program
     started by exec initialises gonet again and warns for itself."""
-    r = ctx.run([ctx.probe, "fork"], ctx.env("fibers"))
+    r = ctx.run([ctx.probe, "fork"], ctx.env("fibers", **SHARED))
     expect_warnings(r, 1, "fork without exec")
-    r = ctx.run([ctx.probe, "exec"], ctx.env("fibers"))
+    r = ctx.run([ctx.probe, "exec"], ctx.env("fibers", **SHARED))
     found = expect_warnings(r, 2, "fork, then exec")
     if found[0] != found[1]:
         raise Failure(f"the exec'd program's warning differs: {found!r}")
 
 
-def check_thread_local_is_shared_by_fibers_of_one_worker(ctx):
-    """What the warning is about, demonstrated: with one worker, a thread that parks in recv
-    sees the value another thread stored in its own __thread copy meanwhile. Natively and in
-    threads mode each thread keeps its own copy."""
+def check_thread_local_is_per_fiber_on_one_worker(ctx):
+    """Issue 14: with one worker, a thread that parks in recv while another thread stores into
+    its own __thread copy keeps its own value, natively, in threads mode and in fibers mode. With
+    GONET_FIBER_TLS=shared (what the warning is about) it sees the other's value."""
     line = "thread-local value after park: %d\n"
-    for mode, extra, want in ((None, {}, 1), ("threads", {}, 1),
-                              ("fibers", {"GONET_WORKERS": "1", "GONET_QUIET_TLS": "1"}, 2)):
+    one = {"GONET_WORKERS": "1"}
+    for mode, extra, want in ((None, {}, 1), ("threads", {}, 1), ("fibers", one, 1),
+                              ("fibers", dict(one, GONET_QUIET_TLS="1", **SHARED), 2)):
         r = ctx.run([ctx.probe, "share"], ctx.env(mode, **extra))
         if r.stdout != line % want:
             raise Failure(f"mode {mode or 'native'}: expected {line % want!r}, got {r.stdout!r}")
@@ -166,6 +205,7 @@ def main():
     ap.add_argument("check", choices=sorted(CHECKS))
     ap.add_argument("--build", required=True)
     ap.add_argument("--probe", required=True)
+    ap.add_argument("--tls-lib", required=True)
     args = ap.parse_args()
     ctx = Ctx(args)
     if not os.path.exists(ctx.lib):

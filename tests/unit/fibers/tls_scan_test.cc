@@ -107,12 +107,14 @@ TEST(TlsScan, RecognisesTheObjectHoldingGonetByAddressAndNamesTheMainProgramByAr
   EXPECT_EQ(holding_gonet, 1);
 }
 
+constexpr const char* kWhy = "fibers share one copy per worker thread";
+
 TEST(TlsScan, WarningIsOneLineNamingObjectSizeReadmeAndHowToSilence) {
   TlsObject object;
   object.path = "./server";
   object.tls_bytes = 24;
   char buf[1024];
-  size_t len = FormatTlsWarning(object, buf, sizeof buf);
+  size_t len = FormatTlsWarning(object, kWhy, buf, sizeof buf);
   std::string line(buf, len);
   EXPECT_EQ(line.rfind("gonet: fibers mode: ./server declares 24 bytes of thread-local storage", 0),
             0u)
@@ -124,7 +126,7 @@ TEST(TlsScan, WarningIsOneLineNamingObjectSizeReadmeAndHowToSilence) {
   EXPECT_EQ(strlen(buf), len);
 
   object.tls_bytes = 1;
-  line.assign(buf, FormatTlsWarning(object, buf, sizeof buf));
+  line.assign(buf, FormatTlsWarning(object, kWhy, buf, sizeof buf));
   EXPECT_NE(line.find("declares 1 byte of"), std::string::npos) << line;
 }
 
@@ -134,11 +136,11 @@ TEST(TlsScan, TruncatedWarningIsStillOneWholeLine) {
   object.path = long_path.c_str();
   object.tls_bytes = 8;
   char buf[64];
-  size_t len = FormatTlsWarning(object, buf, sizeof buf);
+  size_t len = FormatTlsWarning(object, kWhy, buf, sizeof buf);
   EXPECT_EQ(len, sizeof buf - 1);
   EXPECT_EQ(buf[len - 1], '\n');
   EXPECT_EQ(buf[len], '\0');
-  EXPECT_EQ(FormatTlsWarning(object, buf, 0), 0u);
+  EXPECT_EQ(FormatTlsWarning(object, kWhy, buf, 0), 0u);
 }
 
 TEST(TlsScan, QuietVariableSilencesUnlessEmptyOrZero) {

@@ -1,0 +1,36 @@
+// A library with thread-local storage, dlopen'ed by thread_locals_are_per_thread (issue 14).
+#include <cstdio>
+
+namespace {
+
+struct Session {
+  Session() : id(-1) { ++constructed; }
+  ~Session() { ++destroyed; }
+  int id;
+  static int constructed, destroyed;  // guarded by the scenario's joins
+};
+int Session::constructed = 0;
+int Session::destroyed = 0;
+
+__thread int lib_value = 7;  // .tdata: every thread starts at 7
+__thread char lib_buffer[64];
+thread_local Session lib_session;
+
+}  // namespace
+
+extern "C" int conf_lib_get() { return lib_value; }
+extern "C" void conf_lib_set(int v) {
+  lib_value = v;
+  snprintf(lib_buffer, sizeof lib_buffer, "buffer of %d", v);
+  lib_session.id = v;
+}
+extern "C" bool conf_lib_consistent(int v) {
+  char want[64];
+  snprintf(want, sizeof want, "buffer of %d", v);
+  for (size_t i = 0; i < sizeof want && want[i] != '\0'; ++i) {
+    if (lib_buffer[i] != want[i]) return false;
+  }
+  return lib_value == v && lib_session.id == v;
+}
+extern "C" int conf_lib_constructed() { return Session::constructed; }
+extern "C" int conf_lib_destroyed() { return Session::destroyed; }
