@@ -13,8 +13,8 @@
 #include <vector>
 
 #include "core/base/duration.h"
-#include "core/faults/fault_spec.h"
 #include "core/base/launch_check.h"
+#include "core/faults/fault_spec.h"
 #include "preload/cli_preload.h"
 
 namespace gonet::cli {
@@ -176,16 +176,21 @@ std::string Check(const Setting& s) {
   return {};
 }
 
-}  // namespace
+// The settings `gonet run` turns into GONET_* variables, in the order they are checked.
+struct Settings {
+  Setting mode{"GONET_MODE", "--mode"};
+  Setting read_timeout{"GONET_READ_TIMEOUT", "--read-timeout"};
+  Setting write_timeout{"GONET_WRITE_TIMEOUT", "--write-timeout"};
+  Setting connect_timeout{"GONET_CONNECT_TIMEOUT", "--connect-timeout"};
+  Setting stats{"GONET_STATS", "--stats"};
+  Setting fault{"GONET_FAULT", "--fault"};
+  Setting fault_seed{"GONET_FAULT_SEED", "--fault-seed"};
+  Setting workers{"GONET_WORKERS", "--workers"};
+  Setting* all[8] = {&mode,  &read_timeout, &write_timeout, &connect_timeout,
+                     &stats, &fault,        &fault_seed,    &workers};
+};
 
-const char* RunUsage() { return kRunUsage; }
-
-int RunCommand(int argc, char** argv) {
-  int options_end = 0;
-  std::string problem;
-  int program = SplitArgs(argc, argv, &options_end, &problem);
-  if (!problem.empty()) return Fail("%s (see gonet run --help)", problem.c_str());
-
+cxxopts::Options RunOptions() {
   cxxopts::Options options("gonet run");
   // clang-format off
   options.add_options()
@@ -201,51 +206,34 @@ int RunCommand(int argc, char** argv) {
       ("v,verbose", "")
       ("h,help", "");
   // clang-format on
-  std::vector<const char*> words = {"gonet run"};
-  for (int i = 0; i < options_end; ++i) words.push_back(argv[i]);
+  return options;
+}
 
-  cxxopts::ParseResult parsed;
-  try {
-    parsed = options.parse(static_cast<int>(words.size()), words.data());
-  } catch (const cxxopts::exceptions::exception& e) {
-    return Fail("%s (see gonet run --help)", e.what());
-  }
-  if (parsed.count("help")) {
-    fputs(kRunUsage, stdout);
-    return 0;
-  }
-  if (program >= argc)
-    return Fail("no program given (usage: gonet run [OPTIONS] -- PROGRAM ARGS...)");
-
-  // Each --fault is checked on its own first, so the message names the argument at fault.
-  std::string faults;
-  if (parsed.count("fault")) {
-    for (const std::string& spec : parsed["fault"].as<std::vector<std::string>>()) {
-      if (spec.find(';') == std::string::npos) {
-        core::FaultRule rule;
-        core::ParseError e = core::ParseFaultRule(spec, &rule);
-        if (e.failed()) return Fail("--fault '%s': %s", spec.c_str(), e.message());
-      }
-      if (!faults.empty()) faults += ';';
-      faults += spec;
+// Each --fault is checked on its own first, so the message names the argument at fault. Returns
+// 0 with every spec joined by ';' in *joined, or the exit status after the message.
+int JoinFaultOptions(const cxxopts::ParseResult& parsed, std::string* joined) {
+  if (!parsed.count("fault")) return 0;
+  for (const std::string& spec : parsed["fault"].as<std::vector<std::string>>()) {
+    if (spec.find(';') == std::string::npos) {
+      core::FaultRule rule;
+      core::ParseError e = core::ParseFaultRule(spec, &rule);
+      if (e.failed()) return Fail("--fault '%s': %s", spec.c_str(), e.message());
     }
+    if (!joined->empty()) *joined += ';';
+    *joined += spec;
   }
+  return 0;
+}
 
-  Setting mode{"GONET_MODE", "--mode"};
-  Setting read_timeout{"GONET_READ_TIMEOUT", "--read-timeout"};
-  Setting write_timeout{"GONET_WRITE_TIMEOUT", "--write-timeout"};
-  Setting connect_timeout{"GONET_CONNECT_TIMEOUT", "--connect-timeout"};
-  Setting stats{"GONET_STATS", "--stats"};
-  Setting fault{"GONET_FAULT", "--fault"};
-  Setting fault_seed{"GONET_FAULT_SEED", "--fault-seed"};
-  Setting workers{"GONET_WORKERS", "--workers"};
-  Setting* settings[] = {&mode,  &read_timeout, &write_timeout, &connect_timeout,
-                         &stats, &fault,        &fault_seed,    &workers};
-  for (Setting* s : settings) {
+// Fills each setting from its option, else from the environment, and checks it. Returns 0 or the
+// exit status after the message (naming the option, or the inherited variable).
+int ResolveSettings(const cxxopts::ParseResult& parsed, const std::string& faults,
+                    Settings* settings) {
+  for (Setting* s : settings->all) {
     std::string key = s->option + 2;
-    if (s == &stats) {
+    if (s == &settings->stats) {
       if (parsed.count(key)) s->value = "1", s->from_option = true;
-    } else if (s == &fault) {
+    } else if (s == &settings->fault) {
       if (!faults.empty()) s->value = faults, s->from_option = true;
     } else if (parsed.count(key)) {
       s->value = parsed[key].as<std::string>();
@@ -264,9 +252,78 @@ int RunCommand(int argc, char** argv) {
     }
     return Fail("%s=%s (from the environment): %s", s->var, s->value.c_str(), problem.c_str());
   }
-  if (workers.from_option && (!mode.present || mode.value != "fibers")) {
+  if (settings->workers.from_option &&
+      (!settings->mode.present || settings->mode.value != "fibers")) {
     fprintf(stderr, "gonet run: note: --workers only matters with --mode fibers\n");
   }
+  return 0;
+}
+
+// Sets the environment and execs the program (argv[program] resolved to path). Returns only on
+// failure, with the exit status execvp's callers expect.
+int ExecProgram(const Settings& settings, const std::string& lib_path, const char* path,
+                char** argv, int argc, int program, bool verbose) {
+  std::string preload = PrependPreload(lib_path, getenv("LD_PRELOAD"));
+  for (const Setting* s : settings.all) {
+    if (!s->from_option) continue;
+    setenv(s->var, s->value.c_str(), 1);
+    if (verbose) fprintf(stderr, "gonet run: %s=%s\n", s->var, s->value.c_str());
+  }
+  setenv("LD_PRELOAD", preload.c_str(), 1);
+  if (verbose) {
+    fprintf(stderr, "gonet run: LD_PRELOAD=%s\ngonet run: exec %s", preload.c_str(), path);
+    for (int i = program + 1; i < argc; ++i) fprintf(stderr, " %s", argv[i]);
+    fputc('\n', stderr);
+  }
+  fflush(stdout);
+  fflush(stderr);
+
+  char** program_argv = argv + program;  // argv is NULL-terminated, like main's
+  execv(path, program_argv);
+  int err = errno;
+  if (err == ENOEXEC) {
+    // Neither ELF nor "#!": hand it to /bin/sh, as execvp does (CheckPreloadable judged
+    // /bin/sh for it).
+    std::vector<char*> sh_argv = {const_cast<char*>("/bin/sh"), const_cast<char*>(path)};
+    for (int i = program + 1; i < argc; ++i) sh_argv.push_back(argv[i]);
+    sh_argv.push_back(nullptr);
+    execv("/bin/sh", sh_argv.data());
+    err = errno;
+  }
+  fprintf(stderr, "gonet run: exec %s: %s\n", path, strerror(err));
+  return err == ENOENT ? core::kExitNotFound : core::kExitNotExecutable;
+}
+
+}  // namespace
+
+const char* RunUsage() { return kRunUsage; }
+
+int RunCommand(int argc, char** argv) {
+  int options_end = 0;
+  std::string problem;
+  int program = SplitArgs(argc, argv, &options_end, &problem);
+  if (!problem.empty()) return Fail("%s (see gonet run --help)", problem.c_str());
+
+  cxxopts::Options options = RunOptions();
+  std::vector<const char*> words = {"gonet run"};
+  for (int i = 0; i < options_end; ++i) words.push_back(argv[i]);
+  cxxopts::ParseResult parsed;
+  try {
+    parsed = options.parse(static_cast<int>(words.size()), words.data());
+  } catch (const cxxopts::exceptions::exception& e) {
+    return Fail("%s (see gonet run --help)", e.what());
+  }
+  if (parsed.count("help")) {
+    fputs(kRunUsage, stdout);
+    return 0;
+  }
+  if (program >= argc)
+    return Fail("no program given (usage: gonet run [OPTIONS] -- PROGRAM ARGS...)");
+
+  std::string faults;
+  if (int status = JoinFaultOptions(parsed, &faults); status != 0) return status;
+  Settings settings;
+  if (int status = ResolveSettings(parsed, faults, &settings); status != 0) return status;
 
   std::string lib_option = parsed.count("lib") ? parsed["lib"].as<std::string>() : "";
   LibraryLookup lib =
@@ -280,37 +337,8 @@ int RunCommand(int argc, char** argv) {
   }
   core::ParseError refusal = core::CheckPreloadable(resolved.path);
   if (refusal.failed()) return Fail("%s", refusal.message());
-
-  bool verbose = parsed.count("verbose") > 0;
-  std::string preload = PrependPreload(lib.path, getenv("LD_PRELOAD"));
-  for (const Setting* s : settings) {
-    if (!s->from_option) continue;
-    setenv(s->var, s->value.c_str(), 1);
-    if (verbose) fprintf(stderr, "gonet run: %s=%s\n", s->var, s->value.c_str());
-  }
-  setenv("LD_PRELOAD", preload.c_str(), 1);
-  if (verbose) {
-    fprintf(stderr, "gonet run: LD_PRELOAD=%s\ngonet run: exec %s", preload.c_str(), resolved.path);
-    for (int i = program + 1; i < argc; ++i) fprintf(stderr, " %s", argv[i]);
-    fputc('\n', stderr);
-  }
-  fflush(stdout);
-  fflush(stderr);
-
-  char** program_argv = argv + program;  // argv is NULL-terminated, like main's
-  execv(resolved.path, program_argv);
-  int err = errno;
-  if (err == ENOEXEC) {
-    // Neither ELF nor "#!": hand it to /bin/sh, as execvp does (CheckPreloadable judged
-    // /bin/sh for it).
-    std::vector<char*> sh_argv = {const_cast<char*>("/bin/sh"), resolved.path};
-    for (int i = program + 1; i < argc; ++i) sh_argv.push_back(argv[i]);
-    sh_argv.push_back(nullptr);
-    execv("/bin/sh", sh_argv.data());
-    err = errno;
-  }
-  fprintf(stderr, "gonet run: exec %s: %s\n", resolved.path, strerror(err));
-  return err == ENOENT ? core::kExitNotFound : core::kExitNotExecutable;
+  return ExecProgram(settings, lib.path, resolved.path, argv, argc, program,
+                     parsed.count("verbose") > 0);
 }
 
 }  // namespace gonet::cli

@@ -100,63 +100,28 @@ bool ReadElf(int fd, const char* path, bool* has_interp, int* machine, ParseErro
   return true;
 }
 
-ParseError Check(const char* path, int depth, const char* script) {
+// Secure-execution mode: the loader ignores LD_PRELOAD for setuid/setgid programs and for
+// programs with file capabilities.
+ParseError CheckSecureExec(const char* path, const struct stat& st, const char* who) {
   ParseError e;
-  // What the refusal is about: the program, or the interpreter of the script the user named.
-  char who[PATH_MAX + 64];
-  if (script == nullptr) {
-    snprintf(who, sizeof who, "%s", path);
-  } else {
-    snprintf(who, sizeof who, "%s (the #! interpreter of %s)", path, script);
-  }
-
-  struct stat st;
-  if (stat(path, &st) != 0) {
-    // Let exec report it with the usual message (a script's missing interpreter, a race).
-    return e;
-  }
   if ((st.st_mode & S_ISUID) || ((st.st_mode & S_ISGID) && (st.st_mode & S_IXGRP))) {
     e.Set(
         "refusing %s: it is %s; the dynamic loader ignores LD_PRELOAD for setuid/setgid "
         "programs (secure-execution mode), so gonet would silently not be loaded",
         who, (st.st_mode & S_ISUID) ? "setuid" : "setgid");
-    return e;
-  }
-  if (getxattr(path, "security.capability", nullptr, 0) > 0) {
+  } else if (getxattr(path, "security.capability", nullptr, 0) > 0) {
     e.Set(
         "refusing %s: it has file capabilities (security.capability); the dynamic loader "
         "ignores LD_PRELOAD for such programs (secure-execution mode)",
         who);
-    return e;
   }
+  return e;
+}
 
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    // An execute-only file cannot be inspected; exec will still work, so do not refuse.
-    return e;
-  }
-  unsigned char head[EI_NIDENT] = {};
-  ssize_t got = pread(fd, head, sizeof head, 0);
-  if (got >= 2 && head[0] == '#' && head[1] == '!') {
-    char line[PATH_MAX + 3];
-    ssize_t n = pread(fd, line, sizeof line - 1, 0);
-    close(fd);
-    if (n < 0) return e;
-    line[n] = '\0';
-    // "#!" [spaces] interpreter [spaces arg] newline, as the kernel's binfmt_script reads it.
-    char* p = line + 2;
-    while (*p == ' ' || *p == '\t') ++p;
-    size_t len = strcspn(p, " \t\n");
-    p[len] = '\0';
-    if (*p == '\0' || depth >= kMaxScriptDepth) return e;
-    return Check(p, depth + 1, script != nullptr ? script : path);
-  }
-  if (got < static_cast<ssize_t>(sizeof head) || memcmp(head, ELFMAG, SELFMAG) != 0) {
-    close(fd);
-    // Neither ELF nor "#!": exec fails with ENOEXEC and execvp hands the file to /bin/sh.
-    if (depth >= kMaxScriptDepth) return e;
-    return Check("/bin/sh", depth + 1, script != nullptr ? script : path);
-  }
+// An ELF file (head: its identification bytes, fd open on it, closed here): same byte order,
+// class and machine as libgonet.so, and dynamically linked.
+ParseError CheckElf(int fd, const unsigned char* head, const char* who) {
+  ParseError e;
   bool has_interp = false;
   int machine = EM_NONE;
   bool read_ok = false;
@@ -192,6 +157,53 @@ ParseError Check(const char* path, int depth, const char* script) {
     return e;
   }
   return e;
+}
+
+ParseError Check(const char* path, int depth, const char* script) {
+  ParseError e;
+  // What the refusal is about: the program, or the interpreter of the script the user named.
+  char who[PATH_MAX + 64];
+  if (script == nullptr) {
+    snprintf(who, sizeof who, "%s", path);
+  } else {
+    snprintf(who, sizeof who, "%s (the #! interpreter of %s)", path, script);
+  }
+
+  struct stat st;
+  if (stat(path, &st) != 0) {
+    // Let exec report it with the usual message (a script's missing interpreter, a race).
+    return e;
+  }
+  if (e = CheckSecureExec(path, st, who); e.failed()) return e;
+
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    // An execute-only file cannot be inspected; exec will still work, so do not refuse.
+    return e;
+  }
+  unsigned char head[EI_NIDENT] = {};
+  ssize_t got = pread(fd, head, sizeof head, 0);
+  if (got >= 2 && head[0] == '#' && head[1] == '!') {
+    char line[PATH_MAX + 3];
+    ssize_t n = pread(fd, line, sizeof line - 1, 0);
+    close(fd);
+    if (n < 0) return e;
+    line[n] = '\0';
+    // "#!" [spaces] interpreter [spaces arg] newline, as the kernel's binfmt_script reads it.
+    char* p = line + 2;
+    while (*p == ' ' || *p == '\t') ++p;
+    size_t len = strcspn(p, " \t\n");
+    p[len] = '\0';
+    if (*p == '\0' || depth >= kMaxScriptDepth) return e;
+    return Check(p, depth + 1, script != nullptr ? script : path);
+  }
+  if (got < static_cast<ssize_t>(sizeof head) || memcmp(head, ELFMAG, SELFMAG) != 0) {
+    close(fd);
+    // Neither ELF nor "#!": exec fails with ENOEXEC and execvp hands the file to /bin/sh.
+    if (depth >= kMaxScriptDepth) return e;
+    return Check("/bin/sh", depth + 1, script != nullptr ? script : path);
+  }
+  return CheckElf(fd, head, who);
 }
 
 }  // namespace

@@ -135,6 +135,29 @@ bool UseDirectCall(const SocketState& s, Mode mode) {
   return t.ns == 0 || t.app;
 }
 
+// A receive parked on the drained hint (poll_desc.h) and its wait ended with e (a deadline or a
+// signal): the kernel's receive would still have returned bytes that were queued before it, even
+// if their edge has not been delivered yet, so it asks once more.
+template <typename Attempt>
+IoResult AfterDrainedWait(int e, bool app_timeout, int nbflags, Attempt attempt) {
+  if (e == EBADF) return IoResult::Err(e);
+  long r = attempt(nbflags);
+  if (r >= 0) return IoResult::Ok(r);
+  if (r != -EAGAIN) return IoResult::Err(static_cast<int>(-r));
+  if (e == EAGAIN && !app_timeout) Count(Stats().deadline_policy_timeouts);
+  return IoResult::Err(e);
+}
+
+// A receive's wait ended with e (timeout, signal, close) after `done` bytes of `want`.
+IoResult AfterFailedWait(int e, bool app_timeout, const SocketState& s, size_t want, size_t done) {
+  if (e == EAGAIN && !app_timeout) Count(Stats().deadline_policy_timeouts);
+  // A zero-length receive on a stream waits like any other and, at the timeout, returns 0
+  // (nothing was asked, nothing was copied), not EAGAIN. (TCP only: a unix stream socket
+  // reports EAGAIN.)
+  if (e == EAGAIN && want == 0 && IsStream(s) && s.family != AF_UNIX) return IoResult::Ok(0);
+  return done ? IoResult::Ok(static_cast<ssize_t>(done)) : IoResult::Err(e);
+}
+
 // The receive loop. attempt(flags) performs one non-blocking call for the bytes still wanted and
 // returns >= 0 or -errno; advance(n) moves past n received bytes.
 template <typename Attempt, typename Advance>
@@ -163,16 +186,7 @@ IoResult ReceiveLoop(FdRef& ref, int flags, size_t want, size_t room, Attempt at
   for (;;) {
     if (park_first) {
       park_first = false;
-      if (int e = call.WaitDrained(); e != 0) {
-        // A deadline or a signal: the kernel's receive would still have returned bytes that
-        // were queued before it, even if their edge has not been delivered yet.
-        if (e == EBADF) return IoResult::Err(e);
-        long r = attempt(nbflags);
-        if (r >= 0) return IoResult::Ok(r);
-        if (r != -EAGAIN) return IoResult::Err(static_cast<int>(-r));
-        if (e == EAGAIN && !t.app) Count(Stats().deadline_policy_timeouts);
-        return IoResult::Err(e);
-      }
+      if (int e = call.WaitDrained(); e != 0) return AfterDrainedWait(e, t.app, nbflags, attempt);
       continue;
     }
     if (done > 0 && PendingErrorOrHangup(ref.fd(), POLLERR)) {
@@ -215,15 +229,7 @@ IoResult ReceiveLoop(FdRef& ref, int flags, size_t want, size_t room, Attempt at
     // from inside its wait; the non-blocking attempt says EAGAIN, and the hang-up edge may be
     // gone already. Look at the state instead of waiting for an edge that will not come.
     if (!IsStream(s) && PendingErrorOrHangup(ref.fd(), POLLRDHUP)) return IoResult::Ok(0);
-    int e = call.WaitReady();
-    if (e != 0) {
-      if (e == EAGAIN && !t.app) Count(Stats().deadline_policy_timeouts);
-      // A zero-length receive on a stream waits like any other and, at the timeout, returns 0
-      // (nothing was asked, nothing was copied), not EAGAIN.
-      // (TCP only: a unix stream socket reports EAGAIN.)
-      if (e == EAGAIN && want == 0 && IsStream(s) && s.family != AF_UNIX) return IoResult::Ok(0);
-      return done ? IoResult::Ok(static_cast<ssize_t>(done)) : IoResult::Err(e);
-    }
+    if (int e = call.WaitReady(); e != 0) return AfterFailedWait(e, t.app, s, want, done);
   }
 }
 
