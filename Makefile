@@ -1,5 +1,5 @@
 # gonet: one entry point. Every target installs the Debian packages it needs first.
-#   make run     build and run the demo (a sample daemon under the shim, with stats)
+#   make run     build and run the demo (a sample daemon natively and under gonet, side by side)
 #   make test    build and run every test suite (unit, TSan, ASan, conformance, regression)
 #   make bench   benchmark harness (native vs gonet modes vs reference servers)
 #   make soak    long soak under load and faults
@@ -20,10 +20,12 @@ configure: deps
 build: configure
 	@cmake --build $(BUILD) -j $(JOBS) -- --no-print-directory
 
-# The demo needs only the library, the launcher, one daemon and the load client.
-run: configure
-	@cmake --build $(BUILD) -j $(JOBS) --target gonet_preload gonet http_threads echo_threads \
-	  loadgen -- --no-print-directory
+# The demo needs only its own packages, the library, the launcher, one daemon and the load client.
+run:
+	@scripts/deps.sh demo
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS) --target gonet_preload gonet http_threads loadgen \
+	  -- --no-print-directory
 	@scripts/demo.sh $(BUILD)
 
 test: build
