@@ -193,6 +193,28 @@ def run_finds_library_in_install_layout(ctx):
           "bin/gonet finds lib/gonet/libgonet.so", r)
 
 
+def multiarch_triplet():
+    r = subprocess.run(["gcc", "-print-multiarch"], capture_output=True, text=True)
+    return r.stdout.strip() if r.returncode == 0 and r.stdout.strip() else ""
+
+
+def run_finds_library_in_multiarch_install_layout(ctx):
+    """The .deb's layout: /usr/bin/gonet, /usr/lib/<triplet>/gonet/libgonet.so."""
+    triplet = multiarch_triplet()
+    if not triplet:
+        sys.exit(SKIP)
+    gonet = ctx.copy_exe(ctx.gonet, os.path.join(ctx.tmp, "usr", "bin", "gonet"))
+    lib = ctx.copy_exe(ctx.stub, os.path.join(ctx.tmp, "usr", "lib", triplet, "gonet",
+                                              "libgonet.so"))
+    r = ctx.run([gonet, "run", "--", "sh", "-c", 'echo "$LD_PRELOAD"'])
+    check(r.returncode == 0 and r.stdout.strip() == os.path.realpath(lib),
+          "bin/gonet finds lib/%s/gonet/libgonet.so" % triplet, r)
+    script = ctx.copy_exe(ctx.script, os.path.join(ctx.tmp, "usr", "bin", "gonet-run"))
+    r = ctx.run([script, "sh", "-c", 'echo "$LD_PRELOAD"'])
+    check(r.returncode == 0 and r.stdout.strip() == os.path.realpath(lib),
+          "bin/gonet-run finds it too", r)
+
+
 def run_missing_library_refused(ctx):
     gonet = ctx.copy_exe(ctx.gonet, os.path.join(ctx.tmp, "lonely", "gonet"))
     r = ctx.run([gonet, "run", "--", "true"])
