@@ -267,7 +267,7 @@ if ((fibers_ok)) && [[ -s $WORK/native.row && -s $WORK/fibers.row ]]; then
   awk -v c="$CONNS" -v nr="$n_rps" -v fr="$f_rps" -v nt="$n_thr" -v ft="$f_thr" -v nh="$n_hwm" \
     -v fh="$f_hwm" -v v="$verified" -v s="$slow" 'BEGIN {
       printf "Shown: the same unmodified blocking server served %d connections under gonet'"'"'s fibers mode at %.2fx native req/s on %d OS threads instead of %d, in %.0f MiB instead of %.0f MiB, %s; and %s, without a line of the program changed.\n",
-        c, fr / nr, ft, nt, fh / 1024, nh / 1024, v, s }' | fold -s -w 100
+        c, fr / nr, ft, nt, fh / 1024, nh / 1024, v, s }' | fold -s -w 100 | sed 's/ *$//'
 else
   echo "Shown: http_threads natively; under gonet --mode fibers it did not run (its stderr is above)."
 fi
