@@ -8,8 +8,8 @@
 #include <string_view>
 #include <vector>
 
-#include "core/launch/program_check.h"
 #include "core/base/launch_check.h"
+#include "core/launch/program_check.h"
 
 namespace gonet::cli {
 namespace {
