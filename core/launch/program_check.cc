@@ -349,7 +349,7 @@ Assessment Assess(const ProgramScan& scan, const std::string& refusal) {
     return a;
   }
 
-  bool accepts = false, epoll = false, dlopen = false;
+  bool accepts = false, starts_threads = false, epoll = false, dlopen = false;
   for (const LoadedObject& o : scan.objects) {
     if (o.elf.tls_bytes > 0) {
       TlsObject t;
@@ -369,13 +369,17 @@ Assessment Assess(const ProgramScan& scan, const std::string& refusal) {
       FamilyUse& use = a.families[static_cast<int>(family)];
       AddUnique(&use.symbols, DisplayName(symbol));
       AddUnique(&use.objects, BaseName(o.elf.path));
-      // A server is a program that accepts connections itself; libcurl's accept (FTP's active
-      // mode) does not make curl one.
-      accepts = accepts || (&o == &scan.objects[0] && (symbol == "accept" || symbol == "accept4"));
+      // A thread-per-connection server accepts connections and starts threads itself; libcurl's
+      // accept (FTP's active mode) does not make curl a server, and a pthread_create in
+      // libkrb5support or libselinux does not give socat or ssh a thread per connection.
+      // (A server whose library starts its threads is judged a server without threads:
+      // threads mode, which is never the wrong choice.)
+      bool own = &o == &scan.objects[0];
+      accepts = accepts || (own && (symbol == "accept" || symbol == "accept4"));
+      starts_threads = starts_threads || (own && family == ImportFamily::kThreads);
       epoll = epoll || symbol.starts_with("epoll_wait") || symbol.starts_with("epoll_pwait");
     }
   }
-  const FamilyUse& threads = a.families[static_cast<int>(ImportFamily::kThreads)];
   const FamilyUse& sockets = a.families[static_cast<int>(ImportFamily::kSockets)];
   const FamilyUse& uring = a.families[static_cast<int>(ImportFamily::kIoUring)];
   const FamilyUse& sigfd = a.families[static_cast<int>(ImportFamily::kSignalfd)];
@@ -395,7 +399,7 @@ Assessment Assess(const ProgramScan& scan, const std::string& refusal) {
     if (dlopen)
       c += " unless a module it loads at run time (dlopen) does (those are not inspected)";
     a.caveats.push_back(c + ".");
-  } else if (accepts && threads.used() && !epoll) {
+  } else if (accepts && starts_threads && !epoll) {
     a.mode = "fibers";
     a.reason =
         "a thread-per-connection server (it accepts connections and starts threads, with no "
@@ -408,8 +412,8 @@ Assessment Assess(const ProgramScan& scan, const std::string& refusal) {
         "fibers mode would gain nothing";
   } else if (accepts) {
     a.reason =
-        "a server without threads (one connection at a time, or a process per connection): "
-        "fibers mode would have no threads to multiplex";
+        "a server that starts no threads of its own (one connection at a time, or a process "
+        "per connection): fibers mode would have no threads to multiplex";
   } else {
     a.reason =
         "a client (it connects, it does not accept): threads mode gives it deadlines, stats and "

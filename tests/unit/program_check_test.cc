@@ -157,6 +157,24 @@ TEST(ProgramCheck, RuntimeLibraryImportsDoNotMakeAProgramThreaded) {
   EXPECT_FALSE(a.families[static_cast<int>(ImportFamily::kPoll)].used());
 }
 
+TEST(ProgramCheck, ThreadsStartedByALibraryDoNotMakeAThreadPerConnectionServer) {
+  // ssh and socat accept, and libkrb5support imports pthread_create: neither is a
+  // thread-per-connection server.
+  ProgramScan scan = FakeScan({"socket", "accept", "recv", "fork"});
+  LoadedObject krb;
+  krb.name = "libkrb5support.so.0";
+  krb.elf.path = "/usr/lib/x86_64-linux-gnu/libkrb5support.so.0";
+  krb.elf.is_elf = krb.elf.native = true;
+  krb.elf.imports = {"pthread_create"};
+  scan.objects.push_back(krb);
+  Assessment a = Assess(scan, "");
+  EXPECT_EQ(a.mode, "threads");
+  // Still reported, with the library that imports it.
+  const FamilyUse& threads = a.families[static_cast<int>(ImportFamily::kThreads)];
+  ASSERT_TRUE(threads.used());
+  EXPECT_EQ(threads.objects, std::vector<std::string>{"libkrb5support.so.0"});
+}
+
 TEST(ProgramCheck, EpollServerAndClientGetThreads) {
   EXPECT_EQ(Assess(FakeScan({"accept4", "epoll_wait", "pthread_create"}), "").mode, "threads");
   Assessment client = Assess(FakeScan({"socket", "connect", "poll"}), "");
