@@ -525,6 +525,30 @@ def check_script_is_judged_by_its_interpreter(ctx):
     check(r.returncode in (0, 1) and j["mode"] == "threads", "a shell runs in threads mode", r)
 
 
+def check_names_missing_library(ctx):
+    """A DT_NEEDED library the loader would not find: a caveat (exit 1), named."""
+    gcc = shutil.which("gcc")
+    if gcc is None:
+        sys.exit(SKIP)
+    d = os.path.join(ctx.tmp, "missing")
+    os.makedirs(d)
+    with open(os.path.join(d, "lib.c"), "w") as f:
+        f.write("int gonet_test_lib(void) { return 0; }\n")
+    with open(os.path.join(d, "main.c"), "w") as f:
+        f.write("int gonet_test_lib(void);\nint main(void) { return gonet_test_lib(); }\n")
+    lib = os.path.join(d, "libgonetcheckgone.so")
+    r = ctx.run([gcc, "-shared", "-fPIC", "-o", lib, os.path.join(d, "lib.c")])
+    check(r.returncode == 0, "build the library", r)
+    prog = os.path.join(d, "prog")
+    r = ctx.run([gcc, "-o", prog, os.path.join(d, "main.c"), "-L" + d, "-lgonetcheckgone"])
+    check(r.returncode == 0, "build the program", r)
+    os.unlink(lib)
+    r, j = check_json(ctx, prog)
+    check(r.returncode == 1 and j["verdict"] == "caveats", "a missing library is a caveat", r)
+    check(j["missing_libraries"] == ["libgonetcheckgone.so"], "the missing library is named", r)
+    check(any("libgonetcheckgone.so" in c for c in j["caveats"]), "and explained", r)
+
+
 def check_debian_programs(ctx):
     """curl (a client: its socket calls are libcurl's, found through DT_NEEDED) and python3."""
     curl, python3 = "/usr/bin/curl", "/usr/bin/python3"
