@@ -1,13 +1,14 @@
 # gonet: one entry point. Every target installs the Debian packages it needs first.
-#   make run     build and run the demo (a sample daemon under the shim, with stats)
+#   make run     build and run the demo (a sample daemon natively and under gonet, side by side)
 #   make test    build and run every test suite (unit, TSan, ASan, conformance, regression)
 #   make bench   benchmark harness (native vs gonet modes vs reference servers)
 #   make soak    long soak under load and faults
+#   make deb     gonet_<version>_<arch>.deb in $(BUILD)/, checked by lintian
 JOBS ?= $(shell nproc)
 BUILD ?= build
 CMAKE_FLAGS ?=
 
-.PHONY: all deps configure build run test bench soak fuzz install clean format
+.PHONY: all deps configure build run deb test bench soak fuzz install clean format
 
 all: build
 
@@ -20,11 +21,21 @@ configure: deps
 build: configure
 	@cmake --build $(BUILD) -j $(JOBS) -- --no-print-directory
 
-# The demo needs only the library, the launcher, one daemon and the load client.
-run: configure
-	@cmake --build $(BUILD) -j $(JOBS) --target gonet_preload gonet http_threads echo_threads \
-	  loadgen -- --no-print-directory
+# The demo needs only its own packages, the library, the launcher, one daemon and the load client.
+run:
+	@scripts/deps.sh demo
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS) --target gonet_preload gonet http_threads loadgen \
+	  -- --no-print-directory
 	@scripts/demo.sh $(BUILD)
+
+# The package needs the launcher and the library (and the install rules' man pages etc.).
+deb:
+	@scripts/deps.sh deb
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS) --target gonet_preload gonet -- --no-print-directory
+	@deb=$$(scripts/deb.sh $(BUILD)) && echo "deb: $$deb" && \
+	  { ! command -v lintian >/dev/null || lintian --tag-display-limit 0 "$$deb"; }
 
 test: build
 	@scripts/test.sh $(BUILD)

@@ -8,6 +8,10 @@
 #include <cstring>
 #include <string_view>
 
+#ifndef GONET_INSTALL_LIBDIR
+#define GONET_INSTALL_LIBDIR "lib/gonet"
+#endif
+
 namespace gonet::cli {
 namespace {
 
@@ -49,14 +53,15 @@ LibraryLookup FindLibrary(const char* explicit_path, const char* env_path) {
   std::string dir = ExecutableDir();
   std::string candidates[] = {
       dir + "/" + std::string(kLibraryName),
+      dir + "/../" GONET_INSTALL_LIBDIR "/" + std::string(kLibraryName),
       dir + "/../lib/gonet/" + std::string(kLibraryName),
   };
   for (const std::string& c : candidates) {
     if (Readable(c)) return Absolute(c, "library");
   }
   LibraryLookup r;
-  r.error = "cannot find libgonet.so (looked in " + candidates[0] + " and " + candidates[1] +
-            "); build it (make build) or give --lib PATH or GONET_LIB";
+  r.error = "cannot find libgonet.so (looked in " + candidates[0] + ", " + candidates[1] + " and " +
+            candidates[2] + "); build it (make build) or give --lib PATH or GONET_LIB";
   return r;
 }
 

@@ -14,7 +14,9 @@ struct LibraryLookup {
 //   1. `explicit_path` (--lib), then `env_path` (GONET_LIB): when given, it must exist, so a
 //      typo is reported instead of silently falling back to another copy;
 //   2. next to the gonet executable (a build tree: build/gonet beside build/libgonet.so);
-//   3. <exe dir>/../lib/gonet/libgonet.so (an install: bin/gonet, lib/gonet/libgonet.so).
+//   3. <exe dir>/../GONET_INSTALL_LIBDIR/libgonet.so (an install as `cmake --install` and the
+//      .deb lay it out: /usr/bin/gonet, /usr/lib/x86_64-linux-gnu/gonet/libgonet.so);
+//   4. <exe dir>/../lib/gonet/libgonet.so (an install by an older build: lib/gonet/).
 // The result is made absolute, since LD_PRELOAD is also read by the program's children, which
 // may run in another directory.
 LibraryLookup FindLibrary(const char* explicit_path, const char* env_path);

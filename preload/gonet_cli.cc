@@ -1,5 +1,6 @@
 // gonet: the launcher. `gonet run` starts a program with libgonet.so preloaded; `gonet stats`
-// and `gonet dump` read a running program's counters and its blocked threads.
+// and `gonet dump` read a running program's counters and its blocked threads; `gonet check`
+// says whether and how a program can run under gonet before anyone tries.
 //
 // Each subcommand parses its own options (cxxopts); this file only dispatches and holds the
 // top-level help, which is the CLI's reference text.
@@ -7,6 +8,7 @@
 #include <cstring>
 #include <string_view>
 
+#include "preload/cli_check.h"
 #include "preload/cli_inspect.h"
 #include "preload/cli_run.h"
 
@@ -25,7 +27,9 @@ usage:
                                                list your programs under gonet)
   gonet dump PID                               its blocked threads: fd, op, peer, how long,
                                                and a backtrace of where each one blocked
-  gonet help [run]                             this text, or run's options
+  gonet check [--json] PROGRAM [ARGS...]       can PROGRAM run under gonet, in which mode,
+                                               with which caveats (nothing is started)
+  gonet help [run|check]                       this text, or a command's options
   gonet --version
 
 run options (details: gonet run --help):
@@ -45,6 +49,7 @@ examples:
   gonet run --fault 'accept:EMFILE:n=2' --fault 'write:delay=50ms:port=6379' -- ./app
   gonet stats 4242
   gonet dump 4242
+  gonet check /usr/sbin/privoxy
 
 gonet refuses static, setuid/setgid and file-capability programs (LD_PRELOAD cannot reach
 them) and exits 2 on any bad option before the program starts.
@@ -61,6 +66,7 @@ int main(int argc, char** argv) {
   if (command == "run") return gonet::cli::RunCommand(argc - 2, argv + 2);
   if (command == "stats") return gonet::cli::StatsCommand(argc - 2, argv + 2);
   if (command == "dump") return gonet::cli::DumpCommand(argc - 2, argv + 2);
+  if (command == "check") return gonet::cli::CheckCommand(argc - 2, argv + 2);
   if (command == "--version" || command == "-V" || command == "version") {
     printf("gonet %s\n", GONET_VERSION);
     return 0;
@@ -68,12 +74,15 @@ int main(int argc, char** argv) {
   if (command == "--help" || command == "-h" || command == "help") {
     if (argc >= 3 && std::string_view(argv[2]) == "run") {
       fputs(gonet::cli::RunUsage(), stdout);
+    } else if (argc >= 3 && std::string_view(argv[2]) == "check") {
+      fputs(gonet::cli::CheckUsage(), stdout);
     } else {
       fputs(kUsage, stdout);
     }
     return 0;
   }
-  fprintf(stderr, "gonet: unknown command \"%s\" (commands: run, stats, dump; see gonet --help)\n",
+  fprintf(stderr,
+          "gonet: unknown command \"%s\" (commands: run, stats, dump, check; see gonet --help)\n",
           argv[1]);
   return 2;
 }

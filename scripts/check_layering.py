@@ -20,6 +20,8 @@ MAY_INCLUDE = {
     "fd": ["base", "stats", "poll", "faults", "threads", "fibers"],
     "observe": ["base", "stats", "poll", "threads", "fibers", "fd"],
     "runtime": ["base", "stats", "poll", "faults", "threads", "fibers", "fd", "observe"],
+    # The launcher's judgement of a program file (gonet check); never in libgonet.so.
+    "launch": ["base", "fibers"],
 }
 INCLUDE = re.compile(r'^\s*#\s*include\s+"(core/[^"]+)"', re.M)
 

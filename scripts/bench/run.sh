@@ -115,39 +115,6 @@ server_stderr() {  # the first lines the server wrote to stderr, on one line, fo
   head -c 300 "$WORK/server.err" | tr '\n' ' '
 }
 
-# Appends "VmHWM Threads" from /proc/PID/status to OUT every 100 ms, with shell builtins only: it
-# waits with `read -t` on a pipe nobody writes, so no sleep child outlives it. It runs on the
-# load CPU: on the server's CPU it would queue behind thousands of runnable server threads and
-# miss the peak.
-start_sampler() {
-  local pid=$1 out=$2
-  (
-    ((${#PIN_LOAD[@]} == 0)) || taskset -cp "$LOAD_CPU" "$BASHPID" >/dev/null
-    exec 3<> <(:)
-    while [[ -r /proc/$pid/status ]]; do
-      read_status "$pid" >>"$out"
-      read -r -t 0.1 -u 3 _ || true
-    done
-  ) &
-  SAMPLER_PID=$!
-}
-
-read_status() {  # read_status PID: prints "VmHWM_KB THREADS" of a live process
-  local key value _ hwm=0 threads=0
-  while read -r key value _; do
-    case $key in
-      VmHWM:) hwm=$value ;;
-      Threads:) threads=$value ;;
-    esac
-  done <"/proc/$1/status" 2>/dev/null || true
-  echo "$hwm $threads"
-}
-
-stop_sampler() {
-  [[ -n $SAMPLER_PID ]] && stop_pid "$SAMPLER_PID"
-  SAMPLER_PID=""
-}
-
 # --- the cells ----------------------------------------------------------------------------
 CSV=$WORK/results.csv  # one row per cell and round; the report aggregates it
 echo "suite,server,conns,rps,p50_us,p99_us,p999_us,peak_rss_kb,peak_threads,status,round" >"$CSV"

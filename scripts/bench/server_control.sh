@@ -1,5 +1,6 @@
 # Sourced by run.sh and ../demo.sh: starting a sample server in the background, learning its
-# port, and stopping it (or anything else this shell started) without leaving it behind.
+# port, stopping it (or anything else this shell started) without leaving it behind, and
+# sampling its peak RSS and thread count while it runs.
 
 # stop_pid PID: SIGTERM, up to 3 s of grace, then SIGKILL; reaps it if it is our child.
 stop_pid() {
@@ -32,4 +33,38 @@ start_server() {
     sleep 0.05
   done
   return 1
+}
+
+# start_sampler PID OUT: appends "VmHWM Threads" from /proc/PID/status to OUT every 100 ms, with
+# shell builtins only: it waits with `read -t` on a pipe nobody writes, so no sleep child outlives
+# it. It runs on the load CPU (the caller's LOAD_CPU, when its PIN_LOAD array is not empty): on
+# the server's CPU it would queue behind thousands of runnable server threads and miss the peak.
+# Sets SAMPLER_PID; stop_sampler ends it.
+start_sampler() {
+  local pid=$1 out=$2
+  (
+    ((${#PIN_LOAD[@]} == 0)) || taskset -cp "$LOAD_CPU" "$BASHPID" >/dev/null
+    exec 3<> <(:)
+    while [[ -r /proc/$pid/status ]]; do
+      read_status "$pid" >>"$out"
+      read -r -t 0.1 -u 3 _ || true
+    done
+  ) &
+  SAMPLER_PID=$!
+}
+
+read_status() {  # read_status PID: prints "VmHWM_KB THREADS" of a live process
+  local key value _ hwm=0 threads=0
+  while read -r key value _; do
+    case $key in
+      VmHWM:) hwm=$value ;;
+      Threads:) threads=$value ;;
+    esac
+  done <"/proc/$1/status" 2>/dev/null || true
+  echo "$hwm $threads"
+}
+
+stop_sampler() {
+  [[ -n $SAMPLER_PID ]] && stop_pid "$SAMPLER_PID"
+  SAMPLER_PID=""
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """CLI tests: the real `gonet` binary and the real scripts/gonet-run, one behaviour per run.
 
-    cli_test.py BEHAVIOUR --gonet PATH --stub PATH --static PATH --script PATH
+    cli_test.py BEHAVIOUR --gonet PATH --stub PATH --static PATH --script PATH [--daemon PATH]
 
 --stub is a stand-in for libgonet.so whose constructor announces itself on stderr when
 GONET_CLI_TEST_ANNOUNCE is set, so a test can prove the preload took effect in the program
@@ -10,6 +10,7 @@ as cli.BEHAVIOUR. Exit 0: passed; 1: failed; 77: skipped.
 """
 
 import argparse
+import json
 import os
 import shutil
 import stat
@@ -41,6 +42,7 @@ class Ctx:
         self.stub = os.path.abspath(args.stub)
         self.static = os.path.abspath(args.static) if args.static else ""
         self.script = os.path.abspath(args.script)
+        self.daemon = os.path.abspath(args.daemon) if args.daemon else ""
         self.tmp = tmp
 
     def env(self, **extra):
@@ -189,6 +191,28 @@ def run_finds_library_in_install_layout(ctx):
     r = ctx.run([gonet, "run", "--", "sh", "-c", 'echo "$LD_PRELOAD"'])
     check(r.returncode == 0 and r.stdout.strip() == os.path.realpath(lib),
           "bin/gonet finds lib/gonet/libgonet.so", r)
+
+
+def multiarch_triplet():
+    r = subprocess.run(["gcc", "-print-multiarch"], capture_output=True, text=True)
+    return r.stdout.strip() if r.returncode == 0 and r.stdout.strip() else ""
+
+
+def run_finds_library_in_multiarch_install_layout(ctx):
+    """The .deb's layout: /usr/bin/gonet, /usr/lib/<triplet>/gonet/libgonet.so."""
+    triplet = multiarch_triplet()
+    if not triplet:
+        sys.exit(SKIP)
+    gonet = ctx.copy_exe(ctx.gonet, os.path.join(ctx.tmp, "usr", "bin", "gonet"))
+    lib = ctx.copy_exe(ctx.stub, os.path.join(ctx.tmp, "usr", "lib", triplet, "gonet",
+                                              "libgonet.so"))
+    r = ctx.run([gonet, "run", "--", "sh", "-c", 'echo "$LD_PRELOAD"'])
+    check(r.returncode == 0 and r.stdout.strip() == os.path.realpath(lib),
+          "bin/gonet finds lib/%s/gonet/libgonet.so" % triplet, r)
+    script = ctx.copy_exe(ctx.script, os.path.join(ctx.tmp, "usr", "bin", "gonet-run"))
+    r = ctx.run([script, "sh", "-c", 'echo "$LD_PRELOAD"'])
+    check(r.returncode == 0 and r.stdout.strip() == os.path.realpath(lib),
+          "bin/gonet-run finds it too", r)
 
 
 def run_missing_library_refused(ctx):
@@ -427,6 +451,120 @@ def gonet_run_script_program_not_found_exits_127(ctx):
     expect_refusal(ctx, ctx.run([script, "--", "gonet-no-such-program-xyz"]), 127, "not found")
 
 
+# ---- gonet check ----
+
+def check_json(ctx, *argv):
+    r = ctx.run([ctx.gonet, "check", "--json"] + list(argv))
+    try:
+        return r, json.loads(r.stdout)
+    except ValueError:
+        raise Failure("gonet check --json printed no JSON object\n  stdout: %r\n  stderr: %r"
+                      % (r.stdout, r.stderr))
+
+
+def check_help_documents_every_option(ctx):
+    r = ctx.run([ctx.gonet, "check", "--help"])
+    check(r.returncode == 0, "gonet check --help exits 0", r)
+    for needle in ("--json", "exit status", "threads", "sockets", "poll/epoll", "io_uring",
+                   "signalfd", "examples:"):
+        check(needle in r.stdout, "check help mentions %r" % needle, r)
+    check(ctx.run([ctx.gonet, "help", "check"]).stdout == r.stdout, "`gonet help check`")
+    check("gonet check" in ctx.run([ctx.gonet, "--help"]).stdout, "gonet --help lists check")
+
+
+def check_recommends_fibers_for_thread_per_connection_daemon(ctx):
+    if not ctx.daemon:
+        sys.exit(SKIP)
+    r = ctx.run([ctx.gonet, "check", ctx.daemon, "--port", "8080"])
+    check(r.returncode == 0, "a thread-per-connection daemon is fine (exit 0)", r)
+    for needle in ("dynamically", "--mode fibers", "thread-per-connection", "std::thread"):
+        check(needle in r.stdout, "check output mentions %r" % needle, r)
+    r, j = check_json(ctx, ctx.daemon)
+    check(r.returncode == 0 and j["verdict"] == "fine" and j["exit"] == 0, "JSON verdict", r)
+    check(j["mode"] == "fibers" and j["dynamic"] is True, "JSON mode and linkage", r)
+    fam = j["families"]
+    check(fam["threads"]["imported"] and fam["sockets"]["imported"], "threads and sockets", r)
+    check("accept" in fam["sockets"]["symbols"], "accept among the socket imports", r)
+    check(not fam["io_uring"]["imported"] and not fam["signalfd"]["imported"], "no io_uring", r)
+    check(any(os.path.basename(p).startswith("libc.so") for p in j["libraries"]),
+          "libc is among the libraries found", r)
+
+
+def check_refuses_static_binary(ctx):
+    if not ctx.static:
+        sys.exit(SKIP)
+    r = ctx.run([ctx.gonet, "check", ctx.static])
+    check(r.returncode == 2 and "cannot run under gonet" in r.stdout and
+          "statically linked" in r.stdout, "static: cannot run, exit 2, says why", r)
+    r, j = check_json(ctx, ctx.static)
+    check(r.returncode == 2 and j["verdict"] == "cannot run" and "statically" in j["refusal"],
+          "JSON says why", r)
+
+
+def check_refuses_setuid_binary(ctx):
+    r = ctx.run([ctx.gonet, "check", make_setid(ctx, stat.S_ISUID)])
+    check(r.returncode == 2 and "setuid" in r.stdout, "setuid: cannot run, exit 2", r)
+
+
+def check_program_not_found_exits_2(ctx):
+    r = ctx.run([ctx.gonet, "check", "gonet-no-such-program-xyz"])
+    check(r.returncode == 2 and "not found" in r.stdout, "not found: cannot run, exit 2", r)
+    r = ctx.run([ctx.gonet, "check"])
+    check(r.returncode == 2 and "no program" in r.stderr, "no program: usage error", r)
+    r = ctx.run([ctx.gonet, "check", "--bogus", "true"])
+    check(r.returncode == 2 and "bogus" in r.stderr, "unknown option: usage error", r)
+
+
+def check_script_is_judged_by_its_interpreter(ctx):
+    script = os.path.join(ctx.tmp, "tool.sh")
+    with open(script, "w") as f:
+        f.write("#!/bin/sh\necho hi\n")
+    os.chmod(script, 0o755)
+    r, j = check_json(ctx, script)
+    check(j["image"] == "/bin/sh" and "#! interpreter" in j["via"], "image is /bin/sh", r)
+    check(r.returncode in (0, 1) and j["mode"] == "threads", "a shell runs in threads mode", r)
+
+
+def check_names_missing_library(ctx):
+    """A DT_NEEDED library the loader would not find: a caveat (exit 1), named."""
+    gcc = shutil.which("gcc")
+    if gcc is None:
+        sys.exit(SKIP)
+    d = os.path.join(ctx.tmp, "missing")
+    os.makedirs(d)
+    with open(os.path.join(d, "lib.c"), "w") as f:
+        f.write("int gonet_test_lib(void) { return 0; }\n")
+    with open(os.path.join(d, "main.c"), "w") as f:
+        f.write("int gonet_test_lib(void);\nint main(void) { return gonet_test_lib(); }\n")
+    lib = os.path.join(d, "libgonetcheckgone.so")
+    r = ctx.run([gcc, "-shared", "-fPIC", "-o", lib, os.path.join(d, "lib.c")])
+    check(r.returncode == 0, "build the library", r)
+    prog = os.path.join(d, "prog")
+    r = ctx.run([gcc, "-o", prog, os.path.join(d, "main.c"), "-L" + d, "-lgonetcheckgone"])
+    check(r.returncode == 0, "build the program", r)
+    os.unlink(lib)
+    r, j = check_json(ctx, prog)
+    check(r.returncode == 1 and j["verdict"] == "caveats", "a missing library is a caveat", r)
+    check(j["missing_libraries"] == ["libgonetcheckgone.so"], "the missing library is named", r)
+    check(any("libgonetcheckgone.so" in c for c in j["caveats"]), "and explained", r)
+
+
+def check_debian_programs(ctx):
+    """curl (a client: its socket calls are libcurl's, found through DT_NEEDED) and python3."""
+    curl, python3 = "/usr/bin/curl", "/usr/bin/python3"
+    if not (os.access(curl, os.X_OK) and os.access(python3, os.X_OK)):
+        sys.exit(SKIP)
+    r, j = check_json(ctx, curl)
+    check(r.returncode in (0, 1) and j["exit"] == r.returncode, "curl can run", r)
+    check(j["mode"] == "threads" and "client" in j["reason"], "curl is a client: threads", r)
+    check("libcurl.so.4" in j["families"]["sockets"]["objects"], "libcurl's sockets seen", r)
+    check(any("libcurl.so" in p for p in j["libraries"]), "libcurl resolved", r)
+    check(not j["missing_libraries"], "every library found", r)
+    r, j = check_json(ctx, python3)
+    check(r.returncode in (0, 1) and j["dynamic"], "python3 can run", r)
+    check(j["families"]["sockets"]["imported"], "python3 imports socket calls", r)
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("behaviour")
@@ -434,6 +572,7 @@ def main():
     p.add_argument("--stub", required=True)
     p.add_argument("--static", default="")
     p.add_argument("--script", required=True)
+    p.add_argument("--daemon", default="", help="a thread-per-connection sample (http_threads)")
     args = p.parse_args()
     test = globals().get(args.behaviour)
     if test is None or not callable(test):
