@@ -8,7 +8,7 @@
 #include <string_view>
 #include <vector>
 
-#include "core/base/launch_check.h"
+#include "core/launch/launch_check.h"
 #include "core/launch/program_check.h"
 
 namespace gonet::cli {
@@ -107,7 +107,7 @@ void PrintJson(const core::ProgramScan& scan, const core::Assessment& a) {
     out += use.used() ? "true" : "false";
     out += ",\"symbols\":" + JsonList(use.symbols) + ",\"objects\":" + JsonList(use.objects) + "}";
   }
-  out += "},\"shared_tls\":[";
+  out += "},\"fiber_tls\":[";
   for (size_t i = 0; i < a.tls.size(); ++i) {
     out += (i ? "," : "") + std::string("{\"object\":") + JsonString(a.tls[i].object) +
            ",\"bytes\":" + std::to_string(a.tls[i].bytes) + "}";
@@ -147,10 +147,10 @@ void PrintText(const core::ProgramScan& scan, const core::Assessment& a) {
     printf("    %-11s yes: %s (by %s)\n", name, symbols.c_str(), objects.c_str());
   }
   if (a.tls.empty()) {
-    printf("  TLS         none that fibers mode would share\n");
+    printf("  TLS         none of the program's own (fibers mode copies none per fiber)\n");
   } else {
     for (const core::TlsShare& t : a.tls) {
-      printf("  TLS         %s: %llu bytes, one copy per worker in fibers mode\n", t.object.c_str(),
+      printf("  TLS         %s: %llu bytes, copied per fiber in fibers mode\n", t.object.c_str(),
              static_cast<unsigned long long>(t.bytes));
     }
   }

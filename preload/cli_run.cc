@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "core/base/duration.h"
-#include "core/base/launch_check.h"
+#include "core/launch/launch_check.h"
 #include "core/faults/fault_spec.h"
 #include "preload/cli_preload.h"
 

@@ -1,6 +1,6 @@
 // core/base/: vocabulary every layer reads: the mode and configuration (this file), raw syscalls,
-// spinlock, arena, durations, parse errors, signal policy, launch checks, OS threads. May include:
-// nothing of core (core/README.md: Layers, LOCKING).
+// spinlock, arena, durations, parse errors, signal policy, OS threads. May include: nothing of
+// core (core/README.md: Layers, LOCKING).
 //
 // The runtime's vocabulary, read by every layer: the run mode, the configuration, and the
 // re-entry guard. The values are set once by runtime/ (Init, InitForTest) before any hook acts.

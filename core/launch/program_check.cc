@@ -335,6 +335,132 @@ ProgramScan ScanProgram(const std::string& path, const LibrarySearch& search,
   return scan;
 }
 
+namespace {
+
+// What the program and its libraries import, and the TLS fibers mode would handle.
+struct ImportFacts {
+  bool accepts = false;         // the program itself accepts connections
+  bool starts_threads = false;  // the program itself starts threads
+  bool epoll = false;           // someone waits in epoll
+  bool dlopen = false;          // someone loads modules at run time
+  bool uring_library = false;   // liburing is loaded
+};
+
+ImportFacts CollectImports(const ProgramScan& scan, Assessment* a) {
+  ImportFacts f;
+  for (const LoadedObject& o : scan.objects) {
+    if (o.elf.tls_bytes > 0) {
+      TlsObject t;
+      t.path = o.elf.path.c_str();
+      t.tls_bytes = o.elf.tls_bytes;
+      if (ClassifyTlsObject(t) == TlsOwner::kApplication) {
+        a->tls.push_back({o.elf.path, o.elf.tls_bytes});
+      }
+    }
+    // glibc's, libstdc++'s own imports are its internals (libstdc++ imports pthread_create for
+    // std::thread whether or not the program starts one); the program's calls into them count.
+    if (o.runtime) continue;
+    for (const std::string& symbol : o.elf.imports) {
+      f.dlopen = f.dlopen || symbol == "dlopen";
+      ImportFamily family;
+      if (!FamilyOf(symbol, &family)) continue;
+      FamilyUse& use = a->families[static_cast<int>(family)];
+      AddUnique(&use.symbols, DisplayName(symbol));
+      AddUnique(&use.objects, BaseName(o.elf.path));
+      // A thread-per-connection server accepts connections and starts threads itself; libcurl's
+      // accept (FTP's active mode) does not make curl a server, and a pthread_create in
+      // libkrb5support or libselinux does not give socat or ssh a thread per connection.
+      // (A server whose library starts its threads is judged a server without threads:
+      // threads mode, which is never the wrong choice.)
+      bool own = &o == &scan.objects[0];
+      f.accepts = f.accepts || (own && (symbol == "accept" || symbol == "accept4"));
+      f.starts_threads = f.starts_threads || (own && family == ImportFamily::kThreads);
+      f.epoll = f.epoll || symbol.starts_with("epoll_wait") || symbol.starts_with("epoll_pwait");
+    }
+  }
+  for (const LoadedObject& o : scan.objects) {
+    f.uring_library = f.uring_library || BaseName(o.elf.path).starts_with("liburing.");
+  }
+  return f;
+}
+
+// The recommended mode and why.
+void Recommend(const ImportFacts& f, Assessment* a) {
+  const FamilyUse& sockets = a->families[static_cast<int>(ImportFamily::kSockets)];
+  a->mode = "threads";
+  if (!sockets.used()) {
+    a->reason =
+        "a program without sockets of its own: threads mode is the safe default, with nothing "
+        "for gonet to manage";
+    std::string c =
+        "neither the program nor its libraries import a socket call, so gonet has nothing to "
+        "do";
+    if (f.dlopen)
+      c += " unless a module it loads at run time (f.dlopen) does (those are not inspected)";
+    a->caveats.push_back(c + ".");
+  } else if (f.accepts && f.starts_threads && !f.epoll) {
+    a->mode = "fibers";
+    a->reason =
+        "a thread-per-connection server (it accepts connections and starts threads, with no "
+        "epoll loop): fibers mode runs each connection's thread as a fiber on a few worker "
+        "threads";
+  } else if (f.accepts && f.epoll) {
+    a->reason =
+        "an event-driven server (it accepts, and waits in epoll over its own non-blocking "
+        "sockets): gonet stays out of its way, and deadlines, stats and faults still apply; "
+        "fibers mode would gain nothing";
+  } else if (f.accepts) {
+    a->reason =
+        "a server that starts no threads of its own (one connection at a time, or a process "
+        "per connection): fibers mode would have no threads to multiplex";
+  } else {
+    a->reason =
+        "a client (it connects, it does not accept): threads mode gives it deadlines, stats and "
+        "faults; fibers mode pays off for servers with a thread per connection";
+  }
+}
+
+// What gonet cannot see or what differs under it.
+void AddCaveats(const ProgramScan& scan, const ImportFacts& f, Assessment* a) {
+  const FamilyUse& uring = a->families[static_cast<int>(ImportFamily::kIoUring)];
+  const FamilyUse& sigfd = a->families[static_cast<int>(ImportFamily::kSignalfd)];
+  std::string tls_list;
+  for (const TlsShare& t : a->tls) {
+    if (!tls_list.empty()) tls_list += ", ";
+    tls_list += t.object + " (" + std::to_string(t.bytes) + " bytes)";
+  }
+  if (!tls_list.empty()) {
+    a->notes.push_back("thread-local storage of " + tls_list +
+                       " is per fiber in fibers mode: gonet copies it at every switch (README: "
+                       "\"Thread-local storage in fibers mode\"); a library the program "
+                       "dlopens by bare name would keep one copy per worker.");
+  }
+  if (uring.used() || f.uring_library) {
+    a->caveats.push_back("it uses io_uring (" +
+                         (uring.used() ? JoinFirst(uring.symbols, 3) : std::string("liburing")) +
+                         "): I/O submitted through a ring bypasses libc, so gonet neither sees "
+                         "nor parks it (no deadlines, faults or stats for it).");
+  }
+  if (sigfd.used()) {
+    std::string s =
+        "it reads signals with signalfd, which depends on per-thread signal masks; in fibers "
+        "mode masks are per worker thread, not per fiber (README, fibers-mode limits)";
+    (a->mode == "fibers" ? a->caveats : a->notes).push_back(s + ".");
+  }
+  for (const std::string& m : scan.missing) {
+    a->caveats.push_back("library " + m +
+                         " was not found where the loader would look: the program would not "
+                         "start, with or without gonet.");
+  }
+  for (const LoadedObject& o : scan.objects) {
+    if (!o.elf.error.empty()) {
+      a->caveats.push_back(o.elf.path + ": " + o.elf.error + ".");
+    }
+  }
+}
+
+}  // namespace
+
 Assessment Assess(const ProgramScan& scan, const std::string& refusal) {
   Assessment a;
   if (!refusal.empty()) {
@@ -348,112 +474,9 @@ Assessment Assess(const ProgramScan& scan, const std::string& refusal) {
     a.refusal = scan.image + ": " + (image.error.empty() ? "not an ELF program" : image.error);
     return a;
   }
-
-  bool accepts = false, starts_threads = false, epoll = false, dlopen = false;
-  for (const LoadedObject& o : scan.objects) {
-    if (o.elf.tls_bytes > 0) {
-      TlsObject t;
-      t.path = o.elf.path.c_str();
-      t.tls_bytes = o.elf.tls_bytes;
-      if (ClassifyTlsObject(t) == TlsOwner::kApplication) {
-        a.tls.push_back({o.elf.path, o.elf.tls_bytes});
-      }
-    }
-    // glibc's, libstdc++'s own imports are its internals (libstdc++ imports pthread_create for
-    // std::thread whether or not the program starts one); the program's calls into them count.
-    if (o.runtime) continue;
-    for (const std::string& symbol : o.elf.imports) {
-      dlopen = dlopen || symbol == "dlopen";
-      ImportFamily family;
-      if (!FamilyOf(symbol, &family)) continue;
-      FamilyUse& use = a.families[static_cast<int>(family)];
-      AddUnique(&use.symbols, DisplayName(symbol));
-      AddUnique(&use.objects, BaseName(o.elf.path));
-      // A thread-per-connection server accepts connections and starts threads itself; libcurl's
-      // accept (FTP's active mode) does not make curl a server, and a pthread_create in
-      // libkrb5support or libselinux does not give socat or ssh a thread per connection.
-      // (A server whose library starts its threads is judged a server without threads:
-      // threads mode, which is never the wrong choice.)
-      bool own = &o == &scan.objects[0];
-      accepts = accepts || (own && (symbol == "accept" || symbol == "accept4"));
-      starts_threads = starts_threads || (own && family == ImportFamily::kThreads);
-      epoll = epoll || symbol.starts_with("epoll_wait") || symbol.starts_with("epoll_pwait");
-    }
-  }
-  const FamilyUse& sockets = a.families[static_cast<int>(ImportFamily::kSockets)];
-  const FamilyUse& uring = a.families[static_cast<int>(ImportFamily::kIoUring)];
-  const FamilyUse& sigfd = a.families[static_cast<int>(ImportFamily::kSignalfd)];
-  bool uring_library = false;
-  for (const LoadedObject& o : scan.objects) {
-    uring_library = uring_library || BaseName(o.elf.path).starts_with("liburing.");
-  }
-
-  a.mode = "threads";
-  if (!sockets.used()) {
-    a.reason =
-        "a program without sockets of its own: threads mode is the safe default, with nothing "
-        "for gonet to manage";
-    std::string c =
-        "neither the program nor its libraries import a socket call, so gonet has nothing to "
-        "do";
-    if (dlopen)
-      c += " unless a module it loads at run time (dlopen) does (those are not inspected)";
-    a.caveats.push_back(c + ".");
-  } else if (accepts && starts_threads && !epoll) {
-    a.mode = "fibers";
-    a.reason =
-        "a thread-per-connection server (it accepts connections and starts threads, with no "
-        "epoll loop): fibers mode runs each connection's thread as a fiber on a few worker "
-        "threads";
-  } else if (accepts && epoll) {
-    a.reason =
-        "an event-driven server (it accepts, and waits in epoll over its own non-blocking "
-        "sockets): gonet stays out of its way, and deadlines, stats and faults still apply; "
-        "fibers mode would gain nothing";
-  } else if (accepts) {
-    a.reason =
-        "a server that starts no threads of its own (one connection at a time, or a process "
-        "per connection): fibers mode would have no threads to multiplex";
-  } else {
-    a.reason =
-        "a client (it connects, it does not accept): threads mode gives it deadlines, stats and "
-        "faults; fibers mode pays off for servers with a thread per connection";
-  }
-
-  std::string tls_list;
-  for (const TlsShare& t : a.tls) {
-    if (!tls_list.empty()) tls_list += ", ";
-    tls_list += t.object + " (" + std::to_string(t.bytes) + " bytes)";
-  }
-  if (!tls_list.empty()) {
-    std::string s = "thread-local storage of " + tls_list +
-                    " is one copy per worker thread in fibers mode, shared by the fibers "
-                    "(connections) of that worker (README: \"Thread-local storage in fibers "
-                    "mode\")";
-    (a.mode == "fibers" ? a.caveats : a.notes).push_back(s + ".");
-  }
-  if (uring.used() || uring_library) {
-    a.caveats.push_back("it uses io_uring (" +
-                        (uring.used() ? JoinFirst(uring.symbols, 3) : std::string("liburing")) +
-                        "): I/O submitted through a ring bypasses libc, so gonet neither sees "
-                        "nor parks it (no deadlines, faults or stats for it).");
-  }
-  if (sigfd.used()) {
-    std::string s =
-        "it reads signals with signalfd, which depends on per-thread signal masks; in fibers "
-        "mode masks are per worker thread, not per fiber (README, fibers-mode limits)";
-    (a.mode == "fibers" ? a.caveats : a.notes).push_back(s + ".");
-  }
-  for (const std::string& m : scan.missing) {
-    a.caveats.push_back("library " + m +
-                        " was not found where the loader would look: the program would not "
-                        "start, with or without gonet.");
-  }
-  for (const LoadedObject& o : scan.objects) {
-    if (!o.elf.error.empty()) {
-      a.caveats.push_back(o.elf.path + ": " + o.elf.error + ".");
-    }
-  }
+  ImportFacts facts = CollectImports(scan, &a);
+  Recommend(facts, &a);
+  AddCaveats(scan, facts, &a);
   if (!a.caveats.empty()) a.verdict = Verdict::kCaveats;
   return a;
 }

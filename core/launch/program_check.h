@@ -11,7 +11,7 @@
 //      (undefined .dynsym symbols), sorted into what gonet interposes (threads, sockets,
 //      poll/epoll) and what it cannot see (io_uring, signalfd);
 //   3. Assess: the verdict (fine, caveats, cannot run), a recommended mode with its reason,
-//      the TLS fibers mode would share (tls_scan.h's classification, on PT_TLS read from the
+//      the TLS fibers mode copies per fiber (tls_scan.h's classification, on PT_TLS read from the
 //      files instead of from memory), and every caveat.
 //
 // What it cannot know: libraries loaded at run time (dlopen: Python's _socket module, plugins),
@@ -85,7 +85,7 @@ struct Assessment {
   Verdict verdict = Verdict::kFine;
   std::string refusal;  // why it cannot run under gonet (verdict kCannotRun)
   FamilyUse families[kImportFamilies];
-  std::vector<TlsShare> tls;  // application objects with TLS (shared per worker in fibers mode)
+  std::vector<TlsShare> tls;  // application objects with TLS (copied per fiber in fibers mode)
   std::string mode;           // recommended: "threads" or "fibers" (empty when kCannotRun)
   std::string reason;         // what the program looks like and why the mode suits it,
                               // starting "a ...": imports are evidence, not proof

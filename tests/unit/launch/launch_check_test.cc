@@ -1,6 +1,6 @@
 // Launch checks: `gonet run` refuses programs that LD_PRELOAD cannot reach, and finds programs
 // the way execvp does.
-#include "core/base/launch_check.h"
+#include "core/launch/launch_check.h"
 
 #include <elf.h>
 #include <gtest/gtest.h>

@@ -1,4 +1,4 @@
-#include "core/base/launch_check.h"
+#include "core/launch/launch_check.h"
 
 #include <elf.h>
 #include <fcntl.h>
