@@ -474,13 +474,16 @@ class Cell:
         # Warm-up: one second of the same load, so that what the server and gonet make once
         # (gonet's epoll instance and eventfd, its offload helpers, the program's caches) is in
         # the baseline rather than counted as a leak.
-        # The first `gonet dump` of a fibers-mode program makes libunwind open its
-        # memory-validation pipe (two fds, kept for the process's life: README, Known limits), so
-        # one stats and one dump are part of the warm-up too.
-        warm = self.load(port, 1, self.seed + 7)
+        # The first `gonet dump` that takes a backtrace makes libunwind open its memory-validation
+        # pipe (two fds, kept for the process's life: README, Known limits), so the warm-up
+        # dumps until one has a backtrace (a thread or fiber caught waiting in a socket call).
+        warm = self.load(port, 2, self.seed + 7)
         if MODES[self.mode] is not None:
             self.gonet("stats", proc.pid)
-            self.gonet("dump", proc.pid)
+            for _ in range(40):
+                if "  #0 " in self.gonet("dump", proc.pid).stdout or warm.poll() is not None:
+                    break
+                time.sleep(0.05)
         warm.communicate(timeout=START_BOUND_S + CLIENT_TIMEOUT_S)
         fd0, (thr0, _), rss0 = fd_count(proc.pid), program_threads(proc.pid), rss_kib(proc.pid)
         links0 = fd_links(proc.pid)
