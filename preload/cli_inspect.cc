@@ -130,7 +130,7 @@ int OpenSegment(const char* cmd, long pid, bool writable, Segment* seg) {
     case LookupError::kNone:
       break;
     case LookupError::kNoProcess:
-      fprintf(stderr, "gonet %s: no process %ld\n", cmd, pid);
+      fprintf(stderr, "gonet %s: no process %ld (or it has exited)\n", cmd, pid);
       return kExitFailed;
     case LookupError::kNotGonet:
       fprintf(stderr,

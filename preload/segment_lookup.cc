@@ -53,6 +53,18 @@ bool Mapped(const std::vector<Mapping>& maps, uint64_t inode) {
   return std::any_of(maps.begin(), maps.end(), [&](const Mapping& m) { return m.inode == inode; });
 }
 
+// A zombie has exited; only its exit status is left for its parent to collect.
+bool IsZombie(long pid) {
+  FILE* f = fopen(ProcPath(pid, "stat").c_str(), "re");
+  if (f == nullptr) return false;
+  char buf[512];
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[n] = '\0';
+  const char* paren = strrchr(buf, ')');  // the command name may hold anything but ends here
+  return paren != nullptr && paren[1] == ' ' && paren[2] == 'Z';
+}
+
 bool IsPid(const char* s, long* pid) {
   if (*s == '\0') return false;
   char* end = nullptr;
@@ -79,7 +91,7 @@ SegmentLookup OpenProcessSegment(long pid, bool writable, SegmentHandle* out) {
     return r;
   }
   if (maps.empty()) {
-    r.error = LookupError::kNotGonet;
+    r.error = IsZombie(pid) ? LookupError::kNoProcess : LookupError::kNotGonet;
     return r;
   }
   const int flags = (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC;

@@ -25,7 +25,7 @@ namespace gonet::cli {
 
 enum class LookupError {
   kNone,
-  kNoProcess,    // no such process
+  kNoProcess,    // no such process, or it has exited (a zombie)
   kNotGonet,     // the process maps no gonet segment
   kDenied,       // /proc refused: another user's process (err is the errno)
   kUnreachable,  // mapped, but no fd of the process holds it and map_files is root's only
