@@ -23,7 +23,8 @@
 // number it could have, and hits EMFILE exactly where it would natively), or, when the soft limit
 // equals the hard one, at the highest free number below it (the program then gets EMFILE one fd
 // earlier); with a soft limit above kSegmentFdCap, at the lowest free number from kSegmentFdCap
-// (a number that high never reaches select's FD_SETSIZE, and the kernel's fd table stays small).
+// (a number that high stays clear of select's FD_SETSIZE, the kernel's fd table stays small, and
+// the program again gets one fd fewer before EMFILE).
 // The program never opened that number, so the shim answers for it as the kernel would for a
 // free number (shim/close_dup.cc): close(fd) and dup/dup2/dup3 of it fail with EBADF, leaving it
 // open; close_range and closefrom close everything else in their range; dup2/dup3 onto it first
