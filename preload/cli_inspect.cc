@@ -1,13 +1,9 @@
 // `gonet stats` and `gonet dump`: read a running program's live-stats segment
 // (core/stats/stats_shm.h) and run the dump protocol (core/observe/dump.h) against it.
 //
-// Who may look: the segment is a 0600 file owned by the program's user. The CLI checks the
-// owner before opening it, so that root's `gonet` works on anyone's program and anybody else's
-// is refused with a message saying why, rather than with a bare EACCES.
-//
-// Stale segments: a program killed by a signal, or exec'd into a program without gonet, leaves
-// its file behind. The file is live only while a process with its pid maps it (/proc/PID/maps),
-// which also tells a reused pid from the original program.
+// Where the segment is and who may look: preload/segment_lookup.h (a memfd reached through
+// /proc/PID/fd, behind the kernel's ptrace access check; nothing in the file system, so nothing
+// goes stale).
 #include "preload/cli_inspect.h"
 
 #include <arpa/inet.h>
@@ -37,8 +33,10 @@
 #include <vector>
 
 #include "core/base/duration.h"
+#include "core/observe/dump.h"
 #include "core/stats/dump_area.h"
 #include "core/stats/stats_shm.h"
+#include "preload/segment_lookup.h"
 
 namespace gonet::cli {
 namespace {
@@ -68,10 +66,6 @@ int64_t MonoNs() {
   return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 }
 
-std::string SegmentPath(long pid) {
-  return std::string(core::kShmDir) + core::kShmPrefix + std::to_string(pid);
-}
-
 const char* ModeName(int mode) {
   switch (mode) {
     case 1:
@@ -97,38 +91,6 @@ std::string Seconds(int64_t ns) {
   return buf;
 }
 
-bool ProcessExists(long pid) { return kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM; }
-
-// True when process pid has path mapped: the segment is its live one.
-bool MapsSegment(long pid, const std::string& path) {
-  FILE* f = fopen(("/proc/" + std::to_string(pid) + "/maps").c_str(), "r");
-  if (f == nullptr) return false;
-  char line[4096];
-  bool found = false;
-  while (!found && fgets(line, sizeof line, f) != nullptr) {
-    std::string_view l(line);
-    while (!l.empty() && (l.back() == '\n')) l.remove_suffix(1);
-    if (l.size() >= path.size() && l.substr(l.size() - path.size()) == path) found = true;
-  }
-  fclose(f);
-  return found;
-}
-
-// Whether the segment at path was left behind: its process is gone, or a process with its pid
-// does not map it (it exec'd a program without gonet, or the pid was reused). A file whose
-// header is not complete yet belongs to a process creating it right now (created, not yet
-// mapped): never stale while that pid lives.
-bool IsStale(long pid, const std::string& path) {
-  if (!ProcessExists(pid)) return true;
-  if (MapsSegment(pid, path)) return false;
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0) return false;
-  uint64_t magic = 0;
-  bool complete = pread(fd, &magic, sizeof magic, 0) == sizeof magic && magic == core::kShmMagic;
-  close(fd);
-  return complete;
-}
-
 std::string UserName(uid_t uid) {
   passwd* pw = getpwuid(uid);
   return pw != nullptr ? std::string(pw->pw_name) : "uid " + std::to_string(uid);
@@ -136,7 +98,8 @@ std::string UserName(uid_t uid) {
 
 // A mapped, validated segment.
 struct Segment {
-  std::string path;
+  std::string path;  // the /proc path it was opened through
+  uint64_t inode = 0;
   int fd = -1;
   void* mem = nullptr;
   size_t size = 0;
@@ -159,44 +122,48 @@ struct Segment {
   }
 };
 
-// Opens pid's segment, refusing another user's program and removing a stale file. Returns 0, or
-// the exit status after printing why not.
+// Opens pid's segment (segment_lookup.h), refusing another user's program with a message saying
+// why. Returns 0, or the exit status after printing why not.
 int OpenSegment(const char* cmd, long pid, bool writable, Segment* seg) {
-  seg->path = SegmentPath(pid);
-  struct stat st;
-  if (lstat(seg->path.c_str(), &st) != 0) {
-    if (!ProcessExists(pid)) {
-      fprintf(stderr, "gonet %s: no process %ld\n", cmd, pid);
-    } else {
+  SegmentHandle found;
+  SegmentLookup l = OpenProcessSegment(pid, writable, &found);
+  switch (l.error) {
+    case LookupError::kNone:
+      break;
+    case LookupError::kNoProcess:
+      fprintf(stderr, "gonet %s: no process %ld (or it has exited)\n", cmd, pid);
+      return kExitFailed;
+    case LookupError::kNotGonet:
       fprintf(stderr,
-              "gonet %s: process %ld does not run under gonet (no %s; a program started with "
-              "`gonet run` publishes its counters there)\n",
-              cmd, pid, seg->path.c_str());
-    }
-    return kExitFailed;
+              "gonet %s: process %ld does not run under gonet (it maps no %s; a program started "
+              "with `gonet run` publishes its counters there)\n",
+              cmd, pid, core::kSegmentLink);
+      return kExitFailed;
+    case LookupError::kDenied:
+      fprintf(stderr,
+              "gonet %s: process %ld belongs to %s; only its own user or root may inspect it "
+              "(you are %s; /proc/%ld: %s)\n",
+              cmd, pid, UserName(l.owner).c_str(), UserName(getuid()).c_str(), pid,
+              strerror(l.err));
+      return kExitFailed;
+    case LookupError::kUnreachable:
+      fprintf(stderr,
+              "gonet %s: process %ld runs under gonet but closed gonet's fd behind its back (a raw "
+              "close syscall); only root can still reach its segment, through "
+              "/proc/%ld/map_files\n",
+              cmd, pid, pid);
+      return kExitFailed;
+    case LookupError::kOpenFailed:
+      fprintf(stderr, "gonet %s: cannot open process %ld's segment: %s\n", cmd, pid,
+              strerror(l.err));
+      return kExitFailed;
   }
-  if (!S_ISREG(st.st_mode)) {
-    fprintf(stderr, "gonet %s: %s is not a gonet segment\n", cmd, seg->path.c_str());
-    return kExitFailed;
-  }
-  if (st.st_uid != getuid() && geteuid() != 0) {
-    fprintf(stderr,
-            "gonet %s: process %ld belongs to %s; only its own user or root may inspect it "
-            "(you are %s)\n",
-            cmd, pid, UserName(st.st_uid).c_str(), UserName(getuid()).c_str());
-    return kExitFailed;
-  }
-  if (IsStale(pid, seg->path)) {
-    bool removed = unlink(seg->path.c_str()) == 0;
-    fprintf(
-        stderr, "gonet %s: %s is stale: process %ld %s%s\n", cmd, seg->path.c_str(), pid,
-        ProcessExists(pid) ? "does not use it (its pid was reused, or it exec'd)" : "has exited",
-        removed ? "; removed it" : "");
-    return kExitFailed;
-  }
-  seg->fd = open(seg->path.c_str(), (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NOFOLLOW);
-  if (seg->fd < 0 || fstat(seg->fd, &st) != 0) {
-    fprintf(stderr, "gonet %s: cannot open %s: %s\n", cmd, seg->path.c_str(), strerror(errno));
+  seg->fd = found.fd;
+  seg->inode = found.inode;
+  seg->path = found.via;
+  struct stat st;
+  if (fstat(seg->fd, &st) != 0) {
+    fprintf(stderr, "gonet %s: cannot stat %s: %s\n", cmd, seg->path.c_str(), strerror(errno));
     return kExitFailed;
   }
   seg->size = static_cast<size_t>(st.st_size);
@@ -256,38 +223,19 @@ void PrintStatsJson(const Segment& seg) {
   fflush(stdout);
 }
 
-// `gonet stats` alone: the caller's gonet processes (root: everyone's), and a sweep of the stale
-// segments that programs killed by a signal left behind.
+// `gonet stats` alone: the caller's gonet processes (root: everyone's), found in /proc. Nothing
+// to sweep: a segment goes with its process.
 int ListCommand() {
-  DIR* d = opendir(core::kShmDir);
-  if (d == nullptr) {
-    fprintf(stderr, "gonet stats: cannot read %s: %s\n", core::kShmDir, strerror(errno));
-    return kExitFailed;
-  }
   struct Live {
     long pid;
     std::string mode, uptime, comm;
   };
   std::vector<Live> live;
-  std::vector<long> removed;
-  size_t prefix = strlen(core::kShmPrefix);
-  while (dirent* e = readdir(d)) {
-    long pid = 0;
-    if (strncmp(e->d_name, core::kShmPrefix, prefix) != 0 || !ParsePid(e->d_name + prefix, &pid)) {
-      continue;
-    }
-    std::string path = SegmentPath(pid);
-    struct stat st;
-    if (lstat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
-    if (st.st_uid != getuid() && geteuid() != 0) continue;
-    if (IsStale(pid, path)) {
-      if (unlink(path.c_str()) == 0) removed.push_back(pid);
-      continue;
-    }
+  for (long pid : GonetProcesses()) {
     Live l{pid, "?", "?", ""};
-    int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd >= 0) {
-      void* mem = mmap(nullptr, sizeof(ShmHeader), PROT_READ, MAP_SHARED, fd, 0);
+    SegmentHandle found;
+    if (OpenProcessSegment(pid, /*writable=*/false, &found).error == LookupError::kNone) {
+      void* mem = mmap(nullptr, sizeof(ShmHeader), PROT_READ, MAP_SHARED, found.fd, 0);
       if (mem != MAP_FAILED) {
         const auto* h = static_cast<const ShmHeader*>(mem);
         if (h->magic.load(std::memory_order_acquire) == core::kShmMagic) {
@@ -296,7 +244,7 @@ int ListCommand() {
         }
         munmap(mem, sizeof(ShmHeader));
       }
-      close(fd);
+      close(found.fd);
     }
     FILE* f = fopen(("/proc/" + std::to_string(pid) + "/comm").c_str(), "r");
     if (f != nullptr) {
@@ -307,18 +255,9 @@ int ListCommand() {
     }
     live.push_back(l);
   }
-  closedir(d);
-  std::sort(live.begin(), live.end(), [](const Live& a, const Live& b) { return a.pid < b.pid; });
   printf("%-8s %-12s %-12s %s\n", "PID", "MODE", "UPTIME", "COMMAND");
   for (const Live& l : live) {
     printf("%-8ld %-12s %-12s %s\n", l.pid, l.mode.c_str(), l.uptime.c_str(), l.comm.c_str());
-  }
-  if (!removed.empty()) {
-    std::sort(removed.begin(), removed.end());
-    fprintf(stderr,
-            "gonet stats: removed %zu stale segment(s) of processes that exited:", removed.size());
-    for (long pid : removed) fprintf(stderr, " %ld", pid);
-    fprintf(stderr, "\n");
   }
   return 0;
 }
@@ -327,7 +266,7 @@ const char kStatsUsage[] =
     "usage: gonet stats PID [--json] [--watch INTERVAL]\n"
     "       gonet stats\n"
     "  print the gonet counters of a running program (its own user or root only); without PID,\n"
-    "  list your programs running under gonet and remove segments that killed ones left behind\n"
+    "  list your programs running under gonet\n"
     "  --json             one JSON object: pid, mode, uptime_s, counters\n"
     "  --watch INTERVAL   print again every INTERVAL (e.g. 1s, 500ms) with deltas, until the\n"
     "                     program exits or Ctrl-C\n";
@@ -401,10 +340,9 @@ int StatsCommand(int argc, char** argv) {
                 static_cast<long>(watch_ns % 1000000000)};
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
     }
-    // The program unlinks its segment when it exits; a killed one just goes away.
-    if (!ProcessExists(pid) || !MapsSegment(pid, seg.path)) {
+    // Our own fd keeps the segment readable after the program is gone: ask /proc instead.
+    if (!MapsSegment(pid, seg.inode)) {
       fprintf(stderr, "gonet stats: process %ld exited\n", pid);
-      if (access(seg.path.c_str(), F_OK) == 0 && !ProcessExists(pid)) unlink(seg.path.c_str());
       return 0;
     }
     if (!json) printf("\n");

@@ -97,6 +97,7 @@ GONET_REAL(int, sendmmsg, (int fd, mmsghdr* v, unsigned n, int f), (fd, v, n, f)
 GONET_REAL(int, close, (int fd), (fd), syscall(SYS_close, fd))
 GONET_REAL(int, close_range, (unsigned a, unsigned b, int f), (a, b, f),
            syscall(SYS_close_range, a, b, f))
+GONET_REAL(void, closefrom, (int low), (low), syscall(SYS_close_range, low, ~0U, 0))
 GONET_REAL(int, dup, (int fd), (fd), syscall(SYS_dup, fd))
 GONET_REAL(int, dup2, (int a, int b), (a, b),
            a == b ? (syscall(SYS_fcntl, a, F_GETFD) < 0 ? -1 : b) : syscall(SYS_dup3, a, b, 0))
@@ -164,6 +165,7 @@ void ResolveAll() {
   Resolve(slot_sendmmsg, "sendmmsg");
   Resolve(slot_close, "close");
   Resolve(slot_close_range, "close_range");
+  Resolve(slot_closefrom, "closefrom");
   Resolve(slot_dup, "dup");
   Resolve(slot_dup2, "dup2");
   Resolve(slot_dup3, "dup3");

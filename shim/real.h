@@ -40,6 +40,7 @@ ssize_t sendmsg(int fd, const msghdr* msg, int flags);
 int sendmmsg(int fd, mmsghdr* vec, unsigned vlen, int flags);
 int close(int fd);
 int close_range(unsigned first, unsigned last, int flags);
+void closefrom(int lowfd);
 int dup(int fd);
 int dup2(int oldfd, int newfd);
 int dup3(int oldfd, int newfd, int flags);

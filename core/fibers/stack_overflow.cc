@@ -15,6 +15,17 @@ namespace {
 constexpr size_t kAltStackBytes = 64 * 1024;
 struct sigaction g_prev_segv;
 
+// The kernel resets an SA_RESETHAND handler's disposition when it delivers; chained through
+// OnSegv, the previous handler (gonet's crash reporter has SA_RESETHAND) must get the same, or the
+// fault, re-executed when it returns, comes back to OnSegv forever instead of killing the process
+// (issue 17: a crash in a fiber spun instead of dying).
+void ChainResetsHandler() {
+  if (!(g_prev_segv.sa_flags & SA_RESETHAND)) return;
+  struct sigaction dfl {};
+  dfl.sa_handler = SIG_DFL;
+  sigaction(SIGSEGV, &dfl, nullptr);
+}
+
 void OnSegv(int sig, siginfo_t* si, void* uc) {
   FiberTask* t = t_current;
   if (t != nullptr && t->stack().InGuard(si->si_addr)) {
@@ -24,10 +35,13 @@ void OnSegv(int sig, siginfo_t* si, void* uc) {
                      "pthread_attr_setstacksize or GONET_FIBER_STACK (e.g. GONET_FIBER_STACK=1m)\n",
                      t->id() & ~kTaskIdBit, t->stack().usable() / 1024);
     if (n > 0) sys::Call(SYS_write, 2, msg, static_cast<size_t>(n));
-  } else if (g_prev_segv.sa_flags & SA_SIGINFO) {
-    if (g_prev_segv.sa_sigaction != nullptr) return g_prev_segv.sa_sigaction(sig, si, uc);
-  } else if (g_prev_segv.sa_handler != SIG_DFL && g_prev_segv.sa_handler != SIG_IGN) {
-    return g_prev_segv.sa_handler(sig);
+  } else {
+    ChainResetsHandler();
+    if (g_prev_segv.sa_flags & SA_SIGINFO) {
+      if (g_prev_segv.sa_sigaction != nullptr) return g_prev_segv.sa_sigaction(sig, si, uc);
+    } else if (g_prev_segv.sa_handler != SIG_DFL && g_prev_segv.sa_handler != SIG_IGN) {
+      return g_prev_segv.sa_handler(sig);
+    }
   }
   // Die of the fault as the program would have: default action, and the instruction faults again
   // on return.

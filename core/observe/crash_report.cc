@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 
 #include "core/observe/backtrace.h"
 #include "core/base/signal_policy.h"
@@ -18,6 +19,8 @@ namespace {
 
 std::atomic<uintptr_t> g_text_lo{0};
 std::atomic<uintptr_t> g_text_hi{0};
+std::atomic<uintptr_t> g_libc_lo{0};  // libc's text: frames gonet may have called into
+std::atomic<uintptr_t> g_libc_hi{0};
 
 constexpr int kSignals[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT};
 constexpr int kMaxFrames = 48;
@@ -52,8 +55,19 @@ void Report(int sig, siginfo_t* info, void* uc) {
   int n = SignalBacktrace(uc, pcs, offsets, names, kNameSize, kMaxFrames);
   uintptr_t lo = g_text_lo.load(std::memory_order_relaxed);
   uintptr_t hi = g_text_hi.load(std::memory_order_relaxed);
+  // gonet's fault when the innermost frame outside libc is gonet's (a fault in memcpy or an abort
+  // called by gonet included). Not "any gonet frame on the stack": every fiber's stack ends in
+  // gonet's fiber entry, and a fault in the program's code on a fiber is the program's.
+  uintptr_t libc_lo = g_libc_lo.load(std::memory_order_relaxed);
+  uintptr_t libc_hi = g_libc_hi.load(std::memory_order_relaxed);
   bool ours = false;
-  for (int i = 0; i < n && !ours; ++i) ours = pcs[i] >= lo && pcs[i] < hi;
+  for (int i = 0; i < n; ++i) {
+    if (pcs[i] >= lo && pcs[i] < hi) {
+      ours = true;
+      break;
+    }
+    if (pcs[i] < libc_lo || pcs[i] >= libc_hi) break;
+  }
   if (!ours) return;
   char line[256];
   int len = snprintf(line, sizeof line,
@@ -94,6 +108,13 @@ void InstallCrashReporter() {
   if (r.hi == 0) return;
   g_text_lo.store(r.lo, std::memory_order_relaxed);
   g_text_hi.store(r.hi, std::memory_order_relaxed);
+  Dl_info libc{};
+  if (dladdr(reinterpret_cast<void*>(&abort), &libc) != 0) {
+    Range lr{reinterpret_cast<uintptr_t>(libc.dli_fbase)};
+    dl_iterate_phdr(FindText, &lr);
+    g_libc_lo.store(lr.lo, std::memory_order_relaxed);
+    g_libc_hi.store(lr.hi, std::memory_order_relaxed);
+  }
   for (int sig : kSignals) {
     struct sigaction old {};
     if (sigaction(sig, nullptr, &old) != 0) continue;

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include <cstring>
@@ -11,17 +12,30 @@
 #include "core/stats/dump_area.h"
 #include "core/stats/stats.h"
 
+#ifndef MFD_CLOEXEC
+#define MFD_CLOEXEC 0x0001U
+#endif
+#ifndef MFD_ALLOW_SEALING
+#define MFD_ALLOW_SEALING 0x0002U
+#endif
+#ifndef MFD_NOEXEC_SEAL
+#define MFD_NOEXEC_SEAL 0x0008U  // Linux 6.3: not executable, sealing allowed
+#endif
+
 namespace gonet::core {
+namespace internal {
+std::atomic<int> g_segment_fd{-1};
+}  // namespace internal
+
 namespace {
 
+using internal::g_segment_fd;
+
 // Written by Init and by the fork child, each while only one thread can see them (the constructor
-// runs before main; the fork child has one thread), read by the atexit handler and the dump
-// handler. Plain globals are enough for that.
+// runs before main; the fork child has one thread), read by the dump handler. Plain globals are
+// enough for that. g_segment_fd is atomic because every close/dup hook reads it.
 ShmHeader* g_header = nullptr;
-size_t g_size = 0;
-char g_path[64] = {};
-int g_owner_pid = 0;  // the pid whose file g_path is: a forked child must not unlink it
-bool g_atexit_registered = false;
+std::atomic<bool> g_moving{false};  // MoveStatsSegmentFd in progress
 
 constexpr uint32_t kCounterCount = 0
 #define GONET_COUNT_COUNTER(name, help) +1
@@ -57,32 +71,64 @@ void CopyCounters(const Counters& from, Counters* to) {
 #undef GONET_COPY_COUNTER
 }
 
-// Opens a new segment file at path. A file already there belongs to a dead process with this pid
-// (pids are unique among live processes), so it is replaced, once.
-int CreateFile(const char* path) {
-  for (int attempt = 0; attempt < 2; ++attempt) {
-    long fd = sys::Call(SYS_openat, AT_FDCWD, path,
-                        O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+// A copy of src at a number out of the program's way (stats_shm.h, "The fd"), close-on-exec, or
+// -1. The soft limit is raised only for the one F_DUPFD that needs it: another thread could see
+// it raised in that window (getrlimit, or one more fd at the very edge of the limit); Init and
+// the fork child have no other thread, and MoveStatsSegmentFd is a program's dup2 onto our number.
+int PlaceOutOfTheWay(int src) {
+  rlimit lim;
+  if (sys::Call(SYS_prlimit64, 0, RLIMIT_NOFILE, nullptr, &lim) != 0) return -1;
+  if (lim.rlim_cur > static_cast<rlim_t>(kSegmentFdCap)) {
+    long fd = sys::Call(SYS_fcntl, src, F_DUPFD_CLOEXEC, kSegmentFdCap);
+    return fd >= 0 ? static_cast<int>(fd) : -1;
+  }
+  int limit = static_cast<int>(lim.rlim_cur);
+  if (lim.rlim_cur < lim.rlim_max) {
+    rlimit raised = {lim.rlim_cur + 1, lim.rlim_max};
+    if (sys::Call(SYS_prlimit64, 0, RLIMIT_NOFILE, &raised, nullptr) == 0) {
+      long fd = sys::Call(SYS_fcntl, src, F_DUPFD_CLOEXEC, limit);  // limit itself, or EMFILE
+      sys::Call(SYS_prlimit64, 0, RLIMIT_NOFILE, &lim, nullptr);
+      if (fd >= 0) return static_cast<int>(fd);
+    }
+  }
+  // The highest free number below the limit: F_DUPFD gives the lowest free one from its base.
+  for (int base = limit - 1; base > 2 && base >= limit - 64; --base) {
+    long fd = sys::Call(SYS_fcntl, src, F_DUPFD_CLOEXEC, base);
     if (fd >= 0) return static_cast<int>(fd);
-    if (fd != -EEXIST) return -1;
-    sys::Call(SYS_unlink, path);
   }
   return -1;
 }
 
-// Builds a segment for this process holding a copy of `from`. Async-signal-safe (fork child).
-ShmHeader* Build(const char* path, int pid, int mode, uint32_t flags, const Counters& from) {
-  int fd = CreateFile(path);
-  if (fd < 0) return nullptr;
-  void* mem = MAP_FAILED;
-  if (sys::Call(SYS_ftruncate, fd, kTotalSize) == 0) {
-    mem = mmap(nullptr, kTotalSize, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+// A new memfd of kTotalSize bytes, sealed against resizing, or -1. Async-signal-safe.
+int CreateMemfd() {
+  long fd = sys::Call(SYS_memfd_create, kSegmentName, MFD_CLOEXEC | MFD_NOEXEC_SEAL);
+  if (fd == -EINVAL) {  // before Linux 6.3
+    fd = sys::Call(SYS_memfd_create, kSegmentName, MFD_CLOEXEC | MFD_ALLOW_SEALING);
   }
-  sys::Call(SYS_close, fd);
+  if (fd < 0) return -1;
+  if (sys::Call(SYS_ftruncate, fd, kTotalSize) != 0) {
+    sys::Call(SYS_close, fd);
+    return -1;
+  }
+  // A reader opens the segment read-write (gonet dump writes its requests): without the seals it
+  // could also shrink it, and the program's next counter update would die of SIGBUS.
+  sys::Call(SYS_fcntl, fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL);
+  return static_cast<int>(fd);
+}
+
+// Builds a segment for this process holding a copy of `from`, its fd placed out of the program's
+// way (*fd_out, or -1 if no number could be had). Async-signal-safe (fork child).
+ShmHeader* Build(int pid, int mode, uint32_t flags, const Counters& from, int* fd_out) {
+  int fd = CreateMemfd();
+  if (fd < 0) return nullptr;
+  void* mem = mmap(nullptr, kTotalSize, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   if (mem == MAP_FAILED) {
-    sys::Call(SYS_unlink, path);
+    sys::Call(SYS_close, fd);
     return nullptr;
   }
+  // memfd_create gave the lowest free number, which is the program's: move off it at once.
+  *fd_out = PlaceOutOfTheWay(fd);
+  sys::Call(SYS_close, fd);
   // ftruncate gave zeroed pages: only the non-zero fields are written (and only the pages
   // written are allocated; the dump area stays unbacked until a dump).
   auto* h = new (mem) ShmHeader();
@@ -113,77 +159,64 @@ ShmHeader* Build(const char* path, int pid, int mode, uint32_t flags, const Coun
   return h;
 }
 
-void RemoveAtExit() { RemoveStatsSegment(); }
-
 }  // namespace
-
-void FormatShmPath(int pid, char* out, size_t cap) {
-  // No snprintf: the fork child may only use async-signal-safe functions.
-  char digits[16];
-  int n = 0;
-  unsigned v = static_cast<unsigned>(pid);
-  do {
-    digits[n++] = static_cast<char>('0' + v % 10);
-    v /= 10;
-  } while (v != 0 && n < 16);
-  size_t len = 0;
-  auto put = [&](char c) {
-    if (len + 1 < cap) out[len++] = c;
-  };
-  for (const char* p = kShmDir; *p; ++p) put(*p);
-  for (const char* p = kShmPrefix; *p; ++p) put(*p);
-  while (n > 0) put(digits[--n]);
-  if (cap > 0) out[len] = '\0';
-}
 
 bool CreateStatsSegment(int mode, uint32_t flags) {
   int pid = static_cast<int>(sys::Call(SYS_getpid));
-  char path[sizeof g_path];
-  FormatShmPath(pid, path, sizeof path);
-  ShmHeader* h = Build(path, pid, mode, flags, Stats());
+  int fd = -1;
+  ShmHeader* h = Build(pid, mode, flags, Stats(), &fd);
   if (h == nullptr) return false;
-  memcpy(g_path, path, sizeof path);
-  g_owner_pid = pid;
   g_header = h;
-  g_size = kTotalSize;
+  g_segment_fd.store(fd, std::memory_order_relaxed);
   SetStatsBlock(CountersOf(h));
-  if (!g_atexit_registered) {
-    g_atexit_registered = true;
-    atexit(RemoveAtExit);
-  }
   return true;
 }
 
 void StatsSegmentAfterForkChild() {
   ShmHeader* parent = g_header;
   if (parent == nullptr) return;  // never had one: the static block was copied by fork itself
+  // The inherited fd is the parent's segment: give its number back first, so that the child's
+  // own segment takes the same one.
+  int inherited_fd = g_segment_fd.load(std::memory_order_relaxed);
+  if (inherited_fd >= 0) sys::Call(SYS_close, inherited_fd);
+  g_segment_fd.store(-1, std::memory_order_relaxed);
   int pid = static_cast<int>(sys::Call(SYS_getpid));
-  char path[sizeof g_path];
-  FormatShmPath(pid, path, sizeof path);
   const Counters& inherited = *CountersOf(parent);
-  ShmHeader* h = Build(path, pid, parent->mode, parent->flags, inherited);
+  int fd = -1;
+  ShmHeader* h = Build(pid, parent->mode, parent->flags, inherited, &fd);
   if (h != nullptr) {
-    memcpy(g_path, path, sizeof path);
-    g_owner_pid = pid;
     g_header = h;
+    g_segment_fd.store(fd, std::memory_order_relaxed);
     SetStatsBlock(CountersOf(h));
   } else {
     // Never keep counting into the parent's segment: back to the static block, with the counts.
     SetStatsBlock(nullptr);
     CopyCounters(inherited, &Stats());
     g_header = nullptr;
-    g_path[0] = '\0';
-    g_owner_pid = 0;
   }
-  munmap(parent, g_size);
+  munmap(parent, kTotalSize);
 }
 
-void RemoveStatsSegment() {
-  if (g_path[0] == '\0' || g_owner_pid != static_cast<int>(sys::Call(SYS_getpid))) return;
-  sys::Call(SYS_unlink, g_path);
-  g_path[0] = '\0';
+void DropStatsSegmentForTest() {
+  if (g_header == nullptr) return;
+  SetStatsBlock(nullptr);
+  int fd = g_segment_fd.exchange(-1, std::memory_order_relaxed);
+  if (fd >= 0) sys::Call(SYS_close, fd);
+  munmap(g_header, kTotalSize);
+  g_header = nullptr;
 }
 
 ShmHeader* StatsSegment() { return g_header; }
+
+void MoveStatsSegmentFd(int fd) {
+  while (g_moving.exchange(true, std::memory_order_acquire)) sys::Call(SYS_sched_yield);
+  if (g_segment_fd.load(std::memory_order_relaxed) == fd) {
+    int moved = PlaceOutOfTheWay(fd);
+    if (moved == fd) moved = -1;  // cannot happen (fd is taken), but never close what we keep
+    g_segment_fd.store(moved, std::memory_order_relaxed);
+    sys::Call(SYS_close, fd);
+  }
+  g_moving.store(false, std::memory_order_release);
+}
 
 }  // namespace gonet::core

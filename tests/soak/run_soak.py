@@ -19,6 +19,7 @@ connects). When the load stops the cell checks, and fails on any violation:
   exit       SIGTERM stops the daemon with status 0
 
 Prints one table row per cell and exits non-zero if any cell failed. Environment:
+The real Debian servers (redis-server, python3 -m http.server) follow, in real_servers.py.
 SOAK_SECONDS (per cell, default 15), SOAK_CONNS (client threads, default 64), SOAK_CELLS
 (comma-separated filters like "echo_threads/threads,prefork", default all), SOAK_SEED.
 """
@@ -29,6 +30,8 @@ import signal
 import subprocess
 import sys
 import time
+
+import real_servers  # noqa: E402 (same directory)
 
 SERVER_FAULT = "read:ECONNRESET:p=0.001;write:delay=1ms:p=0.01;accept:ECONNABORTED:p=0.01"
 CLIENT_FAULT = "connect:ECONNREFUSED:p=0.01"
@@ -356,6 +359,8 @@ def main():
             print(f"    {v}", flush=True)
         failed += not ok
     print(f"soak: {len(cells) - failed} cells ok, {failed} failed")
+    # The real Debian servers (issue 17): tests/soak/real_servers.py.
+    failed += real_servers.run_all(build, seconds, seed, filters)
     return 1 if failed else 0
 
 
