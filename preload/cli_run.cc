@@ -13,8 +13,8 @@
 #include <vector>
 
 #include "core/base/duration.h"
-#include "core/launch/launch_check.h"
 #include "core/faults/fault_spec.h"
+#include "core/launch/launch_check.h"
 #include "preload/cli_preload.h"
 
 namespace gonet::cli {

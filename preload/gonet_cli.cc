@@ -9,8 +9,9 @@
 #include <string_view>
 
 #include "preload/cli_check.h"
-#include "preload/cli_inspect.h"
+#include "preload/cli_dump.h"
 #include "preload/cli_run.h"
+#include "preload/cli_stats.h"
 
 #ifndef GONET_VERSION
 #define GONET_VERSION "unknown"
