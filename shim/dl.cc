@@ -16,15 +16,13 @@
 #include "core/base/base.h"
 #include "core/fibers/fiber_tls.h"
 #include "core/runtime/runtime.h"
+#include "shim/real.h"
 
 namespace {
 
 using DlopenFn = void* (*)(const char*, int);
 
-DlopenFn RealDlopen() {
-  static DlopenFn fn = reinterpret_cast<DlopenFn>(dlsym(RTLD_NEXT, "dlopen"));
-  return fn;
-}
+DlopenFn RealDlopen() { return gonet::real::DlopenEntry(); }
 
 }  // namespace
 

@@ -144,7 +144,14 @@ GONET_REAL(int, waitid, (idtype_t t, id_t id, siginfo_t* i, int o), (t, id, i, o
 
 #undef GONET_REAL
 
+namespace {
+std::atomic<void* (*)(const char*, int)> slot_dlopen{nullptr};
+}  // namespace
+
+void* (*DlopenEntry())(const char* file, int flags) { return Resolve(slot_dlopen, "dlopen"); }
+
 void ResolveAll() {
+  Resolve(slot_dlopen, "dlopen");
   Resolve(slot_pthread_create, "pthread_create");
   Resolve(slot_socket, "socket");
   Resolve(slot_socketpair, "socketpair");

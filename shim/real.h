@@ -68,6 +68,10 @@ int epoll_pwait2(int epfd, epoll_event* events, int maxevents, const timespec* t
 pid_t waitpid(pid_t pid, int* status, int options);
 pid_t wait4(pid_t pid, int* status, int options, rusage* usage);
 int waitid(idtype_t idtype, id_t id, siginfo_t* info, int options);
+// libc's dlopen itself, for the shim's entry that jumps to it with the program's return address
+// (shim/dl.cc) and for core's pinning of objects (fiber_tls.h); nullptr if unresolved.
+void* (*DlopenEntry())(const char* file, int flags);
+
 // libc's pthread_create: gonet's own threads are OS threads in every mode (core/base/os_thread.h).
 int pthread_create(pthread_t* thread, const pthread_attr_t* attr, void* (*start)(void*), void* arg);
 

@@ -26,6 +26,8 @@ extern "C" void* __tls_get_addr(GonetTlsIndex* index);
 namespace gonet::core::fiber_tls {
 namespace {
 
+std::atomic<DlopenFn> g_real_dlopen{nullptr};  // libc's (SetRealDlopen)
+
 constexpr uint32_t kMaxBlocks = 64;    // spans at start-up plus dlopen'ed objects
 constexpr uint32_t kMaxObjects = 128;  // objects with PT_TLS that PerFiber knows about
 
@@ -383,8 +385,7 @@ void ScanLoads(bool follow) {
     bool app = ClassifyTlsObject(e.object) == TlsOwner::kApplication;
     if (app && follow && !g_shared) {
       // Never unloaded while gonet copies its TLS on every switch (header).
-      static void* (*real_dlopen)(const char*, int) =
-          reinterpret_cast<void* (*)(const char*, int)>(dlsym(RTLD_NEXT, "dlopen"));
+      DlopenFn real_dlopen = g_real_dlopen.load(std::memory_order_acquire);
       if (real_dlopen == nullptr ||
           real_dlopen(e.path, RTLD_LAZY | RTLD_NOLOAD | RTLD_NODELETE) == nullptr) {
         app = false;
@@ -418,6 +419,8 @@ void ScanLoads(bool follow) {
 }  // namespace
 
 void FollowDlopen() { ScanLoads(true); }
+
+void SetRealDlopen(DlopenFn dlopen) { g_real_dlopen.store(dlopen, std::memory_order_release); }
 void NoticeUnfollowedLoads() { ScanLoads(false); }
 
 }  // namespace gonet::core::fiber_tls

@@ -88,6 +88,11 @@ void* AtThreadOffset(intptr_t offset);
 
 // dlopen(path) from a fiber returned handle: adopt the new objects with TLS (pin, add blocks).
 void FollowDlopen();
+// libc's dlopen, registered by the shim at load (shim/real.h): pinning an adopted object
+// (RTLD_NOLOAD | RTLD_NODELETE) must not go through gonet's own dlopen entry. Until it is set,
+// objects cannot be pinned and stay shared (named on stderr).
+using DlopenFn = void* (*)(const char* file, int flags);
+void SetRealDlopen(DlopenFn dlopen);
 // pthread_create: look for objects loaded behind the hook (dlopen of a bare name) and name them
 // on stderr, once each. Cheap when nothing was loaded (one dl_iterate_phdr callback).
 void NoticeUnfollowedLoads();
