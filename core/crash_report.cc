@@ -3,6 +3,7 @@
 #include <dlfcn.h>
 #include <link.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <atomic>
@@ -10,6 +11,7 @@
 #include <cstdio>
 
 #include "core/backtrace.h"
+#include "core/fiber_scheduler.h"
 #include "core/signal_policy.h"
 #include "core/sys.h"
 
@@ -18,6 +20,8 @@ namespace {
 
 std::atomic<uintptr_t> g_text_lo{0};
 std::atomic<uintptr_t> g_text_hi{0};
+std::atomic<uintptr_t> g_libc_lo{0};  // libc's text: abort, raise and the signal trampoline
+std::atomic<uintptr_t> g_libc_hi{0};
 
 constexpr int kSignals[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT};
 constexpr int kMaxFrames = 48;
@@ -52,10 +56,25 @@ void Report(int sig, siginfo_t* info, void* uc) {
   int n = SignalBacktrace(uc, pcs, offsets, names, kNameSize, kMaxFrames);
   uintptr_t lo = g_text_lo.load(std::memory_order_relaxed);
   uintptr_t hi = g_text_hi.load(std::memory_order_relaxed);
-  bool ours = false;
-  for (int i = 0; i < n && !ours; ++i) ours = pcs[i] >= lo && pcs[i] < hi;
-  if (!ours) return;
+  uintptr_t libc_lo = g_libc_lo.load(std::memory_order_relaxed);
+  uintptr_t libc_hi = g_libc_hi.load(std::memory_order_relaxed);
+  // gonet's fault only if the innermost frame outside libc is gonet's: abort() called by the
+  // program is the program's, and a gonet frame further out (fibers mode's fiber entry at the
+  // base of every fiber's stack, an interposed call the program made) says nothing.
+  int first = 0;
+  while (first < n && pcs[first] >= libc_lo && pcs[first] < libc_hi) ++first;
+  bool ours = first < n && pcs[first] >= lo && pcs[first] < hi;
   char line[256];
+  if (!ours) {
+    if (FiberScheduler::Current() != nullptr) {
+      int len = snprintf(line, sizeof line,
+                         "gonet: fatal %s in the program, not in gonet (it ran as a fiber: gonet "
+                         "fibers mode)\n",
+                         sigabbrev_np(sig) ? sigabbrev_np(sig) : "signal");
+      if (len > 0) Write(line, static_cast<size_t>(len) < sizeof line ? len : sizeof line - 1);
+    }
+    return;
+  }
   int len = snprintf(line, sizeof line,
                      "gonet: fatal %s inside gonet (a gonet bug, please report it); fault address "
                      "%p; backtrace of the faulting thread:\n",
@@ -94,6 +113,13 @@ void InstallCrashReporter() {
   if (r.hi == 0) return;
   g_text_lo.store(r.lo, std::memory_order_relaxed);
   g_text_hi.store(r.hi, std::memory_order_relaxed);
+  Dl_info libc{};
+  if (dladdr(reinterpret_cast<void*>(&abort), &libc) != 0) {
+    Range c{reinterpret_cast<uintptr_t>(libc.dli_fbase)};
+    dl_iterate_phdr(FindText, &c);
+    g_libc_lo.store(c.lo, std::memory_order_relaxed);
+    g_libc_hi.store(c.hi, std::memory_order_relaxed);
+  }
   for (int sig : kSignals) {
     struct sigaction old {};
     if (sigaction(sig, nullptr, &old) != 0) continue;

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "core/base.h"
+#include "core/base/thread_signals.h"
 #include "core/fiber_sync.h"
 #include "core/netpoller.h"
 #include "core/runtime.h"
@@ -47,6 +48,7 @@ struct FiberWorker {
   // places new fibers elsewhere, and the sysmon hands the worker to another machine.
   std::atomic<int64_t> running_since_ns{0};
   std::atomic<uint64_t> status{kInSched};
+  std::atomic<int> machine_tid{0};  // the OS thread running it (pthread_getcpuclockid)
 
   void Push(FiberTask* t) {
     SpinGuard g(mu);
@@ -197,6 +199,9 @@ struct Machine {
 
 Spinlock g_spare_mu;
 Machine* g_spares GONET_GUARDED_BY(g_spare_mu) = nullptr;
+// The signal mask of every machine: that of the program thread that started the workers, with
+// the synchronous faults unblocked (StartWorkers).
+sigset_t g_machine_mask;
 std::atomic<int> g_machines{0};
 // Sysmon: 0 ticking, 1 asleep until a fiber runs (futex word), 2 not started.
 std::atomic<uint32_t> g_sysmon_asleep{2};
@@ -383,6 +388,7 @@ bool FiberWorker::Run(FiberTask* t) {
       FutexWake(&g_sysmon_asleep);
     }
   }
+  SwitchAltStack(t->thread_state_);
   bool finished = t->fiber_.Resume();
   t_current = nullptr;
   uint64_t in_fiber = (gen << 2) | kInFiber;
@@ -427,9 +433,16 @@ void OnSegv(int sig, siginfo_t* si, void* uc) {
                      "pthread_attr_setstacksize or GONET_FIBER_STACK (e.g. GONET_FIBER_STACK=1m)\n",
                      t->id() & ~kTaskIdBit, t->stack().usable() / 1024);
     if (n > 0) sys::Call(SYS_write, 2, msg, static_cast<size_t>(n));
-  } else if (g_prev_segv.sa_flags & SA_SIGINFO) {
-    if (g_prev_segv.sa_sigaction != nullptr) return g_prev_segv.sa_sigaction(sig, si, uc);
-  } else if (g_prev_segv.sa_handler != SIG_DFL && g_prev_segv.sa_handler != SIG_IGN) {
+  } else if ((g_prev_segv.sa_flags & SA_SIGINFO) ||
+             (g_prev_segv.sa_handler != SIG_DFL && g_prev_segv.sa_handler != SIG_IGN)) {
+    // The kernel would have reset a one-shot handler (the crash reporter's) before running it;
+    // without that, a handler that returns would see the re-executed fault here again, forever.
+    if (g_prev_segv.sa_flags & SA_RESETHAND) {
+      struct sigaction dfl {};
+      dfl.sa_handler = SIG_DFL;
+      sigaction(SIGSEGV, &dfl, nullptr);
+    }
+    if (g_prev_segv.sa_flags & SA_SIGINFO) return g_prev_segv.sa_sigaction(sig, si, uc);
     return g_prev_segv.sa_handler(sig);
   }
   // Die of the fault as the program would have: default action, and the instruction faults again
@@ -468,6 +481,7 @@ bool StealFresh(FiberWorker* w) {
 // Runs worker w on this machine until the sysmon hands it to another one.
 void RunWorker(FiberWorker* w) {
   t_worker = w;
+  w->machine_tid.store(static_cast<int>(sys::Call(SYS_gettid)), std::memory_order_relaxed);
   // Ours now: a handed-off worker still says kHandedOff, and its last fiber's start time.
   uint64_t gen = (w->status.load(std::memory_order_relaxed) >> 2) + 1;
   w->status.store((gen << 2) | FiberWorker::kInSched, std::memory_order_seq_cst);
@@ -505,6 +519,7 @@ void* WorkerMain(void* arg) {
     ss.ss_sp = alt;
     ss.ss_size = kAltStackBytes;
     sigaltstack(&ss, nullptr);
+    NoteMachineAltStack(alt, kAltStackBytes);
   }
   pthread_setname_np(pthread_self(), "gonet-worker");
   for (;;) {
@@ -540,15 +555,21 @@ Machine* StartMachine(FiberWorker* w) {
   }
   auto* m = new (std::nothrow) Machine;
   pthread_t thread;
-  if (m != nullptr) {
+  pthread_attr_t attr;
+  if (m != nullptr && pthread_attr_init(&attr) == 0) {
     m->worker = w;
     m->given.store(w != nullptr ? 1 : 0, std::memory_order_relaxed);  // published by the create
-    if (RealPthreadCreate()(&thread, nullptr, &WorkerMain, m) == 0) {
+    // Every machine has the same mask, whoever creates it (the sysmon blocks the program's
+    // signals): the program's fibers run on any of them (base/thread_signals.h).
+    pthread_attr_setsigmask_np(&attr, &g_machine_mask);
+    int r = RealPthreadCreate()(&thread, &attr, &WorkerMain, m);
+    pthread_attr_destroy(&attr);
+    if (r == 0) {
       pthread_detach(thread);
       return m;
     }
-    delete m;
   }
+  delete m;
   g_machines.fetch_sub(1, std::memory_order_relaxed);
   return nullptr;
 }
@@ -601,9 +622,7 @@ bool Retake(int64_t now) {
 
 void* SysmonMain(void*) {
   SanitizerThreadStart();
-  sigset_t all;
-  sigfillset(&all);
-  pthread_sigmask(SIG_BLOCK, &all, nullptr);  // program signals go to the program's threads
+  ApplyHelperThreadMask();  // program signals go to the program's threads; faults reach it
   pthread_setname_np(pthread_self(), "gonet-sysmon");
   int quiet_ticks = 0;
   for (;;) {
@@ -899,6 +918,8 @@ bool FiberScheduler::StartWorkers(int n) {
   }
   g_workers = workers;
   g_last_poll_ns.store(CoarseNanotime(), std::memory_order_relaxed);
+  pthread_sigmask(SIG_SETMASK, nullptr, &g_machine_mask);
+  UnblockSyncFaults(&g_machine_mask);
   // Open the netpoller before any worker can poll: Netpoller::Break before the epoll instance
   // exists marks a break pending without writing the eventfd, and then dedups every later Break,
   // so a worker that then blocks in Poll(-1) would never see the work queued for it. Poll(0)
@@ -978,6 +999,7 @@ int FiberScheduler::Spawn(size_t stack_bytes, void* (*start)(void*), void* arg, 
     t->detached_ = detached;
     t->joiner_ = nullptr;
   }
+  t->thread_state_.InheritFrom(t_current != nullptr ? &t_current->thread_state_ : nullptr);
   t->home_ = PlaceNewFiber();
   if (!t->fiber_.Start(stack_bytes, &FiberTask::Entry, t)) {
     FiberWorker::Recycle(t);
@@ -1013,6 +1035,11 @@ bool FiberScheduler::IsTask(const void* p) {
 int FiberScheduler::workers() { return g_nworkers.load(std::memory_order_relaxed); }
 
 uint32_t FiberTask::number() const { return id_ & ~kTaskIdBit; }
+
+int FiberTask::MachineTid() const {
+  FiberWorker* w = home_;
+  return w != nullptr ? w->machine_tid.load(std::memory_order_relaxed) : 0;
+}
 
 void FiberScheduler::ForEachSuspendedTask(SuspendedTaskFn fn, void* ctx) {
   if (g_task_base == nullptr) return;

@@ -104,6 +104,7 @@
 #include <cstdint>
 
 #include "core/fiber.h"
+#include "core/fibers/fiber_thread_state.h"
 #include "core/key_kind.h"
 #include "core/parker.h"
 #include "core/spinlock.h"
@@ -125,6 +126,10 @@ class FiberTask final : public Parker {
   // otherwise ETIMEDOUT once it passes (pthread_timedjoin_np/clockjoin_np).
   int Join(void** retval, int64_t deadline_ns = 0);
   int Detach();
+  bool detached() {
+    SpinGuard g(join_mu_);
+    return detached_;
+  }
   // pthread_exit in a fiber: unwinds the fiber's stack (running destructors) to its start.
   [[noreturn]] void Exit(void* retval);
 
@@ -139,6 +144,10 @@ class FiberTask final : public Parker {
   // True while the task is parked (not queued, not running): what gonet dump calls "waiting".
   bool parked() const { return (state_.load(std::memory_order_acquire) & kStMask) == kParked; }
   const FiberStack& stack() const { return fiber_.stack(); }
+  // The thread attributes kept per fiber (fibers/fiber_thread_state.h).
+  FiberThreadState& thread_state() { return thread_state_; }
+  // The kernel tid of the OS thread that runs (or last ran) this fiber's worker, or 0.
+  int MachineTid() const;
 
  private:
   friend class FiberScheduler;
@@ -151,6 +160,7 @@ class FiberTask final : public Parker {
   void RunKeyDestructors();  // program keys only (key_kind.h)
 
   Fiber fiber_;
+  FiberThreadState thread_state_;
   std::atomic<uint64_t> state_{kRun};
   // Dump pinning (ForEachSuspendedTask), a Dekker pair: the worker stores on_cpu_ before it
   // looks at pinned_, the dumper stores pinned_ before it looks at on_cpu_; so either the worker

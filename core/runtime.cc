@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "core/base/thread_signals.h"
 #include "core/config.h"
 #include "core/crash_report.h"
 #include "core/faults.h"
@@ -34,10 +35,9 @@ std::atomic<int> g_driver_state{0};  // 0 none, 1 starting, 2 running
 
 void* DriverMain(void*) {
   SanitizerThreadStart();  // made with libc's pthread_create (sanitizer_thread_start.h)
-  // The driver must not take the program's signals: they belong to the program's own threads.
-  sigset_t all;
-  sigfillset(&all);
-  pthread_sigmask(SIG_BLOCK, &all, nullptr);
+  // The driver must not take the program's signals: they belong to the program's own threads
+  // (but a fault in it must still be delivered: base/thread_signals.h).
+  ApplyHelperThreadMask();
   pthread_setname_np(pthread_self(), "gonet-netpoll");
   for (;;) Netpoller::Get().Poll(-1);
   return nullptr;

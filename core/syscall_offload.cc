@@ -11,6 +11,7 @@
 #include <new>
 
 #include "core/base.h"
+#include "core/base/thread_signals.h"
 #include "core/parker.h"
 #include "core/sanitizer_thread_start.h"
 #include "core/spinlock.h"
@@ -145,7 +146,7 @@ bool StartHelper(Helper* h) {
   pthread_attr_t attr;
   if (pthread_attr_init(&attr) != 0) return false;
   sigset_t all;
-  sigfillset(&all);
+  HelperThreadMask(&all);  // the program's signals, not its faults (base/thread_signals.h)
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
   pthread_attr_setstacksize(&attr, kHelperStackBytes);
   // glibc leaves its internal signals (cancellation, setxid) unblocked, as it must.

@@ -2,7 +2,10 @@
 // keeps the program's own view of SIGURG, which threads mode uses to wake blocked calls
 // (core/kernel_wait.h).
 #include <signal.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
+#include "core/fiber_scheduler.h"
 #include "core/kernel_wait.h"
 #include "core/signal_policy.h"
 #include "shim/abi.h"
@@ -39,4 +42,13 @@ GONET_HOOK sighandler_t signal(int sig, sighandler_t handler) {
     if (real::sigaction(sig, nullptr, &now) == 0) core::NoteSigaction(sig, &now);
   }
   return prev;
+}
+
+// A fiber's alternate signal stack is the fiber's, installed on whichever worker runs it
+// (core/fibers/fiber_thread_state.h).
+GONET_HOOK int sigaltstack(const stack_t* ss, stack_t* old) {
+  if (core::FiberTask* t = core::FiberScheduler::Current()) {
+    return core::FiberSigaltstack(t->thread_state(), ss, old);
+  }
+  return static_cast<int>(syscall(SYS_sigaltstack, ss, old));  // what glibc's wrapper does
 }

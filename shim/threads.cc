@@ -152,12 +152,80 @@ GONET_HOOK int pthread_getattr_np(pthread_t thread, pthread_attr_t* attr) {
   const core::FiberStack& s = t->stack();
   int r = pthread_attr_init(attr);
   if (r != 0) return r;
+  // And what glibc reads from the thread: detach state, scheduling, (affinity is left unset,
+  // as glibc leaves it when the thread has the default).
+  if (t->detached()) pthread_attr_setdetachstate(attr, PTHREAD_CREATE_DETACHED);
+  int policy = 0;
+  sched_param param{};
+  core::FiberGetSchedParam(t->thread_state(), &policy, &param);
+  pthread_attr_setschedpolicy(attr, policy);
+  pthread_attr_setschedparam(attr, &param);
   return pthread_attr_setstack(attr, static_cast<char*>(s.top()) - s.usable(), s.usable());
 }
 
+// --- calls that take a fiber's pthread_t (glibc 2.36's list) ---------------------------------
+// Each either answers for the fiber (the attribute is the fiber's: fibers/fiber_thread_state.h)
+// or maps the call to the OS thread that runs it; the reason is given with each. join, tryjoin,
+// timedjoin, clockjoin, detach, equal, getattr_np, exit and self are above; kill, sigqueue and
+// cancel below.
+
+// The name is the fiber's: the worker's comm is shared by every fiber it runs.
 GONET_HOOK int pthread_setname_np(pthread_t thread, const char* name) {
-  if (AsTask(thread) != nullptr) return strlen(name) < 16 ? 0 : ERANGE;  // fibers have no comm
+  if (FiberTask* t = AsTask(thread)) return core::FiberSetName(t->thread_state(), name);
+  if (thread == pthread_self()) core::ForgetOsThreadState();
   return NEXT(pthread_setname_np)(thread, name);
+}
+
+GONET_HOOK int pthread_getname_np(pthread_t thread, char* buf, size_t len) {
+  if (FiberTask* t = AsTask(thread)) return core::FiberGetName(t->thread_state(), buf, len);
+  return NEXT(pthread_getname_np)(thread, buf, len);
+}
+
+// Scheduling is the fiber's attribute: gonet's workers run every fiber alike, and changing the
+// worker's policy would change its other fibers' and gonet's own.
+GONET_HOOK int pthread_getschedparam(pthread_t thread, int* policy, sched_param* param) {
+  if (FiberTask* t = AsTask(thread)) {
+    return core::FiberGetSchedParam(t->thread_state(), policy, param);
+  }
+  return NEXT(pthread_getschedparam)(thread, policy, param);
+}
+
+GONET_HOOK int pthread_setschedparam(pthread_t thread, int policy, const sched_param* param) {
+  if (FiberTask* t = AsTask(thread)) {
+    return core::FiberSetSchedParam(t->thread_state(), policy, param);
+  }
+  if (thread == pthread_self()) core::ForgetOsThreadState();
+  return NEXT(pthread_setschedparam)(thread, policy, param);
+}
+
+GONET_HOOK int pthread_setschedprio(pthread_t thread, int prio) {
+  if (FiberTask* t = AsTask(thread)) return core::FiberSetSchedPrio(t->thread_state(), prio);
+  if (thread == pthread_self()) core::ForgetOsThreadState();
+  return NEXT(pthread_setschedprio)(thread, prio);
+}
+
+// Affinity is the fiber's attribute, for the same reason as scheduling.
+GONET_HOOK int pthread_getaffinity_np(pthread_t thread, size_t bytes, cpu_set_t* set) {
+  if (FiberTask* t = AsTask(thread)) return core::FiberGetAffinity(t->thread_state(), bytes, set);
+  return NEXT(pthread_getaffinity_np)(thread, bytes, set);
+}
+
+GONET_HOOK int pthread_setaffinity_np(pthread_t thread, size_t bytes, const cpu_set_t* set) {
+  if (FiberTask* t = AsTask(thread)) return core::FiberSetAffinity(t->thread_state(), bytes, set);
+  return NEXT(pthread_setaffinity_np)(thread, bytes, set);
+}
+
+// Mapped to the OS thread that runs the fiber's worker: the kernel accounts CPU time per OS
+// thread only, so a fiber's own share cannot be told apart; that thread's clock is the nearest
+// true one (it advances while the fiber runs, and with its worker's other fibers).
+GONET_HOOK int pthread_getcpuclockid(pthread_t thread, clockid_t* clock) {
+  FiberTask* t = AsTask(thread);
+  if (t == nullptr) return NEXT(pthread_getcpuclockid)(thread, clock);
+  int tid = t->MachineTid();
+  if (tid == 0) return ESRCH;
+  // The kernel's per-thread CPU clock id (CPUCLOCK_SCHED | CPUCLOCK_PERTHREAD), as glibc makes it.
+  *clock = static_cast<clockid_t>((~static_cast<unsigned>(tid) << 3) | 6);
+  return 0;
 }
 
 GONET_HOOK int pthread_kill(pthread_t thread, int sig) {
