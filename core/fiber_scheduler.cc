@@ -15,6 +15,7 @@
 #include "core/base.h"
 #include "core/base/thread_signals.h"
 #include "core/fiber_sync.h"
+#include "core/fibers/fiber_signals.h"
 #include "core/netpoller.h"
 #include "core/runtime.h"
 #include "core/sanitizer_thread_start.h"
@@ -388,7 +389,8 @@ bool FiberWorker::Run(FiberTask* t) {
       FutexWake(&g_sysmon_asleep);
     }
   }
-  SwitchAltStack(t->thread_state_);
+  SwitchAltStack(t->extra_.load(std::memory_order_relaxed));
+  SwitchSignalMask(*t);
   bool finished = t->fiber_.Resume();
   t_current = nullptr;
   uint64_t in_fiber = (gen << 2) | kInFiber;
@@ -521,6 +523,7 @@ void* WorkerMain(void* arg) {
     sigaltstack(&ss, nullptr);
     NoteMachineAltStack(alt, kAltStackBytes);
   }
+  NoteMachineSignalMask(g_machine_mask);  // created with it (StartMachine)
   pthread_setname_np(pthread_self(), "gonet-worker");
   for (;;) {
     RunWorker(AwaitWorker(m));
@@ -693,6 +696,7 @@ void FiberWorker::Recycle(FiberTask* t) {
   // fibers never use thread-specific data.
   delete[] t->specific_;
   t->specific_ = nullptr;
+  delete t->extra_.exchange(nullptr, std::memory_order_acq_rel);
   SpinGuard g(g_free_mu);
   t->free_next_ = g_free;
   g_free = t;
@@ -756,7 +760,16 @@ void AtForkChild() {
 
 // --- FiberTask ---------------------------------------------------------------------------------
 
-ParkResult FiberTask::Park(int64_t deadline_ns, WaitKind) {
+// A signal for this fiber ran its handlers: the wait returns EINTR, or restarts (the caller
+// re-checks and parks again), as the kernel decides (parker.h WaitKind, fibers/fiber_signals.h).
+ParkResult FiberTask::AfterSignals(WaitKind kind) {
+  bool restart = DeliverSignals();
+  return kind == WaitKind::kAlwaysEintr || !restart ? ParkResult::kInterrupted
+                                                    : ParkResult::kUnparked;
+}
+
+ParkResult FiberTask::Park(int64_t deadline_ns, WaitKind kind) {
+  if (GONET_UNLIKELY(HasDeliverableSignal())) return AfterSignals(kind);
   uint64_t s = state_.load(std::memory_order_seq_cst);
   while ((s & kStMask) == kPermit) {
     if (state_.compare_exchange_weak(s, s & ~kStMask, std::memory_order_seq_cst)) {
@@ -779,8 +792,10 @@ ParkResult FiberTask::Park(int64_t deadline_ns, WaitKind) {
     // Not counted here: wakes_* count pollDesc waits (poll_desc.cc), which count their own
     // timeouts; a sleep or a timed mutex wait is not one of them.
     timed_out_ = false;
+    if (GONET_UNLIKELY(HasDeliverableSignal())) DeliverSignals();
     return ParkResult::kTimedOut;
   }
+  if (GONET_UNLIKELY(HasDeliverableSignal())) return AfterSignals(kind);
   return ParkResult::kUnparked;
 }
 
@@ -818,6 +833,7 @@ void FiberTask::Unpark() {
 void FiberTask::Yield() {
   action_ = Action::kYield;
   fiber_.Suspend();
+  if (GONET_UNLIKELY(HasDeliverableSignal())) DeliverSignals();
 }
 
 void FiberTask::Entry(void* self) {
@@ -999,7 +1015,16 @@ int FiberScheduler::Spawn(size_t stack_bytes, void* (*start)(void*), void* arg, 
     t->detached_ = detached;
     t->joiner_ = nullptr;
   }
-  t->thread_state_.InheritFrom(t_current != nullptr ? &t_current->thread_state_ : nullptr);
+  t->extra_.store(InheritThreadState(t_current != nullptr ? t_current->thread_state_if_any()
+                                                           : nullptr,
+                                     t_current != nullptr),
+                  std::memory_order_release);
+  // A new thread's signal mask is its creator's; nothing is pending for it.
+  t->sig_mask_.store(t_current != nullptr ? t_current->sig_mask_.load(std::memory_order_relaxed)
+                                          : OsThreadSignalMask(),
+                     std::memory_order_relaxed);
+  t->sig_pending_.store(0, std::memory_order_relaxed);
+  t->sig_queued_.store(0, std::memory_order_relaxed);
   t->home_ = PlaceNewFiber();
   if (!t->fiber_.Start(stack_bytes, &FiberTask::Entry, t)) {
     FiberWorker::Recycle(t);
@@ -1035,6 +1060,17 @@ bool FiberScheduler::IsTask(const void* p) {
 int FiberScheduler::workers() { return g_nworkers.load(std::memory_order_relaxed); }
 
 uint32_t FiberTask::number() const { return id_ & ~kTaskIdBit; }
+
+FiberThreadState* FiberTask::thread_state() {
+  FiberThreadState* x = extra_.load(std::memory_order_acquire);
+  if (x != nullptr) return x;
+  auto* fresh = new (std::nothrow) FiberThreadState;
+  if (fresh == nullptr) return nullptr;
+  fresh->InitDefault();
+  if (extra_.compare_exchange_strong(x, fresh, std::memory_order_acq_rel)) return fresh;
+  delete fresh;  // another thread's came first
+  return x;
+}
 
 int FiberTask::MachineTid() const {
   FiberWorker* w = home_;

@@ -62,9 +62,11 @@
 //   - a poller that found work for itself wakes a sleeping worker to take over the polling.
 //
 // Limits of fibers mode (README: keep this list and the README's in step):
-//   - Signals go to the workers (and the main thread), not to fibers: a fiber parked in a socket
-//     call, a mutex or a sleep is never interrupted with EINTR, and pthread_kill(fiber, sig != 0)
-//     and pthread_cancel(fiber) return ENOTSUP. Signal masks (pthread_sigmask) are per worker.
+//   - Signals (fibers/fiber_signals.h): each fiber has its own mask, installed on its machine at
+//     the switch; pthread_kill/pthread_sigqueue of a fiber run the handler on that fiber when it
+//     parks or wakes, and interrupt its park as the kernel would interrupt the call. A fiber that
+//     computes runs the handler at its next park; an offloaded call is not interrupted.
+//     pthread_cancel(fiber) returns ENOTSUP.
 //   - __thread/thread_local variables are per worker, shared by the fibers of that worker (and
 //     their destructors run only at process exit). errno, libstdc++'s exception state and
 //     pthread_getspecific data are per fiber (a sanitizer runtime's key too, but its destructor
@@ -144,10 +146,32 @@ class FiberTask final : public Parker {
   // True while the task is parked (not queued, not running): what gonet dump calls "waiting".
   bool parked() const { return (state_.load(std::memory_order_acquire) & kStMask) == kParked; }
   const FiberStack& stack() const { return fiber_.stack(); }
-  // The thread attributes kept per fiber (fibers/fiber_thread_state.h).
-  FiberThreadState& thread_state() { return thread_state_; }
+  // The thread attributes kept per fiber (fibers/fiber_thread_state.h), allocated on first use
+  // (most fibers never set one: the task array stays small). nullptr: out of memory.
+  FiberThreadState* thread_state();
+  const FiberThreadState* thread_state_if_any() const {
+    return extra_.load(std::memory_order_acquire);
+  }
   // The kernel tid of the OS thread that runs (or last ran) this fiber's worker, or 0.
   int MachineTid() const;
+
+  // Signals to this fiber (fibers/fiber_signals.cc). Kill is pthread_kill/pthread_sigqueue
+  // (code SI_TKILL or SI_QUEUE): the signal is pending on the fiber, a parked fiber is woken for
+  // it, and the handler runs on the fiber when it next parks or wakes (at once for the fiber
+  // itself). SigMask is pthread_sigmask/sigprocmask in this fiber (running). 0 or an errno.
+  int Kill(int sig, int code, const sigval& value);
+  int SigMask(int how, const sigset_t* set, sigset_t* old);
+  // Runs the handlers of the pending signals this fiber does not block (on the fiber itself).
+  // Returns true if every handler that ran had SA_RESTART (the caller's wait may restart).
+  bool DeliverSignals();
+  // Handlers run on this fiber so far (the fiber's own counter: an offloaded call it waits for
+  // is interrupted when it changes, syscall_offload.h).
+  uint32_t signals_handled() const { return sig_handled_; }
+  uint64_t signal_mask() const { return sig_mask_.load(std::memory_order_relaxed); }
+  bool HasDeliverableSignal() const {
+    return (sig_pending_.load(std::memory_order_relaxed) &
+            ~sig_mask_.load(std::memory_order_relaxed)) != 0;
+  }
 
  private:
   friend class FiberScheduler;
@@ -156,11 +180,19 @@ class FiberTask final : public Parker {
   enum class Action { kNone, kPark, kYield };
 
   static void Entry(void* self);
+  ParkResult AfterSignals(WaitKind kind);
   bool CommitPark();         // on the worker, after the switch; false: a permit came, requeue
   void RunKeyDestructors();  // program keys only (key_kind.h)
 
   Fiber fiber_;
-  FiberThreadState thread_state_;
+  std::atomic<FiberThreadState*> extra_{nullptr};
+  // Signals (fibers/fiber_signals.cc): bit sig-1 of each word. The mask is the fiber's own
+  // (written by the fiber, installed on its machine at each switch when it differs); pending
+  // bits are set by any thread (Kill) and cleared by the fiber as it runs the handlers.
+  std::atomic<uint64_t> sig_pending_{0};
+  std::atomic<uint64_t> sig_mask_{0};
+  std::atomic<uint64_t> sig_queued_{0};  // pending with SI_QUEUE (pthread_sigqueue): the value
+  uint32_t sig_handled_ = 0;
   std::atomic<uint64_t> state_{kRun};
   // Dump pinning (ForEachSuspendedTask), a Dekker pair: the worker stores on_cpu_ before it
   // looks at pinned_, the dumper stores pinned_ before it looks at on_cpu_; so either the worker

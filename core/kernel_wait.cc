@@ -12,6 +12,7 @@
 #include "core/spinlock.h"
 #include "core/stats.h"
 #include "core/sys.h"
+#include "core/syscall_offload.h"
 #include "core/thread_parker.h"
 
 namespace gonet::core {
@@ -72,6 +73,11 @@ void WakeHandler(int sig, siginfo_t* si, void* uc) {
       si->si_pid == g_pid.load(std::memory_order_relaxed) &&
       g_kernel_wait_handler.load(std::memory_order_relaxed)) {
     t_woken = 1;
+    return;
+  }
+  // A fiber's signal interrupts the call an offload helper makes for it (syscall_offload.h).
+  if (IsOffloadInterrupt(si)) {
+    NoteOffloadInterrupt(si);
     return;
   }
   // ops (issue 6): `gonet dump`'s request (dump.h), sent by another process with SI_QUEUE. A

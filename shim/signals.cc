@@ -1,6 +1,7 @@
 // sigaction/signal: gonet watches which handlers lack SA_RESTART (core/signal_policy.h), and
 // keeps the program's own view of SIGURG, which threads mode uses to wake blocked calls
 // (core/kernel_wait.h).
+#include <errno.h>
 #include <signal.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -48,7 +49,12 @@ GONET_HOOK sighandler_t signal(int sig, sighandler_t handler) {
 // (core/fibers/fiber_thread_state.h).
 GONET_HOOK int sigaltstack(const stack_t* ss, stack_t* old) {
   if (core::FiberTask* t = core::FiberScheduler::Current()) {
-    return core::FiberSigaltstack(t->thread_state(), ss, old);
+    core::FiberThreadState* s = t->thread_state();
+    if (s == nullptr) {
+      errno = ENOMEM;
+      return -1;
+    }
+    return core::FiberSigaltstack(*s, ss, old);
   }
   return static_cast<int>(syscall(SYS_sigaltstack, ss, old));  // what glibc's wrapper does
 }

@@ -4,9 +4,11 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
+#include <new>
 
 #include "core/sys.h"
 
@@ -62,36 +64,66 @@ int CheckSched(int policy, int priority) {
   return 0;
 }
 
+// The process's default: the name and scheduling of the first OS thread that made a fiber (the
+// program's main thread, usually). Written once.
+std::atomic<int> g_default_state{0};  // 0 unset, 1 writing, 2 set
+FiberThreadState g_default;
+
+void ReadOsThreadState() {
+  if (t_os_known) return;
+  sched_param p{};
+  int pol = sched_getscheduler(0);
+  t_os_policy = pol >= 0 ? pol & ~SCHED_RESET_ON_FORK : SCHED_OTHER;
+  t_os_priority = sched_getparam(0, &p) == 0 ? p.sched_priority : 0;
+  memset(t_os_name, 0, sizeof t_os_name);
+  sys::Call(SYS_prctl, PR_GET_NAME, t_os_name, 0, 0, 0);
+  t_os_known = true;
+}
+
 }  // namespace
 
-void FiberThreadState::InheritFrom(const FiberThreadState* creator) {
-  alt_sp = nullptr;
-  alt_size = 0;
-  alt_flags = 0;
-  if (creator != nullptr) {
-    policy = creator->policy;
-    priority = creator->priority;
-    memcpy(name, creator->name, sizeof name);
-    affinity_bytes = creator->affinity_bytes;
-    if (affinity_bytes != 0) affinity = creator->affinity;
+void FiberThreadState::InitDefault() {
+  if (g_default_state.load(std::memory_order_acquire) == 2) {
+    *this = g_default;
     return;
   }
-  // An OS thread creates it: that thread's own kernel state, read once per thread (a thread that
-  // accepts and spawns per connection must not pay three syscalls per pthread_create) and read
-  // again after it changed it through gonet (ForgetOsThreadState).
-  if (!t_os_known) {
-    sched_param p{};
-    int pol = sched_getscheduler(0);
-    t_os_policy = pol >= 0 ? pol & ~SCHED_RESET_ON_FORK : SCHED_OTHER;
-    t_os_priority = sched_getparam(0, &p) == 0 ? p.sched_priority : 0;
-    memset(t_os_name, 0, sizeof t_os_name);
-    sys::Call(SYS_prctl, PR_GET_NAME, t_os_name, 0, 0, 0);
-    t_os_known = true;
+  policy = SCHED_OTHER;
+  priority = 0;
+  memset(name, 0, sizeof name);
+}
+
+FiberThreadState* InheritThreadState(const FiberThreadState* creator, bool creator_is_fiber) {
+  if (creator_is_fiber) {
+    if (creator == nullptr) return nullptr;  // the default too
+    auto* s = new (std::nothrow) FiberThreadState(*creator);
+    if (s == nullptr) return nullptr;
+    s->alt_sp = nullptr;
+    s->alt_size = 0;
+    s->alt_flags = 0;
+    return s;
   }
-  policy = t_os_policy;
-  priority = t_os_priority;
-  memcpy(name, t_os_name, sizeof name);
-  affinity_bytes = 0;
+  // An OS thread creates it: that thread's own kernel state, read once per thread (a thread that
+  // accepts and spawns per connection must not pay three syscalls per pthread_create) and again
+  // after it changed it through gonet (ForgetOsThreadState).
+  ReadOsThreadState();
+  int expect = 0;
+  if (g_default_state.compare_exchange_strong(expect, 1, std::memory_order_acq_rel)) {
+    g_default.policy = t_os_policy;
+    g_default.priority = t_os_priority;
+    memcpy(g_default.name, t_os_name, sizeof g_default.name);
+    g_default_state.store(2, std::memory_order_release);
+  }
+  if (g_default_state.load(std::memory_order_acquire) == 2 && g_default.policy == t_os_policy &&
+      g_default.priority == t_os_priority &&
+      memcmp(g_default.name, t_os_name, sizeof g_default.name) == 0) {
+    return nullptr;
+  }
+  auto* s = new (std::nothrow) FiberThreadState;
+  if (s == nullptr) return nullptr;
+  s->policy = t_os_policy;
+  s->priority = t_os_priority;
+  memcpy(s->name, t_os_name, sizeof s->name);
+  return s;
 }
 
 void ForgetOsThreadState() { t_os_known = false; }
@@ -102,13 +134,14 @@ void NoteMachineAltStack(void* sp, size_t size) {
   t_alt_installed = nullptr;
 }
 
-void SwitchAltStack(const FiberThreadState& s) {
-  if (__builtin_expect(s.alt_sp == t_alt_installed, 1)) return;
+void SwitchAltStack(const FiberThreadState* s) {
+  void* want = s != nullptr ? s->alt_sp : nullptr;
+  if (__builtin_expect(want == t_alt_installed, 1)) return;
   stack_t ss{};
-  if (s.alt_sp != nullptr) {
-    ss.ss_sp = s.alt_sp;
-    ss.ss_size = s.alt_size;
-    ss.ss_flags = s.alt_flags;
+  if (want != nullptr) {
+    ss.ss_sp = s->alt_sp;
+    ss.ss_size = s->alt_size;
+    ss.ss_flags = s->alt_flags;
   } else if (t_machine_alt_sp != nullptr) {
     ss.ss_sp = t_machine_alt_sp;
     ss.ss_size = t_machine_alt_size;
@@ -116,7 +149,7 @@ void SwitchAltStack(const FiberThreadState& s) {
     ss.ss_flags = SS_DISABLE;
   }
   // On the machine's scheduler stack, never on an alternate one: the kernel accepts it.
-  if (sys::Call(SYS_sigaltstack, &ss, nullptr) == 0) t_alt_installed = s.alt_sp;
+  if (sys::Call(SYS_sigaltstack, &ss, nullptr) == 0) t_alt_installed = want;
 }
 
 int FiberSigaltstack(FiberThreadState& s, const stack_t* ss, stack_t* old) {
@@ -144,7 +177,7 @@ int FiberSigaltstack(FiberThreadState& s, const stack_t* ss, stack_t* old) {
       s.alt_sp = nullptr;
       s.alt_size = 0;
       s.alt_flags = 0;
-      SwitchAltStack(s);  // back to the machine's own
+      SwitchAltStack(&s);  // back to the machine's own
     } else {
       s.alt_sp = ss->ss_sp;
       s.alt_size = ss->ss_size;
@@ -156,9 +189,11 @@ int FiberSigaltstack(FiberThreadState& s, const stack_t* ss, stack_t* old) {
   return 0;
 }
 
-int FiberGetSchedParam(const FiberThreadState& s, int* policy, sched_param* param) {
-  *policy = s.policy;
-  param->sched_priority = s.priority;
+int FiberGetSchedParam(const FiberThreadState* s, int* policy, sched_param* param) {
+  FiberThreadState def;
+  if (s == nullptr) def.InitDefault();
+  *policy = s != nullptr ? s->policy : def.policy;
+  param->sched_priority = s != nullptr ? s->priority : def.priority;
   return 0;
 }
 
@@ -176,10 +211,15 @@ int FiberSetSchedPrio(FiberThreadState& s, int prio) {
   return 0;
 }
 
-int FiberGetName(const FiberThreadState& s, char* buf, size_t len) {
-  size_t n = strnlen(s.name, sizeof s.name - 1);
-  if (len < sizeof s.name) return ERANGE;  // glibc: a buffer shorter than TASK_COMM_LEN
-  memcpy(buf, s.name, n);
+int FiberGetName(const FiberThreadState* s, char* buf, size_t len) {
+  FiberThreadState def;
+  if (s == nullptr) {
+    def.InitDefault();
+    s = &def;
+  }
+  size_t n = strnlen(s->name, sizeof s->name - 1);
+  if (len < sizeof s->name) return ERANGE;  // glibc: a buffer shorter than TASK_COMM_LEN
+  memcpy(buf, s->name, n);
   buf[n] = '\0';
   return 0;
 }
@@ -192,8 +232,8 @@ int FiberSetName(FiberThreadState& s, const char* name) {
   return 0;
 }
 
-int FiberGetAffinity(const FiberThreadState& s, size_t bytes, cpu_set_t* set) {
-  if (s.affinity_bytes == 0) {
+int FiberGetAffinity(const FiberThreadState* sp, size_t bytes, cpu_set_t* set) {
+  if (sp == nullptr || sp->affinity_bytes == 0) {
     // Never set: what the thread asking has, which is what the program's threads inherit.
     long r = sys::Call(SYS_sched_getaffinity, 0, bytes, set);
     if (r < 0) return static_cast<int>(-r);
@@ -201,6 +241,7 @@ int FiberGetAffinity(const FiberThreadState& s, size_t bytes, cpu_set_t* set) {
     if (static_cast<size_t>(r) < bytes) memset(reinterpret_cast<char*>(set) + r, 0, bytes - r);
     return 0;
   }
+  const FiberThreadState& s = *sp;
   size_t n = bytes < s.affinity_bytes ? bytes : s.affinity_bytes;
   memcpy(set, &s.affinity, n);
   if (n < bytes) memset(reinterpret_cast<char*>(set) + n, 0, bytes - n);

@@ -38,30 +38,37 @@ struct FiberThreadState {
   // Affinity (pthread_setaffinity_np); affinity_bytes == 0: never set.
   size_t affinity_bytes = 0;
   cpu_set_t affinity;
+  // The value of each pending pthread_sigqueue signal (fibers/fiber_signals.h).
+  sigval sig_value[64] = {};
 
-  // A new fiber's state: the creator's (a fiber's, or nullptr for an OS thread) policy,
-  // priority, name and affinity; no alternate stack (pthread_create(3)).
-  void InheritFrom(const FiberThreadState* creator);
+  // What a fiber whose creator left nothing to inherit has: the process's default.
+  void InitDefault();
 };
 
-// The calling OS thread changed its own name or scheduling: InheritFrom reads them again.
+// A new fiber's state (pthread_create(3)): its creator's policy, priority, name and affinity, no
+// alternate stack. creator: the creating fiber's state, or nullptr (none, or an OS thread). Returns
+// a new state, or nullptr when the default (InitDefault) is what it inherits, so most fibers never
+// allocate one.
+FiberThreadState* InheritThreadState(const FiberThreadState* creator, bool creator_is_fiber);
+
+// The calling OS thread changed its own name or scheduling: InheritThreadState reads them again.
 void ForgetOsThreadState();
 
 // The machine's own alternate stack (WorkerMain), what a fiber with none runs with.
 void NoteMachineAltStack(void* sp, size_t size);
 // Installs the fiber's alternate stack on this machine if it is not there yet (FiberWorker::Run,
-// before the switch into the fiber).
-void SwitchAltStack(const FiberThreadState& s);
+// before the switch into the fiber). s: the fiber's state, or nullptr (none: the machine's).
+void SwitchAltStack(const FiberThreadState* s);
 // sigaltstack(2) in a fiber.
 int FiberSigaltstack(FiberThreadState& s, const stack_t* ss, stack_t* old);
 
 // pthread calls answered for a fiber (shim/threads.cc). Return 0 or an errno value.
-int FiberGetSchedParam(const FiberThreadState& s, int* policy, sched_param* param);
+int FiberGetSchedParam(const FiberThreadState* s, int* policy, sched_param* param);
 int FiberSetSchedParam(FiberThreadState& s, int policy, const sched_param* param);
 int FiberSetSchedPrio(FiberThreadState& s, int prio);
-int FiberGetName(const FiberThreadState& s, char* buf, size_t len);
+int FiberGetName(const FiberThreadState* s, char* buf, size_t len);
 int FiberSetName(FiberThreadState& s, const char* name);
-int FiberGetAffinity(const FiberThreadState& s, size_t bytes, cpu_set_t* set);
+int FiberGetAffinity(const FiberThreadState* s, size_t bytes, cpu_set_t* set);
 int FiberSetAffinity(FiberThreadState& s, size_t bytes, const cpu_set_t* set);
 
 }  // namespace gonet::core

@@ -1,0 +1,180 @@
+#include "core/fibers/fiber_signals.h"
+
+#include <signal.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "core/fiber_scheduler.h"
+#include "core/kernel_wait.h"
+#include "core/sys.h"
+
+namespace gonet::core {
+namespace {
+
+// The mask this machine has installed (signals 1..64, bit sig-1: the kernel's first word).
+__thread uint64_t t_mask_installed __attribute__((tls_model("initial-exec"))) = 0;
+
+constexpr uint64_t Bit(int sig) { return uint64_t{1} << (sig - 1); }
+// Never blocked, as the kernel and glibc's pthread_sigmask decide: SIGKILL, SIGSTOP, and glibc's
+// internal cancellation and setxid signals (32, 33).
+constexpr uint64_t kUnblockable = Bit(SIGKILL) | Bit(SIGSTOP) | Bit(32) | Bit(33);
+
+uint64_t Word(const sigset_t& s) {
+  uint64_t w;
+  memcpy(&w, &s, sizeof w);
+  return w;
+}
+
+void SetWord(sigset_t* s, uint64_t w) {
+  sigemptyset(s);
+  memcpy(s, &w, sizeof w);
+}
+
+void Install(uint64_t mask) {
+  if (mask == t_mask_installed) return;
+  if (sys::Call(SYS_rt_sigprocmask, SIG_SETMASK, &mask, nullptr, sizeof mask) == 0) {
+    t_mask_installed = mask;
+  }
+}
+
+// Signals whose default action is to do nothing.
+bool DefaultIgnores(int sig) {
+  return sig == SIGCHLD || sig == SIGURG || sig == SIGWINCH || sig == SIGCONT;
+}
+
+// The program's disposition of sig (its own view of SIGURG, which gonet may hold: kernel_wait.h).
+void Disposition(int sig, struct sigaction* sa) {
+  int unused = 0;
+  if (VirtualSigaction(sig, nullptr, sa, &unused)) return;
+  if (sigaction(sig, nullptr, sa) != 0) memset(sa, 0, sizeof *sa);
+}
+
+// A handler's third argument: this context (getcontext returns twice: kept apart).
+__attribute__((noinline)) void CallWithContext(void (*fn)(int, siginfo_t*, void*), int sig,
+                                               siginfo_t* si) {
+  ucontext_t uc;
+  getcontext(&uc);
+  fn(sig, si, &uc);
+}
+
+}  // namespace
+
+void SwitchSignalMask(const FiberTask& t) { Install(t.signal_mask()); }
+
+void NoteMachineSignalMask(const sigset_t& mask) { t_mask_installed = Word(mask); }
+
+uint64_t OsThreadSignalMask() {
+  uint64_t m = 0;
+  sys::Call(SYS_rt_sigprocmask, SIG_BLOCK, nullptr, &m, sizeof m);
+  return m;
+}
+
+int FiberTask::Kill(int sig, int code, const sigval& value) {
+  if (sig < 0 || sig > 64) return EINVAL;
+  if (!alive_.load(std::memory_order_acquire)) return ESRCH;
+  if (sig == 0) return 0;
+  uint64_t bit = Bit(sig);
+  if (code == SI_QUEUE) {
+    FiberThreadState* x = thread_state();
+    if (x == nullptr) return EAGAIN;  // as sigqueue when it cannot queue
+    x->sig_value[sig - 1] = value;
+    sig_queued_.fetch_or(bit, std::memory_order_relaxed);
+  } else {
+    sig_queued_.fetch_and(~bit, std::memory_order_relaxed);
+  }
+  sig_pending_.fetch_or(bit, std::memory_order_seq_cst);
+  if (this == FiberScheduler::Current()) {
+    if (HasDeliverableSignal()) DeliverSignals();  // as the kernel: before pthread_kill returns
+    return 0;
+  }
+  // Blocked: it stays pending until the fiber unblocks it (SigMask delivers it then).
+  if ((sig_mask_.load(std::memory_order_seq_cst) & bit) == 0) Unpark();
+  return 0;
+}
+
+int FiberTask::SigMask(int how, const sigset_t* set, sigset_t* old) {
+  uint64_t cur = sig_mask_.load(std::memory_order_relaxed);
+  uint64_t next = cur;
+  if (set != nullptr) {
+    uint64_t s = Word(*set);
+    switch (how) {
+      case SIG_BLOCK:
+        next = cur | s;
+        break;
+      case SIG_UNBLOCK:
+        next = cur & ~s;
+        break;
+      case SIG_SETMASK:
+        next = s;
+        break;
+      default:
+        return EINVAL;
+    }
+  }
+  if (old != nullptr) SetWord(old, cur);
+  if (set == nullptr) return 0;
+  sig_mask_.store(next & ~kUnblockable, std::memory_order_seq_cst);
+  SwitchSignalMask(*this);
+  // Unblocked a pending signal: the kernel delivers it before sigprocmask returns.
+  if (HasDeliverableSignal()) DeliverSignals();
+  return 0;
+}
+
+bool FiberTask::DeliverSignals() {
+  bool all_restart = true;
+  int saved_errno = errno;
+  for (;;) {
+    uint64_t ready =
+        sig_pending_.load(std::memory_order_acquire) & ~sig_mask_.load(std::memory_order_relaxed);
+    if (ready == 0) break;
+    int sig = __builtin_ctzll(ready) + 1;
+    uint64_t bit = Bit(sig);
+    sig_pending_.fetch_and(~bit, std::memory_order_acq_rel);
+    bool queued = (sig_queued_.fetch_and(~bit, std::memory_order_relaxed) & bit) != 0;
+    struct sigaction sa {};
+    Disposition(sig, &sa);
+    bool info = (sa.sa_flags & SA_SIGINFO) != 0;
+    if (!info && sa.sa_handler == SIG_IGN) continue;
+    if (!info && sa.sa_handler == SIG_DFL) {
+      if (DefaultIgnores(sig)) continue;
+      // Terminate, dump core or stop: the kernel's default action on the process, from this
+      // machine with the signal unblocked.
+      uint64_t mask = sig_mask_.load(std::memory_order_relaxed);
+      Install(mask & ~bit);
+      sys::Call(SYS_tgkill, sys::Call(SYS_getpid), sys::Call(SYS_gettid), sig);
+      Install(mask);
+      continue;
+    }
+    if ((sa.sa_flags & SA_RESTART) == 0) all_restart = false;
+    ++sig_handled_;
+    uint64_t saved = sig_mask_.load(std::memory_order_relaxed);
+    uint64_t during = saved | Word(sa.sa_mask) | ((sa.sa_flags & SA_NODEFER) ? 0 : bit);
+    sig_mask_.store(during & ~kUnblockable, std::memory_order_seq_cst);
+    SwitchSignalMask(*this);
+    if (sa.sa_flags & SA_RESETHAND) {
+      struct sigaction dfl {};
+      dfl.sa_handler = SIG_DFL;
+      sigaction(sig, &dfl, nullptr);
+    }
+    if (info) {
+      siginfo_t si{};
+      si.si_signo = sig;
+      si.si_code = queued ? SI_QUEUE : SI_TKILL;
+      si.si_pid = static_cast<pid_t>(sys::Call(SYS_getpid));
+      si.si_uid = static_cast<uid_t>(sys::Call(SYS_getuid));
+      if (queued) si.si_value = thread_state_if_any()->sig_value[sig - 1];
+      CallWithContext(sa.sa_sigaction, sig, &si);
+    } else {
+      sa.sa_handler(sig);
+    }
+    sig_mask_.store(saved, std::memory_order_seq_cst);
+    SwitchSignalMask(*this);
+  }
+  errno = saved_errno;
+  return all_restart;
+}
+
+}  // namespace gonet::core
