@@ -769,6 +769,7 @@ ParkResult FiberTask::AfterSignals(WaitKind kind) {
 }
 
 ParkResult FiberTask::Park(int64_t deadline_ns, WaitKind kind) {
+  if (GONET_UNLIKELY(CancelDue())) Exit(PTHREAD_CANCELED);  // a cancellation point
   if (GONET_UNLIKELY(HasDeliverableSignal())) return AfterSignals(kind);
   uint64_t s = state_.load(std::memory_order_seq_cst);
   while ((s & kStMask) == kPermit) {
@@ -795,6 +796,7 @@ ParkResult FiberTask::Park(int64_t deadline_ns, WaitKind kind) {
     if (GONET_UNLIKELY(HasDeliverableSignal())) DeliverSignals();
     return ParkResult::kTimedOut;
   }
+  if (GONET_UNLIKELY(CancelDue())) Exit(PTHREAD_CANCELED);
   if (GONET_UNLIKELY(HasDeliverableSignal())) return AfterSignals(kind);
   return ParkResult::kUnparked;
 }
@@ -896,17 +898,30 @@ int FiberTask::Join(void** retval, int64_t deadline_ns) {
     joiner_ = me;
   }
   ScopedWaitNote note(me, kWaitJoin);  // gonet dump: what this waiter waits for
+  // A joiner cancelled in its wait (pthread_join is a cancellation point) leaves the thread
+  // joinable, as glibc does.
+  struct Unjoin {
+    FiberTask* t;
+    bool armed = true;
+    ~Unjoin() {
+      if (!armed) return;
+      SpinGuard g(t->join_mu_);
+      t->joiner_ = nullptr;
+    }
+  } unjoin{this};
   for (;;) {
     {
       SpinGuard g(join_mu_);
       if (exited_) break;
       if (deadline_ns > 0 && Nanotime() >= deadline_ns) {
         joiner_ = nullptr;  // no longer joining: a later join may try again
+        unjoin.armed = false;
         return ETIMEDOUT;
       }
     }
     me->Park(deadline_ns > 0 ? deadline_ns : 0, WaitKind::kRestartable);  // a signal: look again
   }
+  unjoin.armed = false;
   if (retval != nullptr) *retval = retval_;
   FiberWorker::Recycle(this);
   return 0;
@@ -1015,15 +1030,19 @@ int FiberScheduler::Spawn(size_t stack_bytes, void* (*start)(void*), void* arg, 
     t->detached_ = detached;
     t->joiner_ = nullptr;
   }
-  t->extra_.store(InheritThreadState(t_current != nullptr ? t_current->thread_state_if_any()
-                                                           : nullptr,
-                                     t_current != nullptr),
-                  std::memory_order_release);
+  t->extra_.store(
+      InheritThreadState(t_current != nullptr ? t_current->thread_state_if_any() : nullptr,
+                         t_current != nullptr),
+      std::memory_order_release);
   // A new thread's signal mask is its creator's; nothing is pending for it.
   t->sig_mask_.store(t_current != nullptr ? t_current->sig_mask_.load(std::memory_order_relaxed)
                                           : OsThreadSignalMask(),
                      std::memory_order_relaxed);
   t->sig_pending_.store(0, std::memory_order_relaxed);
+  t->cancel_pending_.store(false, std::memory_order_relaxed);
+  t->cancel_disabled_ = false;
+  t->cancel_async_ = false;
+  t->no_cancel_ = 0;
   t->sig_queued_.store(0, std::memory_order_relaxed);
   t->home_ = PlaceNewFiber();
   if (!t->fiber_.Start(stack_bytes, &FiberTask::Entry, t)) {

@@ -66,7 +66,9 @@
 //     the switch; pthread_kill/pthread_sigqueue of a fiber run the handler on that fiber when it
 //     parks or wakes, and interrupt its park as the kernel would interrupt the call. A fiber that
 //     computes runs the handler at its next park; an offloaded call is not interrupted.
-//     pthread_cancel(fiber) returns ENOTSUP.
+//     pthread_cancel(fiber) acts when the fiber parks in a socket call, a sleep or a join, or
+//     calls pthread_testcancel; not in a condition wait, sem_wait or an offloaded call
+//     (fibers/fiber_signals.h, Cancellation).
 //   - __thread/thread_local variables are per worker, shared by the fibers of that worker (and
 //     their destructors run only at process exit). errno, libstdc++'s exception state and
 //     pthread_getspecific data are per fiber (a sanitizer runtime's key too, but its destructor
@@ -167,6 +169,23 @@ class FiberTask final : public Parker {
   // Handlers run on this fiber so far (the fiber's own counter: an offloaded call it waits for
   // is interrupted when it changes, syscall_offload.h).
   uint32_t signals_handled() const { return sig_handled_; }
+  // pthread_cancel of this fiber, and the fiber's own cancelability (pthread_setcancelstate,
+  // pthread_setcanceltype, pthread_testcancel): fibers/fiber_signals.h, Cancellation.
+  int Cancel();
+  int SetCancelState(int state, int* old);
+  int SetCancelType(int type, int* old);
+  void TestCancel();
+  // A park that is not a cancellation point, or that must not be left by unwinding (a mutex, a
+  // queued address wait, an offloaded call a helper still runs): cancellation waits for its end.
+  struct NoCancelScope {
+    FiberTask* t;
+    explicit NoCancelScope(FiberTask* task) : t(task) {
+      if (t != nullptr) ++t->no_cancel_;
+    }
+    ~NoCancelScope() {
+      if (t != nullptr) --t->no_cancel_;
+    }
+  };
   uint64_t signal_mask() const { return sig_mask_.load(std::memory_order_relaxed); }
   bool HasDeliverableSignal() const {
     return (sig_pending_.load(std::memory_order_relaxed) &
@@ -181,6 +200,9 @@ class FiberTask final : public Parker {
 
   static void Entry(void* self);
   ParkResult AfterSignals(WaitKind kind);
+  bool CancelDue() const {
+    return cancel_pending_.load(std::memory_order_relaxed) && !cancel_disabled_ && no_cancel_ == 0;
+  }
   bool CommitPark();         // on the worker, after the switch; false: a permit came, requeue
   void RunKeyDestructors();  // program keys only (key_kind.h)
 
@@ -193,6 +215,10 @@ class FiberTask final : public Parker {
   std::atomic<uint64_t> sig_mask_{0};
   std::atomic<uint64_t> sig_queued_{0};  // pending with SI_QUEUE (pthread_sigqueue): the value
   uint32_t sig_handled_ = 0;
+  std::atomic<bool> cancel_pending_{false};
+  bool cancel_disabled_ = false;
+  bool cancel_async_ = false;  // remembered for pthread_setcanceltype; acted on as deferred
+  int no_cancel_ = 0;
   std::atomic<uint64_t> state_{kRun};
   // Dump pinning (ForEachSuspendedTask), a Dekker pair: the worker stores on_cpu_ before it
   // looks at pinned_, the dumper stores pinned_ before it looks at on_cpu_; so either the worker

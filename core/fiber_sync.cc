@@ -72,6 +72,8 @@ void FiberSyncAfterForkChild() {
 }
 
 int AddrWait(std::atomic<uint32_t>* addr, uint32_t expected, int64_t deadline_ns, WaitKind kind) {
+  // The waiter is linked in its bucket until it leaves below: never unwound out of its park.
+  FiberTask::NoCancelScope no_cancel(FiberScheduler::Current());
   Bucket& b = BucketFor(addr);
   Waiter w{addr, CurrentParker()};
   {

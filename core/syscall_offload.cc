@@ -273,6 +273,7 @@ long Offload(long (*fn)(void*), void* arg) {
     EnsureDumpHandler();  // gonet's SIGURG handler: what interrupts a helper's call
   }
   FiberTask* self = FiberScheduler::Current();
+  FiberTask::NoCancelScope no_cancel(self);  // the helper writes into the job until done
   Job job{fn, arg, CurrentParker(), errno};
   job.seq = g_job_seq.fetch_add(1, std::memory_order_relaxed) + 1;
   if (!Submit(&job)) return fn(arg);

@@ -277,9 +277,26 @@ GONET_HOOK int sigprocmask(int how, const sigset_t* set, sigset_t* old) {
   return NEXT(sigprocmask)(how, set, old);
 }
 
+// Cancellation of a fiber is the fiber's (core/fibers/fiber_signals.h): glibc's would signal
+// the worker and unwind whatever fiber it runs.
 GONET_HOOK int pthread_cancel(pthread_t thread) {
-  if (AsTask(thread) != nullptr) return ENOTSUP;
+  if (FiberTask* t = AsTask(thread)) return t->Cancel();
   return NEXT(pthread_cancel)(thread);
+}
+
+GONET_HOOK int pthread_setcancelstate(int state, int* old) {
+  if (FiberTask* t = FiberScheduler::Current()) return t->SetCancelState(state, old);
+  return NEXT(pthread_setcancelstate)(state, old);
+}
+
+GONET_HOOK int pthread_setcanceltype(int type, int* old) {
+  if (FiberTask* t = FiberScheduler::Current()) return t->SetCancelType(type, old);
+  return NEXT(pthread_setcanceltype)(type, old);
+}
+
+GONET_HOOK void pthread_testcancel() {
+  if (FiberTask* t = FiberScheduler::Current()) return t->TestCancel();
+  NEXT(pthread_testcancel)();
 }
 
 GONET_HOOK int sched_yield() {

@@ -1,5 +1,6 @@
 #include "core/fibers/fiber_signals.h"
 
+#include <pthread.h>
 #include <signal.h>
 #include <ucontext.h>
 #include <unistd.h>
@@ -74,7 +75,8 @@ uint64_t OsThreadSignalMask() {
 
 int FiberTask::Kill(int sig, int code, const sigval& value) {
   if (sig < 0 || sig > 64) return EINVAL;
-  if (!alive_.load(std::memory_order_acquire)) return ESRCH;
+  // Exited, not yet joined: glibc 2.36 answers 0 for pthread_kill, ESRCH for pthread_sigqueue.
+  if (!alive_.load(std::memory_order_acquire)) return code == SI_QUEUE ? ESRCH : 0;
   if (sig == 0) return 0;
   uint64_t bit = Bit(sig);
   if (code == SI_QUEUE) {
@@ -175,6 +177,35 @@ bool FiberTask::DeliverSignals() {
   }
   errno = saved_errno;
   return all_restart;
+}
+
+int FiberTask::Cancel() {
+  if (!alive_.load(std::memory_order_acquire)) return 0;  // exited, not joined: as glibc
+  cancel_pending_.store(true, std::memory_order_seq_cst);
+  if (this == FiberScheduler::Current()) {
+    if (cancel_async_ && CancelDue()) Exit(PTHREAD_CANCELED);  // asynchronous: at once
+    return 0;
+  }
+  Unpark();  // a parked fiber acts on it at its cancellation point (Park)
+  return 0;
+}
+
+int FiberTask::SetCancelState(int state, int* old) {
+  if (state != PTHREAD_CANCEL_ENABLE && state != PTHREAD_CANCEL_DISABLE) return EINVAL;
+  if (old != nullptr) *old = cancel_disabled_ ? PTHREAD_CANCEL_DISABLE : PTHREAD_CANCEL_ENABLE;
+  cancel_disabled_ = state == PTHREAD_CANCEL_DISABLE;
+  return 0;
+}
+
+int FiberTask::SetCancelType(int type, int* old) {
+  if (type != PTHREAD_CANCEL_DEFERRED && type != PTHREAD_CANCEL_ASYNCHRONOUS) return EINVAL;
+  if (old != nullptr) *old = cancel_async_ ? PTHREAD_CANCEL_ASYNCHRONOUS : PTHREAD_CANCEL_DEFERRED;
+  cancel_async_ = type == PTHREAD_CANCEL_ASYNCHRONOUS;
+  return 0;
+}
+
+void FiberTask::TestCancel() {
+  if (CancelDue()) Exit(PTHREAD_CANCELED);
 }
 
 }  // namespace gonet::core

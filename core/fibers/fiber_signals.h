@@ -22,6 +22,16 @@
 // Limits: a fiber that computes without parking runs the handler at its next park; a fiber
 // inside an offloaded call (syscall_offload.h) runs the handler when the call returns, which the
 // signal does not interrupt.
+//
+// Cancellation: pthread_cancel of a fiber marks it and wakes it if parked; the fiber acts on it
+// (unwinding its stack, running destructors and C++ cleanup handlers, as pthread_exit in a fiber
+// does; pthread_join then returns PTHREAD_CANCELED) when it parks at a cancellation point or calls
+// pthread_testcancel, with cancellation enabled. The parks that act are those of socket calls,
+// sleeps and joins; a condition wait, sem_wait, a mutex and an offloaded call (whose job a helper
+// still holds) do not (FiberTask::NoCancelScope). Asynchronous cancellation acts as deferred.
+// Limits: the unwinding is a C++ exception, not glibc's forced unwind, so a catch (...) that does
+// not rethrow stops it, and C code's pthread_cleanup_push (glibc's per-OS-thread buffers) is not
+// run.
 #pragma once
 
 #include <signal.h>
