@@ -168,7 +168,14 @@ class FiberTask final : public Parker {
   bool DeliverSignals();
   // Handlers run on this fiber so far (the fiber's own counter: an offloaded call it waits for
   // is interrupted when it changes, syscall_offload.h).
-  uint32_t signals_handled() const { return sig_handled_; }
+  uint32_t signals_handled() const {
+    return sig_handled_ + sigwait_kicks_.load(std::memory_order_acquire);
+  }
+  // sigwait/sigwaitinfo/sigtimedwait in this fiber (running): a signal of `set` pending on the
+  // fiber is taken at once; otherwise the wait runs on an offload helper (the process-directed
+  // ones reach it there, as they would reach any thread that blocks them) and a pthread_kill of
+  // this fiber with a signal of `set` ends it. Returns the signal, or -1 with errno.
+  int SigTimedWait(const sigset_t* set, siginfo_t* info, const timespec* timeout);
   // pthread_cancel of this fiber, and the fiber's own cancelability (pthread_setcancelstate,
   // pthread_setcanceltype, pthread_testcancel): fibers/fiber_signals.h, Cancellation.
   int Cancel();
@@ -215,6 +222,8 @@ class FiberTask final : public Parker {
   std::atomic<uint64_t> sig_mask_{0};
   std::atomic<uint64_t> sig_queued_{0};  // pending with SI_QUEUE (pthread_sigqueue): the value
   uint32_t sig_handled_ = 0;
+  std::atomic<uint64_t> sigwait_set_{0};    // the set of a sigwait in progress
+  std::atomic<uint32_t> sigwait_kicks_{0};  // signals of that set sent meanwhile (Kill)
   std::atomic<bool> cancel_pending_{false};
   bool cancel_disabled_ = false;
   bool cancel_async_ = false;  // remembered for pthread_setcanceltype; acted on as deferred

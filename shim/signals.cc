@@ -1,6 +1,7 @@
 // sigaction/signal: gonet watches which handlers lack SA_RESTART (core/signal_policy.h), and
 // keeps the program's own view of SIGURG, which threads mode uses to wake blocked calls
 // (core/kernel_wait.h).
+#include <dlfcn.h>
 #include <errno.h>
 #include <signal.h>
 #include <sys/syscall.h>
@@ -9,6 +10,7 @@
 #include "core/fiber_scheduler.h"
 #include "core/kernel_wait.h"
 #include "core/signal_policy.h"
+#include "core/syscall_offload.h"
 #include "shim/abi.h"
 #include "shim/real.h"
 
@@ -57,4 +59,40 @@ GONET_HOOK int sigaltstack(const stack_t* ss, stack_t* old) {
     return core::FiberSigaltstack(*s, ss, old);
   }
   return static_cast<int>(syscall(SYS_sigaltstack, ss, old));  // what glibc's wrapper does
+}
+
+// sigwait and friends in a fiber do not hold its worker, and see the signals sent to the fiber
+// (core/fibers/fiber_signals.h). Elsewhere they are glibc's (cancellation points included).
+namespace {
+template <typename Fn>
+Fn Libc(const char* name) {
+  return reinterpret_cast<Fn>(dlsym(RTLD_NEXT, name));
+}
+}  // namespace
+
+GONET_HOOK int sigtimedwait(const sigset_t* set, siginfo_t* info, const timespec* timeout) {
+  if (core::InFiber()) return core::FiberScheduler::Current()->SigTimedWait(set, info, timeout);
+  static auto next = Libc<decltype(&::sigtimedwait)>("sigtimedwait");
+  return next(set, info, timeout);
+}
+
+GONET_HOOK int sigwaitinfo(const sigset_t* set, siginfo_t* info) {
+  if (core::InFiber()) return core::FiberScheduler::Current()->SigTimedWait(set, info, nullptr);
+  static auto next = Libc<decltype(&::sigwaitinfo)>("sigwaitinfo");
+  return next(set, info);
+}
+
+GONET_HOOK int sigwait(const sigset_t* set, int* sig) {
+  if (!core::InFiber()) {
+    static auto next = Libc<decltype(&::sigwait)>("sigwait");
+    return next(set, sig);
+  }
+  for (;;) {
+    int r = core::FiberScheduler::Current()->SigTimedWait(set, nullptr, nullptr);
+    if (r > 0) {
+      *sig = r;
+      return 0;
+    }
+    if (errno != EINTR) return errno;  // sigwait restarts after a handler, as glibc's
+  }
 }

@@ -11,6 +11,7 @@
 #include "core/fiber_scheduler.h"
 #include "core/kernel_wait.h"
 #include "core/sys.h"
+#include "core/syscall_offload.h"
 
 namespace gonet::core {
 namespace {
@@ -88,6 +89,12 @@ int FiberTask::Kill(int sig, int code, const sigval& value) {
     sig_queued_.fetch_and(~bit, std::memory_order_relaxed);
   }
   sig_pending_.fetch_or(bit, std::memory_order_seq_cst);
+  // A sigwait for it (SigTimedWait): wake the fiber, which interrupts the helper's wait.
+  if ((sigwait_set_.load(std::memory_order_seq_cst) & bit) != 0) {
+    sigwait_kicks_.fetch_add(1, std::memory_order_release);
+    Unpark();
+    return 0;
+  }
   if (this == FiberScheduler::Current()) {
     if (HasDeliverableSignal()) DeliverSignals();  // as the kernel: before pthread_kill returns
     return 0;
@@ -177,6 +184,74 @@ bool FiberTask::DeliverSignals() {
   }
   errno = saved_errno;
   return all_restart;
+}
+
+namespace {
+
+// Takes the lowest pending signal of `want` off the fiber, filling info; 0 if none.
+int TakePending(std::atomic<uint64_t>& pending, std::atomic<uint64_t>& queued,
+                const FiberThreadState* state, uint64_t want, siginfo_t* info) {
+  for (;;) {
+    uint64_t p = pending.load(std::memory_order_acquire);
+    uint64_t hit = p & want;
+    if (hit == 0) return 0;
+    int sig = __builtin_ctzll(hit) + 1;
+    uint64_t bit = Bit(sig);
+    if ((pending.fetch_and(~bit, std::memory_order_acq_rel) & bit) == 0) continue;
+    bool q = (queued.fetch_and(~bit, std::memory_order_relaxed) & bit) != 0;
+    if (info != nullptr) {
+      memset(info, 0, sizeof *info);
+      info->si_signo = sig;
+      info->si_code = q ? SI_QUEUE : SI_TKILL;
+      info->si_pid = static_cast<pid_t>(sys::Call(SYS_getpid));
+      info->si_uid = static_cast<uid_t>(sys::Call(SYS_getuid));
+      if (q && state != nullptr) info->si_value = state->sig_value[sig - 1];
+    }
+    return sig;
+  }
+}
+
+long RawSigTimedWait(const uint64_t* set, siginfo_t* info, const timespec* timeout) {
+  long r = sys::Call(SYS_rt_sigtimedwait, set, info, timeout, sizeof *set);
+  if (r < 0) {
+    errno = static_cast<int>(-r);
+    return -1;
+  }
+  return r;
+}
+
+}  // namespace
+
+int FiberTask::SigTimedWait(const sigset_t* set, siginfo_t* info, const timespec* timeout) {
+  uint64_t want = Word(*set) & ~kUnblockable;
+  sigwait_set_.store(want, std::memory_order_seq_cst);
+  struct Clear {
+    std::atomic<uint64_t>& w;
+    ~Clear() { w.store(0, std::memory_order_seq_cst); }
+  } clear{sigwait_set_};
+  int saved_errno = errno;
+  for (;;) {
+    if (int sig = TakePending(sig_pending_, sig_queued_, thread_state_if_any(), want, info)) {
+      errno = saved_errno;
+      return sig;
+    }
+    // One already pending for the process: at once, without a thread hop.
+    siginfo_t local;
+    siginfo_t* out = info != nullptr ? info : &local;
+    timespec zero{0, 0};
+    long r = RawSigTimedWait(&want, out, &zero);
+    if (r > 0) return static_cast<int>(r);
+    if (timeout != nullptr && timeout->tv_sec == 0 && timeout->tv_nsec == 0) {
+      errno = EAGAIN;
+      return -1;
+    }
+    uint32_t kicks = sigwait_kicks_.load(std::memory_order_acquire);
+    r = OffloadCall(RawSigTimedWait, const_cast<const uint64_t*>(&want), out, timeout);
+    if (r > 0) return static_cast<int>(r);
+    // Interrupted for a signal sent to this fiber: take it. Anything else is the kernel's answer.
+    if (errno == EINTR && sigwait_kicks_.load(std::memory_order_acquire) != kicks) continue;
+    return -1;
+  }
 }
 
 int FiberTask::Cancel() {
