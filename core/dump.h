@@ -26,7 +26,9 @@
 //   2. Round one: it asks one thread, with SIGURG sent by rt_tgsigqueueinfo, si_code SI_QUEUE and
 //      a value carrying kDumpSignalMagic and the request number. The thread must be safe to
 //      interrupt and must not be a fiber worker: one asleep on its published parker futex, else
-//      (kernel wait) one blocked in a receive or accept.
+//      (kernel wait) one blocked in a receive or accept, else the published answerer (fibers
+//      mode's sysmon, DumpArea::answerer_tid), so that a fibers-mode process answers whatever its
+//      own threads are doing.
 //   3. That thread's handler (kernel_wait.cc WakeHandler -> AnswerDumpRequest) wins the CAS on
 //      waits_seq and copies every kernel-wait record and every noted ThreadParker into
 //      DumpArea::waits; in fibers mode it then walks the suspended fibers
@@ -148,6 +150,9 @@ struct DumpArea {
   DumpParker parkers[kDumpParkers];
   DumpWait waits[kDumpWaits];
   DumpSlot slots[kDumpSlots];
+  // A gonet thread that answers round one whatever the program's threads do (fibers mode: the
+  // sysmon, PublishDumpAnswerer); 0: none. Last, so the older fields keep their offsets.
+  std::atomic<int32_t> answerer_tid;
 };
 
 inline uint64_t DumpSignalValue(uint64_t seq) {
@@ -169,5 +174,10 @@ void AnswerDumpRequest(const siginfo_t* si, void* ucontext, const KernelWaitReco
 // is not published) and marks the process as answering. tid 0 withdraws it. Returns the segment
 // it was published in, for the caller to compare with StatsSegment() later.
 const void* PublishParker(uint32_t index, int tid, const void* futex);
+
+// Publishes the calling gonet thread as the process's round-one answerer (fibers mode's sysmon:
+// it sleeps in a tick or a futex wait that an interruption only shortens, and it is not a worker,
+// so it may walk the fibers). Installs the handler. False if there is no segment or handler.
+bool PublishDumpAnswerer();
 
 }  // namespace gonet::core

@@ -14,6 +14,7 @@
 
 #include "core/base.h"
 #include "core/base/thread_signals.h"
+#include "core/dump.h"
 #include "core/fiber_sync.h"
 #include "core/fibers/fiber_signals.h"
 #include "core/netpoller.h"
@@ -625,8 +626,14 @@ bool Retake(int64_t now) {
 
 void* SysmonMain(void*) {
   SanitizerThreadStart();
-  ApplyHelperThreadMask();  // program signals go to the program's threads; faults reach it
+  // Program signals go to the program's threads; faults reach it; and gonet's SIGURG, since the
+  // sysmon answers gonet dump (dump.h: round one).
+  sigset_t mask;
+  HelperThreadMask(&mask);
+  sigdelset(&mask, SIGURG);
+  pthread_sigmask(SIG_SETMASK, &mask, nullptr);
   pthread_setname_np(pthread_self(), "gonet-sysmon");
+  PublishDumpAnswerer();
   int quiet_ticks = 0;
   for (;;) {
     timespec tick{0, kSysmonTickNs};

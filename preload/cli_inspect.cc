@@ -789,6 +789,15 @@ int DumpCommand(int argc, char** argv) {
         }
       }
     }
+    // Else gonet's own answerer (fibers mode's sysmon: dump.h round one).
+    if (int a = area->answerer_tid.load(std::memory_order_acquire); first == nullptr && a != 0) {
+      for (Task& t : tasks) {
+        if (t.tid == a) {
+          first = &t;
+          break;
+        }
+      }
+    }
     if (first != nullptr) {
       ask(*first);
       int64_t copied_until = MonoNs() + kCopyLimitNs;
