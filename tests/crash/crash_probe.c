@@ -12,6 +12,9 @@
  *                 then faults: the handler (SA_ONSTACK) must run on that thread's own stack.
  *   thread_fault  a fault in the program's own code in a second thread, no handler
  *   thread_abort  abort() in a second thread, no handler
+ *   hold          starts gonet's threads (a spinner that makes the sysmon hand its worker off
+ *                 with one worker, a poll of a pipe on an offload helper), prints "ready" and
+ *                 waits for stdin to close: run_crash.py reads every thread's blocked signals
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -77,6 +80,20 @@ static void* fault(void* arg) {
   return NULL;
 }
 
+static int hold_pipe[2];
+static void* poller(void* arg) {
+  (void)arg;
+  char c;
+  read(hold_pipe[0], &c, 1); /* an offloaded read in fibers mode, until main writes */
+  return NULL;
+}
+
+static void* napper(void* arg) {
+  (void)arg;
+  usleep(50000); /* queued behind the spinner: its worker is handed to a new OS thread */
+  return NULL;
+}
+
 int main(int argc, char** argv) {
   const char* what = argc > 1 ? argv[1] : "gonet";
   int sv[2];
@@ -93,6 +110,23 @@ int main(int argc, char** argv) {
   } else if (!strcmp(what, "own")) {
     signal(SIGSEGV, own);
     *(volatile int*)0x10 = 1;
+  } else if (!strcmp(what, "hold")) {
+    pipe(hold_pipe);
+    pthread_t p, a, n;
+    pthread_create(&p, NULL, poller, NULL);
+    pthread_create(&a, NULL, spin, NULL);
+    while (!spinning) usleep(1000);
+    pthread_create(&n, NULL, napper, NULL);
+    pthread_join(n, NULL);
+    pthread_join(a, NULL);
+    puts("ready");
+    fflush(stdout);
+    char c;
+    while (read(0, &c, 1) > 0) {
+    }
+    write(hold_pipe[1], "x", 1);
+    pthread_join(p, NULL);
+    return 0;
   } else if (!strncmp(what, "thread_", 7)) {
     if (!strcmp(what, "thread_own") || !strcmp(what, "thread_alt")) {
       struct sigaction sa = {0};

@@ -84,6 +84,36 @@ def main():
         ok = all(r.returncode == -signal.SIGSEGV and "fatal SEGV inside gonet" in r.stderr
                  for r in rs)
         r = rs[-1]
+    elif a.check == "no_gonet_thread_blocks_fault_signals":
+        # Every thread of a fibers-mode process (workers, the machine a handoff started, the
+        # sysmon, an offload helper) leaves the synchronous fault signals unblocked.
+        faults = [signal.SIGSEGV, signal.SIGBUS, signal.SIGILL, signal.SIGFPE, signal.SIGABRT,
+                  signal.SIGTRAP, signal.SIGSYS]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GONET_")}
+        env.update(LD_PRELOAD=os.path.join(a.build, "libgonet.so"), GONET_MODE="fibers",
+                   GONET_WORKERS="1", GONET_QUIET_TLS="1")
+        p = subprocess.Popen([a.probe, "hold"], env=env, stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            line = p.stdout.readline()
+            names = {}
+            for tid in os.listdir(f"/proc/{p.pid}/task"):
+                with open(f"/proc/{p.pid}/task/{tid}/status") as f:
+                    st = dict(l.split(":\t", 1) for l in f.read().splitlines() if ":\t" in l)
+                blocked = int(st["SigBlk"], 16)
+                names[tid] = (st["Name"].strip(), [s.name for s in faults
+                                                   if blocked & (1 << (s - 1))])
+        finally:
+            p.stdin.close()
+            p.wait(timeout=20)
+        for tid, (name, bad) in sorted(names.items()):
+            print(f"{tid} {name}: fault signals blocked {bad}")
+        kinds = {n for n, _ in names.values()}
+        ok = (line == "ready\n" and all(not bad for _, bad in names.values())
+              and {"gonet-worker", "gonet-sysmon", "gonet-offload"} <= kinds
+              and sum(1 for n, _ in names.values() if n == "gonet-worker") >= 2)
+        print("PASS" if ok else "FAIL")
+        return 0 if ok else 1
     else:
         print("unknown check")
         return 2
