@@ -183,6 +183,10 @@ void AskFirst(Request* r) {
       }
     }
   }
+  // Else gonet's own answerer (fibers mode's sysmon: dump.h round one).
+  if (int a = r->area->answerer_tid.load(std::memory_order_acquire); first == nullptr && a != 0) {
+    first = r->FindTask(a);
+  }
   if (first == nullptr) return;
   r->Ask(*first);
   int64_t copied_until = MonoNs() + kCopyLimitNs;

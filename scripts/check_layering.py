@@ -16,7 +16,9 @@ MAY_INCLUDE = {
     "poll": ["base", "stats"],
     "faults": ["base"],
     "threads": ["base", "stats", "poll"],
-    "fibers": ["base", "stats", "poll"],
+    # Fibers mode builds on threads/: its OS threads park on ThreadParkers, and SIGURG is
+    # threads/'s (sigurg.h) in every mode.
+    "fibers": ["base", "stats", "poll", "threads"],
     "fd": ["base", "stats", "poll", "faults", "threads", "fibers"],
     "observe": ["base", "stats", "poll", "threads", "fibers", "fd"],
     "runtime": ["base", "stats", "poll", "faults", "threads", "fibers", "fd", "observe"],

@@ -1,10 +1,17 @@
 // sigaction/signal: gonet watches which handlers lack SA_RESTART (core/base/signal_policy.h), and
 // keeps the program's own view of SIGURG, which threads mode uses to wake blocked calls
-// (core/threads/kernel_wait.h).
+// (core/threads/sigurg.h).
+#include <dlfcn.h>
+#include <errno.h>
 #include <signal.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
-#include "core/threads/sigurg.h"
 #include "core/base/signal_policy.h"
+#include "core/fibers/fiber_scheduler.h"
+#include "core/fibers/syscall_offload.h"
+#include "core/threads/kernel_wait.h"
+#include "core/threads/sigurg.h"
 #include "shim/abi.h"
 #include "shim/real.h"
 
@@ -39,4 +46,54 @@ GONET_HOOK sighandler_t signal(int sig, sighandler_t handler) {
     if (real::sigaction(sig, nullptr, &now) == 0) core::NoteSigaction(sig, &now);
   }
   return prev;
+}
+
+// A fiber's alternate signal stack is the fiber's, installed on whichever worker runs it
+// (core/fibers/fiber_thread_state.h).
+GONET_HOOK int sigaltstack(const stack_t* ss, stack_t* old) {
+  if (core::FiberTask* t = core::FiberScheduler::Current()) {
+    core::FiberThreadState* s = t->thread_state();
+    if (s == nullptr) {
+      errno = ENOMEM;
+      return -1;
+    }
+    return core::FiberSigaltstack(*s, ss, old);
+  }
+  return static_cast<int>(syscall(SYS_sigaltstack, ss, old));  // what glibc's wrapper does
+}
+
+// sigwait and friends in a fiber do not hold its worker, and see the signals sent to the fiber
+// (core/fibers/fiber_signals.h). Elsewhere they are glibc's (cancellation points included).
+namespace {
+template <typename Fn>
+Fn Libc(const char* name) {
+  return reinterpret_cast<Fn>(dlsym(RTLD_NEXT, name));
+}
+}  // namespace
+
+GONET_HOOK int sigtimedwait(const sigset_t* set, siginfo_t* info, const timespec* timeout) {
+  if (core::InFiber()) return core::FiberScheduler::Current()->SigTimedWait(set, info, timeout);
+  static auto next = Libc<decltype(&::sigtimedwait)>("sigtimedwait");
+  return next(set, info, timeout);
+}
+
+GONET_HOOK int sigwaitinfo(const sigset_t* set, siginfo_t* info) {
+  if (core::InFiber()) return core::FiberScheduler::Current()->SigTimedWait(set, info, nullptr);
+  static auto next = Libc<decltype(&::sigwaitinfo)>("sigwaitinfo");
+  return next(set, info);
+}
+
+GONET_HOOK int sigwait(const sigset_t* set, int* sig) {
+  if (!core::InFiber()) {
+    static auto next = Libc<decltype(&::sigwait)>("sigwait");
+    return next(set, sig);
+  }
+  for (;;) {
+    int r = core::FiberScheduler::Current()->SigTimedWait(set, nullptr, nullptr);
+    if (r > 0) {
+      *sig = r;
+      return 0;
+    }
+    if (errno != EINTR) return errno;  // sigwait restarts after a handler, as glibc's
+  }
 }

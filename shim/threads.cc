@@ -8,8 +8,8 @@
 // (robust, priority and process-shared mutexes), each call goes to libc unchanged.
 //
 // A pthread_t that pthread_create returned for a fiber is the FiberTask's address; calls that
-// take such a handle (join, detach, equal, getattr_np, setname_np, kill(0), cancel) are answered
-// here. Other pthread_* calls given a fiber's handle are not supported (README: fibers limits).
+// take such a handle (every one in glibc's list: see "calls that take a fiber's pthread_t") are
+// answered here.
 #include <dlfcn.h>
 #include <pthread.h>
 #include <sched.h>
@@ -84,6 +84,25 @@ int64_t RelativeDeadline(const timespec* rel) {
   return ns <= 0 ? core::Nanotime() : core::DeadlineAfter(ns);
 }
 
+// A sleep a signal handler ended: EINTR, and what was left (nanosleep's rem).
+int Interrupted(int64_t deadline_ns, timespec* rem) {
+  if (rem != nullptr) {
+    int64_t left = deadline_ns - core::Nanotime();
+    if (left < 0) left = 0;
+    rem->tv_sec = static_cast<time_t>(left / 1000000000);
+    rem->tv_nsec = static_cast<long>(left % 1000000000);
+  }
+  errno = EINTR;
+  return -1;
+}
+
+// A setter on a fiber's attributes (core/fibers/fiber_thread_state.h), which it allocates.
+template <typename Fn, typename... Args>
+int WithState(FiberTask* t, Fn fn, Args... args) {
+  core::FiberThreadState* s = t->thread_state();
+  return s != nullptr ? fn(*s, args...) : ENOMEM;
+}
+
 }  // namespace
 
 // --- threads -------------------------------------------------------------------------------
@@ -153,22 +172,132 @@ GONET_HOOK int pthread_getattr_np(pthread_t thread, pthread_attr_t* attr) {
   const core::FiberStack& s = t->stack();
   int r = pthread_attr_init(attr);
   if (r != 0) return r;
+  // And what glibc reads from the thread: detach state, scheduling, (affinity is left unset,
+  // as glibc leaves it when the thread has the default).
+  if (t->detached()) pthread_attr_setdetachstate(attr, PTHREAD_CREATE_DETACHED);
+  int policy = 0;
+  sched_param param{};
+  core::FiberGetSchedParam(t->thread_state_if_any(), &policy, &param);
+  pthread_attr_setschedpolicy(attr, policy);
+  pthread_attr_setschedparam(attr, &param);
   return pthread_attr_setstack(attr, static_cast<char*>(s.top()) - s.usable(), s.usable());
 }
 
+// --- calls that take a fiber's pthread_t (glibc 2.36's list) ---------------------------------
+// Each either answers for the fiber (the attribute is the fiber's: fibers/fiber_thread_state.h)
+// or maps the call to the OS thread that runs it; the reason is given with each. join, tryjoin,
+// timedjoin, clockjoin, detach, equal, getattr_np, exit and self are above; kill, sigqueue and
+// cancel below.
+
+// The name is the fiber's: the worker's comm is shared by every fiber it runs.
 GONET_HOOK int pthread_setname_np(pthread_t thread, const char* name) {
-  if (AsTask(thread) != nullptr) return strlen(name) < 16 ? 0 : ERANGE;  // fibers have no comm
+  if (FiberTask* t = AsTask(thread)) return WithState(t, core::FiberSetName, name);
+  if (thread == pthread_self()) core::ForgetOsThreadState();
   return NEXT(pthread_setname_np)(thread, name);
 }
 
+GONET_HOOK int pthread_getname_np(pthread_t thread, char* buf, size_t len) {
+  if (FiberTask* t = AsTask(thread)) return core::FiberGetName(t->thread_state_if_any(), buf, len);
+  return NEXT(pthread_getname_np)(thread, buf, len);
+}
+
+// Scheduling is the fiber's attribute: gonet's workers run every fiber alike, and changing the
+// worker's policy would change its other fibers' and gonet's own.
+GONET_HOOK int pthread_getschedparam(pthread_t thread, int* policy, sched_param* param) {
+  if (FiberTask* t = AsTask(thread)) {
+    return core::FiberGetSchedParam(t->thread_state_if_any(), policy, param);
+  }
+  return NEXT(pthread_getschedparam)(thread, policy, param);
+}
+
+GONET_HOOK int pthread_setschedparam(pthread_t thread, int policy, const sched_param* param) {
+  if (FiberTask* t = AsTask(thread)) {
+    return WithState(t, core::FiberSetSchedParam, policy, param);
+  }
+  if (thread == pthread_self()) core::ForgetOsThreadState();
+  return NEXT(pthread_setschedparam)(thread, policy, param);
+}
+
+GONET_HOOK int pthread_setschedprio(pthread_t thread, int prio) {
+  if (FiberTask* t = AsTask(thread)) return WithState(t, core::FiberSetSchedPrio, prio);
+  if (thread == pthread_self()) core::ForgetOsThreadState();
+  return NEXT(pthread_setschedprio)(thread, prio);
+}
+
+// Affinity is the fiber's attribute, for the same reason as scheduling.
+GONET_HOOK int pthread_getaffinity_np(pthread_t thread, size_t bytes, cpu_set_t* set) {
+  if (FiberTask* t = AsTask(thread))
+    return core::FiberGetAffinity(t->thread_state_if_any(), bytes, set);
+  return NEXT(pthread_getaffinity_np)(thread, bytes, set);
+}
+
+GONET_HOOK int pthread_setaffinity_np(pthread_t thread, size_t bytes, const cpu_set_t* set) {
+  if (FiberTask* t = AsTask(thread)) return WithState(t, core::FiberSetAffinity, bytes, set);
+  return NEXT(pthread_setaffinity_np)(thread, bytes, set);
+}
+
+// Mapped to the OS thread that runs the fiber's worker: the kernel accounts CPU time per OS
+// thread only, so a fiber's own share cannot be told apart; that thread's clock is the nearest
+// true one (it advances while the fiber runs, and with its worker's other fibers).
+GONET_HOOK int pthread_getcpuclockid(pthread_t thread, clockid_t* clock) {
+  FiberTask* t = AsTask(thread);
+  if (t == nullptr) return NEXT(pthread_getcpuclockid)(thread, clock);
+  int tid = t->MachineTid();
+  if (tid == 0) return ESRCH;
+  // The kernel's per-thread CPU clock id (CPUCLOCK_SCHED | CPUCLOCK_PERTHREAD), as glibc makes it.
+  *clock = static_cast<clockid_t>((~static_cast<unsigned>(tid) << 3) | 6);
+  return 0;
+}
+
+// A fiber's signal is pending on the fiber and its handler runs there (core/fibers/
+// fiber_signals.h): the kernel cannot direct a signal at a fiber.
 GONET_HOOK int pthread_kill(pthread_t thread, int sig) {
-  if (AsTask(thread) != nullptr) return sig == 0 ? 0 : ENOTSUP;  // signals go to workers
+  if (FiberTask* t = AsTask(thread)) return t->Kill(sig, SI_TKILL, sigval{});
   return NEXT(pthread_kill)(thread, sig);
 }
 
+GONET_HOOK int pthread_sigqueue(pthread_t thread, int sig, const sigval value) {
+  if (FiberTask* t = AsTask(thread)) return t->Kill(sig, SI_QUEUE, value);
+  return NEXT(pthread_sigqueue)(thread, sig, value);
+}
+
+// A fiber's mask is its own (core/fibers/fiber_signals.h).
+GONET_HOOK int pthread_sigmask(int how, const sigset_t* set, sigset_t* old) {
+  if (FiberTask* t = FiberScheduler::Current()) return t->SigMask(how, set, old);
+  return NEXT(pthread_sigmask)(how, set, old);
+}
+
+GONET_HOOK int sigprocmask(int how, const sigset_t* set, sigset_t* old) {
+  if (FiberTask* t = FiberScheduler::Current()) {
+    if (int e = t->SigMask(how, set, old); e != 0) {
+      errno = e;
+      return -1;
+    }
+    return 0;
+  }
+  return NEXT(sigprocmask)(how, set, old);
+}
+
+// Cancellation of a fiber is the fiber's (core/fibers/fiber_signals.h): glibc's would signal
+// the worker and unwind whatever fiber it runs.
 GONET_HOOK int pthread_cancel(pthread_t thread) {
-  if (AsTask(thread) != nullptr) return ENOTSUP;
+  if (FiberTask* t = AsTask(thread)) return t->Cancel();
   return NEXT(pthread_cancel)(thread);
+}
+
+GONET_HOOK int pthread_setcancelstate(int state, int* old) {
+  if (FiberTask* t = FiberScheduler::Current()) return t->SetCancelState(state, old);
+  return NEXT(pthread_setcancelstate)(state, old);
+}
+
+GONET_HOOK int pthread_setcanceltype(int type, int* old) {
+  if (FiberTask* t = FiberScheduler::Current()) return t->SetCancelType(type, old);
+  return NEXT(pthread_setcanceltype)(type, old);
+}
+
+GONET_HOOK void pthread_testcancel() {
+  if (FiberTask* t = FiberScheduler::Current()) return t->TestCancel();
+  NEXT(pthread_testcancel)();
 }
 
 GONET_HOOK int sched_yield() {
@@ -424,7 +553,8 @@ GONET_HOOK int nanosleep(const timespec* req, timespec* rem) {
     errno = EINVAL;
     return -1;
   }
-  core::FiberSleepUntil(RelativeDeadline(req));
+  int64_t deadline = RelativeDeadline(req);
+  if (core::FiberSleepUntil(deadline)) return Interrupted(deadline, rem);
   return 0;
 }
 
@@ -436,18 +566,28 @@ GONET_HOOK int clock_nanosleep(clockid_t clock, int flags, const timespec* req, 
   if (req->tv_nsec < 0 || req->tv_nsec >= 1000000000) return EINVAL;
   int64_t deadline =
       (flags & TIMER_ABSTIME) ? core::MonotonicDeadline(clock, *req) : RelativeDeadline(req);
-  core::FiberSleepUntil(deadline);
+  if (core::FiberSleepUntil(deadline)) {
+    Interrupted(deadline, (flags & TIMER_ABSTIME) ? nullptr : rem);
+    return EINTR;
+  }
   return 0;
 }
 
 GONET_HOOK int usleep(useconds_t usec) {
   if (FiberScheduler::Current() == nullptr) return NEXT(usleep)(usec);
-  core::FiberSleepUntil(core::DeadlineAfter(static_cast<int64_t>(usec) * 1000));
+  if (core::FiberSleepUntil(core::DeadlineAfter(static_cast<int64_t>(usec) * 1000))) {
+    errno = EINTR;
+    return -1;
+  }
   return 0;
 }
 
 GONET_HOOK unsigned int sleep(unsigned int seconds) {
   if (FiberScheduler::Current() == nullptr) return NEXT(sleep)(seconds);
-  core::FiberSleepUntil(core::DeadlineAfter(static_cast<int64_t>(seconds) * 1000000000));
+  int64_t deadline = core::DeadlineAfter(static_cast<int64_t>(seconds) * 1000000000);
+  if (core::FiberSleepUntil(deadline)) {
+    int64_t left = deadline - core::Nanotime();
+    return left > 0 ? static_cast<unsigned int>((left + 999999999) / 1000000000) : 0;
+  }
   return 0;
 }

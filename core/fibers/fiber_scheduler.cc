@@ -6,6 +6,8 @@
 #include <new>
 
 #include "core/base/mode.h"
+#include "core/base/thread_signals.h"
+#include "core/fibers/fiber_signals.h"
 #include "core/fibers/fiber_tls.h"
 #include "core/fibers/worker.h"
 #include "core/poll/netpoller.h"
@@ -67,6 +69,8 @@ bool FiberScheduler::StartWorkers(int n) {
   }
   g_workers = workers;
   g_last_poll_ns.store(CoarseNanotime(), std::memory_order_relaxed);
+  pthread_sigmask(SIG_SETMASK, nullptr, &g_machine_mask);
+  UnblockSyncFaults(&g_machine_mask);
   // Open the netpoller before any worker can poll: Netpoller::Break before the epoll instance
   // exists marks a break pending without writing the eventfd, and then dedups every later Break,
   // so a worker that then blocks in Poll(-1) would never see the work queued for it. Poll(0)
@@ -83,6 +87,7 @@ bool FiberScheduler::StartWorkers(int n) {
   if (started > 0) EnsureSysmon();
   return started > 0;
 }
+
 // Round-robin over the workers, skipping one whose current fiber has run for more than
 // kStuckNs: it is likely blocked in the kernel, and a new fiber placed there would wait for it.
 // (Fibers already on that worker wait anyway: they cannot migrate, see the header.)
@@ -101,6 +106,7 @@ FiberWorker* FiberScheduler::PlaceNewFiber() {
   }
   return &g_workers[first % n];
 }
+
 bool FiberScheduler::EnsureStarted() {
   int s = g_started.load(std::memory_order_acquire);
   if (GONET_LIKELY(s == 2)) return true;
@@ -122,6 +128,7 @@ bool FiberScheduler::EnsureStarted() {
   while ((s = g_started.load(std::memory_order_acquire)) == 1) sched_yield();
   return s == 2;
 }
+
 int FiberScheduler::Spawn(size_t stack_bytes, void* (*start)(void*), void* arg, bool detached,
                           FiberTask** out) {
   if (!EnsureStarted()) return EAGAIN;
@@ -140,6 +147,20 @@ int FiberScheduler::Spawn(size_t stack_bytes, void* (*start)(void*), void* arg, 
     t->detached_ = detached;
     t->joiner_ = nullptr;
   }
+  t->extra_.store(
+      InheritThreadState(t_current != nullptr ? t_current->thread_state_if_any() : nullptr,
+                         t_current != nullptr),
+      std::memory_order_release);
+  // A new thread's signal mask is its creator's; nothing is pending for it.
+  t->sig_mask_.store(t_current != nullptr ? t_current->sig_mask_.load(std::memory_order_relaxed)
+                                          : OsThreadSignalMask(),
+                     std::memory_order_relaxed);
+  t->sig_pending_.store(0, std::memory_order_relaxed);
+  t->cancel_pending_.store(false, std::memory_order_relaxed);
+  t->cancel_disabled_ = false;
+  t->cancel_async_ = false;
+  t->no_cancel_ = 0;
+  t->sig_queued_.store(0, std::memory_order_relaxed);
   t->home_ = PlaceNewFiber();
   if (!t->fiber_.Start(stack_bytes, &FiberTask::Entry, t)) {
     FiberWorker::Recycle(t);
@@ -161,6 +182,7 @@ int FiberScheduler::Spawn(size_t stack_bytes, void* (*start)(void*), void* arg, 
   EnsureSysmon();
   return 0;
 }
+
 FiberTask* FiberScheduler::Current() { return t_current; }
 bool FiberScheduler::IsTask(const void* p) {
   if (g_task_base == nullptr) return false;
@@ -169,6 +191,7 @@ bool FiberScheduler::IsTask(const void* p) {
   size_t n = g_task_count.load(std::memory_order_acquire);
   return a >= b && a < b + n * sizeof(FiberTask) && (a - b) % sizeof(FiberTask) == 0;
 }
+
 int FiberScheduler::workers() { return g_nworkers.load(std::memory_order_relaxed); }
 void FiberScheduler::ForEachSuspendedTask(SuspendedTaskFn fn, void* ctx) {
   if (g_task_base == nullptr) return;
@@ -186,6 +209,7 @@ void FiberScheduler::ForEachSuspendedTask(SuspendedTaskFn fn, void* ctx) {
     t.pinned_.store(0, std::memory_order_release);
   }
 }
+
 void FiberScheduler::NoteKeyDestructor(pthread_key_t key, void (*destructor)(void*), KeyKind kind) {
   if (key >= PTHREAD_KEYS_MAX) return;
   uint64_t bit = uint64_t{1} << (key % 64);

@@ -1,6 +1,6 @@
 // core/fibers/: the fiber scheduler (this file: interface and state machines; worker.h: its parts),
-// the switch (fiber.h), stacks, sync, offload, TLS scan, key kinds. May include: poll/, stats/,
-// base/ (core/README.md: Layers, LOCKING).
+// the switch (fiber.h), stacks, sync, offload, TLS, signals, TLS scan, key kinds. May include:
+// threads/, poll/, stats/, base/ (core/README.md: Layers, LOCKING).
 //
 // Fibers mode (M:N): pthread_create'd threads run as fibers on a pool of worker OS threads.
 //
@@ -32,10 +32,11 @@
 //               and CASes kInFiber(gen) -> kInSched(gen) when the fiber comes back.
 //   kHandedOff  the sysmon CASed kInFiber(gen) -> kHandedOff(gen): the fiber had run for
 //               kRetakeNs (20 ms) blocked in the kernel, or kRetakeRunnableNs (200 ms) running or
-//               runnable (fibers/machine_state.h), and fibers or due timers were waiting behind it. It gives the
-//               worker to a spare machine (or a new thread), secured before the CAS, which runs it
-//               from there. The old machine's CAS then fails: it finishes that one fiber's switch
-//               (requeuing it on the worker it lost if it yielded), and becomes a spare.
+//               runnable (fibers/machine_state.h), and fibers or due timers were waiting behind it.
+//               It gives the worker to a spare machine (or a new thread), secured before the CAS,
+//               which runs it from there. The old machine's CAS then fails: it finishes that one
+//               fiber's switch (requeuing it on the worker it lost if it yielded), and becomes a
+//               spare.
 // So a fiber stuck in a call gonet cannot see (a glibc-internal read, a slow disk, flock, a long
 // computation) costs its worker's other fibers at most ~30 ms, never a deadlock. The stuck fiber
 // itself keeps running on the old machine until it comes back to the scheduler; after that it
@@ -67,9 +68,13 @@
 //   - a poller that found work for itself wakes a sleeping worker to take over the polling.
 //
 // Limits of fibers mode (README: keep this list and the README's in step):
-//   - Signals go to the workers (and the main thread), not to fibers: a fiber parked in a socket
-//     call, a mutex or a sleep is never interrupted with EINTR, and pthread_kill(fiber, sig != 0)
-//     and pthread_cancel(fiber) return ENOTSUP. Signal masks (pthread_sigmask) are per worker.
+//   - Signals (fibers/fiber_signals.h): each fiber has its own mask, installed on its machine at
+//     the switch; pthread_kill/pthread_sigqueue of a fiber run the handler on that fiber when it
+//     parks or wakes, and interrupt its park as the kernel would interrupt the call. A fiber that
+//     computes runs the handler at its next park; an offloaded call is not interrupted.
+//     pthread_cancel(fiber) acts when the fiber parks in a socket call, a sleep or a join, or
+//     calls pthread_testcancel; not in a condition wait, sem_wait or an offloaded call
+//     (fibers/fiber_signals.h, Cancellation).
 //   - errno, libstdc++'s exception state, pthread_getspecific data (a sanitizer runtime's key too,
 //     but its destructor is not run at fiber exit: key_kind.h) and the program's own
 //     __thread/thread_local variables (fibers/fiber_tls.h, with C++ destructors at fiber exit)
@@ -111,6 +116,7 @@
 
 #include "core/base/spinlock.h"
 #include "core/fibers/fiber.h"
+#include "core/fibers/fiber_thread_state.h"
 #include "core/fibers/key_kind.h"
 #include "core/poll/parker.h"
 
@@ -131,6 +137,10 @@ class FiberTask final : public Parker {
   // otherwise ETIMEDOUT once it passes (pthread_timedjoin_np/clockjoin_np).
   int Join(void** retval, int64_t deadline_ns = 0);
   int Detach();
+  bool detached() {
+    SpinGuard g(join_mu_);
+    return detached_;
+  }
   // pthread_exit in a fiber: unwinds the fiber's stack (running destructors) to its start.
   [[noreturn]] void Exit(void* retval);
 
@@ -154,6 +164,56 @@ class FiberTask final : public Parker {
   // True while the task is parked (not queued, not running): what gonet dump calls "waiting".
   bool parked() const { return (state_.load(std::memory_order_acquire) & kStMask) == kParked; }
   const FiberStack& stack() const { return fiber_.stack(); }
+  // The thread attributes kept per fiber (fibers/fiber_thread_state.h), allocated on first use
+  // (most fibers never set one: the task array stays small). nullptr: out of memory.
+  FiberThreadState* thread_state();
+  const FiberThreadState* thread_state_if_any() const {
+    return extra_.load(std::memory_order_acquire);
+  }
+  // The kernel tid of the OS thread that runs (or last ran) this fiber's worker, or 0.
+  int MachineTid() const;
+
+  // Signals to this fiber (fibers/fiber_signals.cc). Kill is pthread_kill/pthread_sigqueue
+  // (code SI_TKILL or SI_QUEUE): the signal is pending on the fiber, a parked fiber is woken for
+  // it, and the handler runs on the fiber when it next parks or wakes (at once for the fiber
+  // itself). SigMask is pthread_sigmask/sigprocmask in this fiber (running). 0 or an errno.
+  int Kill(int sig, int code, const sigval& value);
+  int SigMask(int how, const sigset_t* set, sigset_t* old);
+  // Runs the handlers of the pending signals this fiber does not block (on the fiber itself).
+  // Returns true if every handler that ran had SA_RESTART (the caller's wait may restart).
+  bool DeliverSignals();
+  // Handlers run on this fiber so far (the fiber's own counter: an offloaded call it waits for
+  // is interrupted when it changes, syscall_offload.h).
+  uint32_t signals_handled() const {
+    return sig_handled_ + sigwait_kicks_.load(std::memory_order_acquire);
+  }
+  // sigwait/sigwaitinfo/sigtimedwait in this fiber (running): a signal of `set` pending on the
+  // fiber is taken at once; otherwise the wait runs on an offload helper (the process-directed
+  // ones reach it there, as they would reach any thread that blocks them) and a pthread_kill of
+  // this fiber with a signal of `set` ends it. Returns the signal, or -1 with errno.
+  int SigTimedWait(const sigset_t* set, siginfo_t* info, const timespec* timeout);
+  // pthread_cancel of this fiber, and the fiber's own cancelability (pthread_setcancelstate,
+  // pthread_setcanceltype, pthread_testcancel): fibers/fiber_signals.h, Cancellation.
+  int Cancel();
+  int SetCancelState(int state, int* old);
+  int SetCancelType(int type, int* old);
+  void TestCancel();
+  // A park that is not a cancellation point, or that must not be left by unwinding (a mutex, a
+  // queued address wait, an offloaded call a helper still runs): cancellation waits for its end.
+  struct NoCancelScope {
+    FiberTask* t;
+    explicit NoCancelScope(FiberTask* task) : t(task) {
+      if (t != nullptr) ++t->no_cancel_;
+    }
+    ~NoCancelScope() {
+      if (t != nullptr) --t->no_cancel_;
+    }
+  };
+  uint64_t signal_mask() const { return sig_mask_.load(std::memory_order_relaxed); }
+  bool HasDeliverableSignal() const {
+    return (sig_pending_.load(std::memory_order_relaxed) &
+            ~sig_mask_.load(std::memory_order_relaxed)) != 0;
+  }
 
  private:
   friend class FiberScheduler;
@@ -162,11 +222,29 @@ class FiberTask final : public Parker {
   enum class Action { kNone, kPark, kYield };
 
   static void Entry(void* self);
+  ParkResult AfterSignals(WaitKind kind);
+  bool CancelDue() const {
+    return cancel_pending_.load(std::memory_order_relaxed) && !cancel_disabled_ && no_cancel_ == 0;
+  }
   bool CommitPark();         // on the worker, after the switch; false: a permit came, requeue
   void RunKeyDestructors();  // program keys only (key_kind.h)
   struct ThreadExitFn;
 
   Fiber fiber_;
+  std::atomic<FiberThreadState*> extra_{nullptr};
+  // Signals (fibers/fiber_signals.cc): bit sig-1 of each word. The mask is the fiber's own
+  // (written by the fiber, installed on its machine at each switch when it differs); pending
+  // bits are set by any thread (Kill) and cleared by the fiber as it runs the handlers.
+  std::atomic<uint64_t> sig_pending_{0};
+  std::atomic<uint64_t> sig_mask_{0};
+  std::atomic<uint64_t> sig_queued_{0};  // pending with SI_QUEUE (pthread_sigqueue): the value
+  uint32_t sig_handled_ = 0;
+  std::atomic<uint64_t> sigwait_set_{0};    // the set of a sigwait in progress
+  std::atomic<uint32_t> sigwait_kicks_{0};  // signals of that set sent meanwhile (Kill)
+  std::atomic<bool> cancel_pending_{false};
+  bool cancel_disabled_ = false;
+  bool cancel_async_ = false;  // remembered for pthread_setcanceltype; acted on as deferred
+  int no_cancel_ = 0;
   std::atomic<uint64_t> state_{kRun};
   // Dump pinning (ForEachSuspendedTask), a Dekker pair: the worker stores on_cpu_ before it
   // looks at pinned_, the dumper stores pinned_ before it looks at on_cpu_; so either the worker
@@ -232,5 +310,10 @@ class FiberScheduler {
 
 // In a fork child (runtime/ calls it): see fiber_scheduler.cc.
 void FiberSchedulerAfterForkChild();
+
+// Runs on the sysmon thread when it starts (runtime/ sets it: publish the sysmon as gonet dump's
+// answerer of last resort, observe/dump.h), since fibers/ cannot name observe/.
+using SysmonStartHook = bool (*)();
+void SetSysmonStartHook(SysmonStartHook hook);
 
 }  // namespace gonet::core

@@ -72,6 +72,8 @@ void FiberSyncAfterForkChild() {
 }
 
 int AddrWait(std::atomic<uint32_t>* addr, uint32_t expected, int64_t deadline_ns, WaitKind kind) {
+  // The waiter is linked in its bucket until it leaves below: never unwound out of its park.
+  FiberTask::NoCancelScope no_cancel(FiberScheduler::Current());
   Bucket& b = BucketFor(addr);
   Waiter w{addr, CurrentParker()};
   {
@@ -378,10 +380,14 @@ int RwUnlock(pthread_rwlock_t* l) {
   return 0;
 }
 
-void FiberSleepUntil(int64_t deadline_ns) {
+bool FiberSleepUntil(int64_t deadline_ns) {
   FiberTask* t = FiberScheduler::Current();
   ScopedWaitNote note(t, kWaitSleep);
-  while (Nanotime() < deadline_ns) t->Park(deadline_ns, WaitKind::kRestartable);
+  while (Nanotime() < deadline_ns) {
+    // A signal handler ends a sleep whatever its SA_RESTART (signal(7)).
+    if (t->Park(deadline_ns, WaitKind::kAlwaysEintr) == ParkResult::kInterrupted) return true;
+  }
+  return false;
 }
 
 }  // namespace gonet::core

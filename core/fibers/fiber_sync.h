@@ -79,7 +79,8 @@ int RwUnlock(pthread_rwlock_t* l);
 // A CLOCK_MONOTONIC deadline from an absolute time on `clock` (REALTIME or MONOTONIC).
 int64_t MonotonicDeadline(clockid_t clock, const timespec& abstime);
 // Parks the calling fiber until deadline_ns (CLOCK_MONOTONIC); other fibers run meanwhile.
-void FiberSleepUntil(int64_t deadline_ns);
+// True if a signal handler ran first and ended the sleep (nanosleep's EINTR).
+bool FiberSleepUntil(int64_t deadline_ns);
 
 // The calling fiber's id, or the calling thread's kernel tid (mutex ownership).
 uint32_t CurrentOwnerId();

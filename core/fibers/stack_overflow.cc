@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "core/base/sys.h"
+#include "core/fibers/fiber_signals.h"
 #include "core/fibers/worker.h"
 
 namespace gonet::core {
@@ -72,6 +73,7 @@ void InstallWorkerAltStack() {
     ss.ss_sp = alt;
     ss.ss_size = kAltStackBytes;
     sigaltstack(&ss, nullptr);
+    NoteMachineAltStack(alt, kAltStackBytes);
   }
 }
 

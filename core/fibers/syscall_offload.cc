@@ -14,8 +14,10 @@
 #include "core/base/sanitizer_thread_start.h"
 #include "core/base/spinlock.h"
 #include "core/base/sys.h"
+#include "core/base/thread_signals.h"
 #include "core/poll/parker.h"
 #include "core/stats/stats.h"
+#include "core/threads/sigurg.h"
 
 namespace gonet::core {
 namespace {
@@ -35,7 +37,21 @@ struct Job {
   long result = 0;
   int errno_out = 0;
   std::atomic<uint32_t> done{0};  // 0 -> 1 once (header); the helper's last touch of the job
+  uint32_t seq = 0;               // names the job in an interruption (header: Signals)
+  std::atomic<int> tid{0};        // the helper running fn, once it does
 };
+
+std::atomic<uint32_t> g_job_seq{0};
+std::atomic<int> g_pid{0};
+// The helper thread's own: its tid, the job it runs, and whether an interruption meant for
+// another job (sent just as this helper finished it and took ours) hit this one.
+__thread int t_helper_tid __attribute__((tls_model("initial-exec"))) = 0;
+__thread volatile uint32_t t_running_seq __attribute__((tls_model("initial-exec"))) = 0;
+__thread volatile sig_atomic_t t_stray __attribute__((tls_model("initial-exec"))) = 0;
+
+// Resend period while the fiber waits for an interrupted call to return: the first signal may
+// land before the helper enters the syscall.
+constexpr int64_t kInterruptResendNs = 5 * 1000000;
 
 // One helper thread's slot. Slots are type-stable (a static array, recycled through a free
 // list), like parkers: a submitter's FUTEX_WAKE may land after the helper it was meant for has
@@ -65,8 +81,22 @@ void FutexWake(std::atomic<uint32_t>* word) {
 }
 
 void RunJob(Job* job) {
+  t_running_seq = job->seq;
+  t_stray = 0;
+  job->tid.store(t_helper_tid, std::memory_order_release);
   errno = job->errno_in;
-  long r = job->fn(job->arg);
+  long r;
+  for (;;) {
+    r = job->fn(job->arg);
+    // EINTR from an interruption that was meant for this helper's previous job: not this call's.
+    if (r == -1 && errno == EINTR && t_stray) {
+      t_stray = 0;
+      errno = job->errno_in;
+      continue;
+    }
+    break;
+  }
+  t_running_seq = 0;
   job->errno_out = errno;
   job->result = r;
   Parker* p = job->parker;  // before done: after it the job may be gone
@@ -126,6 +156,7 @@ Job* WaitForJob(Helper* h) {
 void* HelperMain(void* arg) {
   SanitizerThreadStart();  // made with libc's pthread_create (sanitizer_thread_start.h)
   prctl(PR_SET_NAME, "gonet-offload", 0, 0, 0);
+  t_helper_tid = static_cast<int>(sys::Call(SYS_gettid));
   auto* h = static_cast<Helper*>(arg);
   // The first job came with the thread (wake is already 1).
   for (Job* job = h->job; job != nullptr; job = WaitForJob(h)) RunJob(job);
@@ -136,7 +167,8 @@ bool StartHelper(Helper* h) {
   pthread_attr_t attr;
   if (pthread_attr_init(&attr) != 0) return false;
   sigset_t all;
-  sigfillset(&all);
+  HelperThreadMask(&all);   // the program's signals, not its faults (base/thread_signals.h)
+  sigdelset(&all, SIGURG);  // gonet's interruption (header: Signals)
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
   pthread_attr_setstacksize(&attr, kHelperStackBytes);
   // glibc leaves its internal signals (cancellation, setxid) unblocked, as it must.
@@ -186,19 +218,57 @@ bool Submit(Job* job) {
   return false;
 }
 
+// Interrupts the helper's call with gonet's SIGURG (its handler has SA_RESTART: the kernel then
+// fails the calls it never restarts, poll and friends, with EINTR, and restarts the others).
+void InterruptHelper(const Job& job) {
+  int tid = job.tid.load(std::memory_order_acquire);
+  if (tid == 0) return;  // not in fn yet: the next resend
+  siginfo_t si{};
+  si.si_signo = SIGURG;
+  si.si_code = SI_QUEUE;
+  si.si_pid = g_pid.load(std::memory_order_relaxed);
+  si.si_uid = static_cast<uid_t>(sys::Call(SYS_getuid));
+  si.si_value.sival_ptr = reinterpret_cast<void*>((kOffloadSignalMagic << 32) | job.seq);
+  sys::Call(SYS_rt_tgsigqueueinfo, si.si_pid, tid, SIGURG, &si);
+}
+
 }  // namespace
+
+bool IsOffloadInterrupt(const siginfo_t* si) {
+  return si != nullptr && si->si_code == SI_QUEUE &&
+         (reinterpret_cast<uint64_t>(si->si_value.sival_ptr) >> 32) == kOffloadSignalMagic;
+}
+
+void NoteOffloadInterrupt(const siginfo_t* si) {
+  auto seq = static_cast<uint32_t>(reinterpret_cast<uint64_t>(si->si_value.sival_ptr));
+  if (seq != t_running_seq) t_stray = 1;
+}
 
 long Offload(long (*fn)(void*), void* arg) {
   if (!InFiber()) return fn(arg);
   // A signal handler that runs on this worker while we hold g_mu must not reach Submit again.
   ReentryGuard guard;
+  if (GONET_UNLIKELY(g_pid.load(std::memory_order_relaxed) == 0)) {
+    g_pid.store(static_cast<int>(sys::Call(SYS_getpid)), std::memory_order_relaxed);
+    EnsureDumpHandler();  // gonet's SIGURG handler: what interrupts a helper's call
+  }
+  FiberTask* self = FiberScheduler::Current();
+  FiberTask::NoCancelScope no_cancel(self);  // the helper writes into the job until done
   Job job{fn, arg, CurrentParker(), errno};
+  job.seq = g_job_seq.fetch_add(1, std::memory_order_relaxed) + 1;
   if (!Submit(&job)) return fn(arg);
   Count(Stats().offloaded_calls);
   {
     ScopedWaitNote note(job.parker, kWaitOffload);  // gonet dump: parked on a helper's call
+    uint32_t handled = self->signals_handled();
+    bool interrupting = false;
     while (job.done.load(std::memory_order_acquire) == 0) {
-      job.parker->Park(0, WaitKind::kRestartable);
+      job.parker->Park(interrupting ? DeadlineAfter(kInterruptResendNs) : 0,
+                       WaitKind::kRestartable);
+      if (job.done.load(std::memory_order_acquire) != 0) break;
+      // A handler ran on this fiber: the call is interrupted as the kernel would interrupt it.
+      if (!interrupting && self->signals_handled() != handled) interrupting = true;
+      if (interrupting) InterruptHelper(job);
     }
   }
   errno = job.errno_out;

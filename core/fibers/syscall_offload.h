@@ -21,10 +21,18 @@
 // caller's before fn, and the caller takes the helper's errno after it, so a call that succeeds
 // without touching errno leaves the program's errno as it was, and a failure shows the kernel's.
 //
-// Signals: helpers run with every signal blocked, so a program's handler never runs on one by
-// surprise (fibers mode sends signals to workers, README). A call that replaces the mask for its
-// own duration (ppoll, pselect, epoll_pwait with a sigmask) does so on the helper, as the program
-// asked, and gets EINTR there exactly as it would have on the program's thread.
+// Signals: helpers block the program's signals, so a program's handler never runs on one by
+// surprise. A call that replaces the mask for its own duration (ppoll, pselect, epoll_pwait with
+// a sigmask) does so on the helper, as the program asked, and gets EINTR there exactly as it
+// would have on the program's thread. A signal sent to the fiber (pthread_kill: fibers/
+// fiber_signals.h) wakes it; once its handler has run, the fiber interrupts the helper's call
+// with gonet's own SIGURG (SI_QUEUE, kOffloadSignalMagic and the job's seq; gonet's handler has
+// SA_RESTART), resent every 5 ms until the call returns, since the first may land before the
+// helper is in the kernel. The kernel then fails the calls it never restarts after a handler
+// (poll, select, epoll_wait and their variants) with EINTR, as for the program's thread, and
+// restarts the others (read on a pipe, waitpid): a limit when the program's handler lacks
+// SA_RESTART, where the kernel would fail those too. An interruption that reaches the helper
+// after it moved on to another job is recognised by the seq, and that job's call is remade.
 //
 // Pool: helpers are made on demand with libc's own pthread_create (not gonet's hook: a helper is
 // an OS thread, not a fiber). A submit hands the job to an idle helper or starts a new one; it
@@ -41,11 +49,14 @@
 // LOCKING: one spinlock guards the idle list, the free slots and the thread count. A leaf: nothing
 // else is taken under it, and no syscall is made under it (the submitter's futex wake and
 // pthread_create come after the unlock). A signal handler never takes it on a thread that holds
-// it: Offload holds a ReentryGuard, and InFiber() is false while core is re-entered (runtime.h).
+// it: Offload holds a ReentryGuard, and InFiber() is false while core is re-entered (base/mode.h).
 #pragma once
+
+#include <signal.h>
 
 #include "core/base/mode.h"
 #include "core/fibers/fiber_scheduler.h"
+#include "core/base/mode.h"
 
 namespace gonet::core {
 
@@ -55,6 +66,11 @@ inline bool InFiber() {
   extern RunMode g_mode;
   return g_mode == RunMode::kFibers && t_core_depth == 0 && FiberScheduler::Current() != nullptr;
 }
+
+inline constexpr uint64_t kOffloadSignalMagic = 0x676e6f66;  // "gnof": high half of sival_ptr
+// gonet's SIGURG handler (threads/sigurg.cc, through runtime's SetSigurgClaim): an interruption of a helper's call, and noting it.
+bool IsOffloadInterrupt(const siginfo_t* si);
+void NoteOffloadInterrupt(const siginfo_t* si);
 
 // Runs fn(arg) on a helper thread while the calling fiber parks; returns fn's result, with errno
 // as fn left it (see above). Called outside a fiber, it runs fn inline. fn must not park or

@@ -5,6 +5,8 @@
 #include "core/base/os_thread.h"
 #include "core/base/sanitizer_thread_start.h"
 #include "core/base/sys.h"
+#include "core/base/thread_signals.h"
+#include "core/fibers/fiber_signals.h"
 #include "core/fibers/machine_state.h"
 #include "core/fibers/worker.h"
 #include "core/stats/stats.h"
@@ -26,6 +28,7 @@ void* WorkerMain(void* arg) {
   SanitizerThreadStart();
   auto* m = static_cast<Machine*>(arg);
   InstallWorkerAltStack();
+  NoteMachineSignalMask(g_machine_mask);  // created with it (StartMachine)
   pthread_setname_np(pthread_self(), "gonet-worker");
   for (;;) {
     RunWorker(AwaitWorker(m));
@@ -86,10 +89,14 @@ bool Retake(int64_t now) {
 
 void* SysmonMain(void*) {
   SanitizerThreadStart();
-  sigset_t all;
-  sigfillset(&all);
-  pthread_sigmask(SIG_BLOCK, &all, nullptr);  // program signals go to the program's threads
+  // Program signals go to the program's threads; faults reach it; and gonet's SIGURG, since the
+  // sysmon answers gonet dump (dump.h: round one).
+  sigset_t mask;
+  HelperThreadMask(&mask);
+  sigdelset(&mask, SIGURG);
+  pthread_sigmask(SIG_SETMASK, &mask, nullptr);
   pthread_setname_np(pthread_self(), "gonet-sysmon");
+  if (SysmonStartHook hook = g_sysmon_start_hook.load(std::memory_order_acquire)) hook();
   int quiet_ticks = 0;
   for (;;) {
     timespec tick{0, kSysmonTickNs};
@@ -125,6 +132,10 @@ void* SysmonMain(void*) {
 
 Spinlock g_spare_mu;
 Machine* g_spares GONET_GUARDED_BY(g_spare_mu) = nullptr;
+// The signal mask of every machine: that of the program thread that started the workers, with
+// the synchronous faults unblocked (StartWorkers).
+sigset_t g_machine_mask;
+std::atomic<SysmonStartHook> g_sysmon_start_hook{nullptr};
 std::atomic<int> g_machines{0};
 // Sysmon: 0 ticking, 1 asleep until a fiber runs (futex word), 2 not started.
 std::atomic<uint32_t> g_sysmon_asleep{2};
@@ -137,15 +148,21 @@ Machine* StartMachine(FiberWorker* w) {
   }
   auto* m = new (std::nothrow) Machine;
   pthread_t thread;
-  if (m != nullptr) {
+  pthread_attr_t attr;
+  if (m != nullptr && pthread_attr_init(&attr) == 0) {
     m->worker = w;
     m->given.store(w != nullptr ? 1 : 0, std::memory_order_relaxed);  // published by the create
-    if (CreateOsThread(&thread, nullptr, &WorkerMain, m) == 0) {
+    // Every machine has the same mask, whoever creates it (the sysmon blocks the program's
+    // signals): the program's fibers run on any of them (base/thread_signals.h).
+    pthread_attr_setsigmask_np(&attr, &g_machine_mask);
+    int r = CreateOsThread(&thread, &attr, &WorkerMain, m);
+    pthread_attr_destroy(&attr);
+    if (r == 0) {
       pthread_detach(thread);
       return m;
     }
-    delete m;
   }
+  delete m;
   g_machines.fetch_sub(1, std::memory_order_relaxed);
   return nullptr;
 }
@@ -161,6 +178,10 @@ void EnsureSysmon() {
     g_sysmon_asleep.store(0, std::memory_order_seq_cst);
   }
   starting.store(false, std::memory_order_release);
+}
+
+void SetSysmonStartHook(SysmonStartHook hook) {
+  g_sysmon_start_hook.store(hook, std::memory_order_release);
 }
 
 }  // namespace gonet::core

@@ -1,5 +1,6 @@
 #include <new>
 
+#include "core/fibers/fiber_signals.h"
 #include "core/fibers/worker.h"
 #include "core/stats/stats.h"
 
@@ -52,6 +53,7 @@ void FiberWorker::Recycle(FiberTask* t) {
   // fibers never use thread-specific data.
   delete[] t->specific_;
   t->specific_ = nullptr;
+  delete t->extra_.exchange(nullptr, std::memory_order_acq_rel);
   SpinGuard g(g_free_mu);
   t->free_next_ = g_free;
   g_free = t;
@@ -75,7 +77,17 @@ void FiberWorker::OnExit(FiberTask* t) {
   }
 }
 
-ParkResult FiberTask::Park(int64_t deadline_ns, WaitKind) {
+// A signal for this fiber ran its handlers: the wait returns EINTR, or restarts (the caller
+// re-checks and parks again), as the kernel decides (parker.h WaitKind, fibers/fiber_signals.h).
+ParkResult FiberTask::AfterSignals(WaitKind kind) {
+  bool restart = DeliverSignals();
+  return kind == WaitKind::kAlwaysEintr || !restart ? ParkResult::kInterrupted
+                                                    : ParkResult::kUnparked;
+}
+
+ParkResult FiberTask::Park(int64_t deadline_ns, WaitKind kind) {
+  if (GONET_UNLIKELY(CancelDue())) Exit(PTHREAD_CANCELED);  // a cancellation point
+  if (GONET_UNLIKELY(HasDeliverableSignal())) return AfterSignals(kind);
   uint64_t s = state_.load(std::memory_order_seq_cst);
   while ((s & kStMask) == kPermit) {
     if (state_.compare_exchange_weak(s, s & ~kStMask, std::memory_order_seq_cst)) {
@@ -98,10 +110,14 @@ ParkResult FiberTask::Park(int64_t deadline_ns, WaitKind) {
     // Not counted here: wakes_* count pollDesc waits (poll_desc.cc), which count their own
     // timeouts; a sleep or a timed mutex wait is not one of them.
     timed_out_ = false;
+    if (GONET_UNLIKELY(HasDeliverableSignal())) DeliverSignals();
     return ParkResult::kTimedOut;
   }
+  if (GONET_UNLIKELY(CancelDue())) Exit(PTHREAD_CANCELED);
+  if (GONET_UNLIKELY(HasDeliverableSignal())) return AfterSignals(kind);
   return ParkResult::kUnparked;
 }
+
 bool FiberTask::CommitPark() {
   uint64_t s = state_.load(std::memory_order_seq_cst);
   for (;;) {
@@ -113,6 +129,7 @@ bool FiberTask::CommitPark() {
     if (state_.compare_exchange_weak(s, parked, std::memory_order_seq_cst)) return true;
   }
 }
+
 void FiberTask::Unpark() {
   uint64_t s = state_.load(std::memory_order_seq_cst);
   for (;;) {
@@ -131,10 +148,13 @@ void FiberTask::Unpark() {
     }
   }
 }
+
 void FiberTask::Yield() {
   action_ = Action::kYield;
   fiber_.Suspend();
+  if (GONET_UNLIKELY(HasDeliverableSignal())) DeliverSignals();
 }
+
 void FiberTask::Entry(void* self) {
   auto* t = static_cast<FiberTask*>(self);
   try {
@@ -145,10 +165,12 @@ void FiberTask::Entry(void* self) {
   t->RunThreadLocalDestructors();  // glibc's order: thread_local destructors, then keys
   t->RunKeyDestructors();
 }
+
 void FiberTask::Exit(void* retval) {
   retval_ = retval;
   throw FiberExitUnwind{};
 }
+
 void FiberTask::RunKeyDestructors() {
   if (specific_ == nullptr) return;
   // As glibc: up to PTHREAD_DESTRUCTOR_ITERATIONS passes while destructors set new values.
@@ -167,10 +189,12 @@ void FiberTask::RunKeyDestructors() {
     if (!any) return;
   }
 }
+
 void* FiberTask::GetSpecific(pthread_key_t key) const {
   if (specific_ == nullptr || key >= PTHREAD_KEYS_MAX) return nullptr;
   return specific_[key];
 }
+
 int FiberTask::SetSpecific(pthread_key_t key, const void* value) {
   if (key >= PTHREAD_KEYS_MAX) return EINVAL;
   if (specific_ == nullptr) {
@@ -181,6 +205,7 @@ int FiberTask::SetSpecific(pthread_key_t key, const void* value) {
   specific_[key] = const_cast<void*>(value);
   return 0;
 }
+
 int FiberTask::Join(void** retval, int64_t deadline_ns) {
   if (this == t_current) return EDEADLK;
   Parker* me = CurrentParker();
@@ -191,21 +216,35 @@ int FiberTask::Join(void** retval, int64_t deadline_ns) {
     joiner_ = me;
   }
   ScopedWaitNote note(me, kWaitJoin);  // gonet dump: what this waiter waits for
+  // A joiner cancelled in its wait (pthread_join is a cancellation point) leaves the thread
+  // joinable, as glibc does.
+  struct Unjoin {
+    FiberTask* t;
+    bool armed = true;
+    ~Unjoin() {
+      if (!armed) return;
+      SpinGuard g(t->join_mu_);
+      t->joiner_ = nullptr;
+    }
+  } unjoin{this};
   for (;;) {
     {
       SpinGuard g(join_mu_);
       if (exited_) break;
       if (deadline_ns > 0 && Nanotime() >= deadline_ns) {
         joiner_ = nullptr;  // no longer joining: a later join may try again
+        unjoin.armed = false;
         return ETIMEDOUT;
       }
     }
     me->Park(deadline_ns > 0 ? deadline_ns : 0, WaitKind::kRestartable);  // a signal: look again
   }
+  unjoin.armed = false;
   if (retval != nullptr) *retval = retval_;
   FiberWorker::Recycle(this);
   return 0;
 }
+
 int FiberTask::Detach() {
   {
     SpinGuard g(join_mu_);
@@ -220,5 +259,21 @@ int FiberTask::Detach() {
 }
 
 uint32_t FiberTask::number() const { return id_ & ~kTaskIdBit; }
+
+FiberThreadState* FiberTask::thread_state() {
+  FiberThreadState* x = extra_.load(std::memory_order_acquire);
+  if (x != nullptr) return x;
+  auto* fresh = new (std::nothrow) FiberThreadState;
+  if (fresh == nullptr) return nullptr;
+  fresh->InitDefault();
+  if (extra_.compare_exchange_strong(x, fresh, std::memory_order_acq_rel)) return fresh;
+  delete fresh;  // another thread's came first
+  return x;
+}
+
+int FiberTask::MachineTid() const {
+  FiberWorker* w = home_;
+  return w != nullptr ? w->machine_tid.load(std::memory_order_relaxed) : 0;
+}
 
 }  // namespace gonet::core

@@ -3,6 +3,7 @@
 #include <linux/futex.h>
 
 #include "core/base/sys.h"
+#include "core/fibers/fiber_signals.h"
 #include "core/poll/netpoller.h"
 #include "core/stats/stats.h"
 
@@ -172,6 +173,8 @@ bool FiberWorker::Run(FiberTask* t) {
       FutexWake(&g_sysmon_asleep);
     }
   }
+  SwitchAltStack(t->extra_.load(std::memory_order_relaxed));
+  SwitchSignalMask(*t);
   bool finished = t->fiber_.Resume();
   t_current = nullptr;
   uint64_t in_fiber = (gen << 2) | kInFiber;

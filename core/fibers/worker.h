@@ -163,7 +163,11 @@ struct FiberWorker {
 };
 
 constexpr uint32_t kTaskIdBit = uint32_t{1} << 30;  // kernel tids stay below 2^22
-constexpr size_t kMaxTasks = size_t{1} << 20;
+// Fibers alive at once. The task records are one reserved range (MAP_NORESERVE, touched as
+// used), but RLIMIT_AS counts the whole reservation: 2^18 records of 512 bytes are 128 MiB, which
+// leaves room for stacks under a modest address-space limit. Beyond it pthread_create returns
+// EAGAIN, as glibc's does when threads run out.
+constexpr size_t kMaxTasks = size_t{1} << 18;
 // A busy worker polls the netpoller when this long has passed since the last poll, on the coarse
 // clock (read once per fiber run): at most once per scheduler tick, at least every kSysmonPollNs
 // (the sysmon polls then).
@@ -206,6 +210,10 @@ extern __thread FiberWorker* t_worker __attribute__((tls_model("initial-exec")))
 // Machines and the sysmon (sysmon.cc).
 extern Spinlock g_spare_mu;
 extern Machine* g_spares GONET_GUARDED_BY(g_spare_mu);
+// The signal mask of every machine: that of the program thread that started the workers, with
+// the synchronous faults unblocked (StartWorkers).
+extern sigset_t g_machine_mask;
+extern std::atomic<SysmonStartHook> g_sysmon_start_hook;  // SetSysmonStartHook
 extern std::atomic<int> g_machines;
 // Sysmon: 0 ticking, 1 asleep until a fiber runs (futex word), 2 not started.
 extern std::atomic<uint32_t> g_sysmon_asleep;

@@ -3,6 +3,7 @@
 #include <dlfcn.h>
 #include <link.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <atomic>
@@ -10,16 +11,17 @@
 #include <cstdio>
 #include <cstdlib>
 
-#include "core/observe/backtrace.h"
 #include "core/base/signal_policy.h"
 #include "core/base/sys.h"
+#include "core/fibers/fiber_scheduler.h"
+#include "core/observe/backtrace.h"
 
 namespace gonet::core {
 namespace {
 
 std::atomic<uintptr_t> g_text_lo{0};
 std::atomic<uintptr_t> g_text_hi{0};
-std::atomic<uintptr_t> g_libc_lo{0};  // libc's text: frames gonet may have called into
+std::atomic<uintptr_t> g_libc_lo{0};  // libc's text: abort, raise and the signal trampoline
 std::atomic<uintptr_t> g_libc_hi{0};
 
 constexpr int kSignals[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT};
@@ -55,21 +57,25 @@ void Report(int sig, siginfo_t* info, void* uc) {
   int n = SignalBacktrace(uc, pcs, offsets, names, kNameSize, kMaxFrames);
   uintptr_t lo = g_text_lo.load(std::memory_order_relaxed);
   uintptr_t hi = g_text_hi.load(std::memory_order_relaxed);
-  // gonet's fault when the innermost frame outside libc is gonet's (a fault in memcpy or an abort
-  // called by gonet included). Not "any gonet frame on the stack": every fiber's stack ends in
-  // gonet's fiber entry, and a fault in the program's code on a fiber is the program's.
   uintptr_t libc_lo = g_libc_lo.load(std::memory_order_relaxed);
   uintptr_t libc_hi = g_libc_hi.load(std::memory_order_relaxed);
-  bool ours = false;
-  for (int i = 0; i < n; ++i) {
-    if (pcs[i] >= lo && pcs[i] < hi) {
-      ours = true;
-      break;
-    }
-    if (pcs[i] < libc_lo || pcs[i] >= libc_hi) break;
-  }
-  if (!ours) return;
+  // gonet's fault only if the innermost frame outside libc is gonet's: abort() called by the
+  // program is the program's, and a gonet frame further out (fibers mode's fiber entry at the
+  // base of every fiber's stack, an interposed call the program made) says nothing.
+  int first = 0;
+  while (first < n && pcs[first] >= libc_lo && pcs[first] < libc_hi) ++first;
+  bool ours = first < n && pcs[first] >= lo && pcs[first] < hi;
   char line[256];
+  if (!ours) {
+    if (FiberScheduler::Current() != nullptr) {
+      int len = snprintf(line, sizeof line,
+                         "gonet: note: %s in the program's own code, not in gonet (it ran as a "
+                         "fiber in gonet's fibers mode)\n",
+                         sigabbrev_np(sig) ? sigabbrev_np(sig) : "signal");
+      if (len > 0) Write(line, static_cast<size_t>(len) < sizeof line ? len : sizeof line - 1);
+    }
+    return;
+  }
   int len = snprintf(line, sizeof line,
                      "gonet: fatal %s inside gonet (a gonet bug, please report it); fault address "
                      "%p; backtrace of the faulting thread:\n",
@@ -110,10 +116,10 @@ void InstallCrashReporter() {
   g_text_hi.store(r.hi, std::memory_order_relaxed);
   Dl_info libc{};
   if (dladdr(reinterpret_cast<void*>(&abort), &libc) != 0) {
-    Range lr{reinterpret_cast<uintptr_t>(libc.dli_fbase)};
-    dl_iterate_phdr(FindText, &lr);
-    g_libc_lo.store(lr.lo, std::memory_order_relaxed);
-    g_libc_hi.store(lr.hi, std::memory_order_relaxed);
+    Range c{reinterpret_cast<uintptr_t>(libc.dli_fbase)};
+    dl_iterate_phdr(FindText, &c);
+    g_libc_lo.store(c.lo, std::memory_order_relaxed);
+    g_libc_hi.store(c.hi, std::memory_order_relaxed);
   }
   for (int sig : kSignals) {
     struct sigaction old {};

@@ -13,6 +13,7 @@
 #include "core/observe/backtrace.h"
 #include "core/stats/stats_shm.h"
 #include "core/threads/kernel_wait.h"
+#include "core/threads/sigurg.h"
 #include "core/threads/thread_parker.h"
 
 namespace gonet::core {
@@ -97,13 +98,12 @@ void NoteFiber(void* ctx, const FiberTask& t, const void* saved_context) {
 
 // Whether this thread may walk the fibers: not a worker (a pinned task's worker would wait for
 // us), which the dumper already avoids; this is the belt to its braces. A worker between tasks
-// has no current task, so its name tells it (the workers and gonet's other threads are named
-// "gonet-...").
+// has no current task, so its name tells it ("gonet-worker", spare machines included).
 bool MayWalkFibers() {
   if (FiberScheduler::Current() != nullptr) return false;
   char name[17] = {};
   if (sys::Call(SYS_prctl, PR_GET_NAME, name, 0, 0, 0) != 0) return false;
-  return strncmp(name, "gonet-", 6) != 0;
+  return strncmp(name, "gonet-worker", 12) != 0;  // the sysmon and helpers are no workers
 }
 
 // The first answer to a request copies every waiter it can see, so that threads the dumper does
@@ -211,6 +211,15 @@ void AnswerDumpRequest(const siginfo_t* si, void* ucontext, const KernelWaitReco
   s->nframes =
       SignalBacktrace(ucontext, s->pc, s->offset, &s->name[0][0], kDumpNameSize, kDumpFrames);
   s->seq.store(seq, std::memory_order_release);
+}
+
+bool PublishDumpAnswerer() {
+  ShmHeader* h = StatsSegment();
+  if (h == nullptr || !EnsureDumpHandler()) return false;
+  DumpArea* area = DumpAreaOf(h);
+  area->answerer_tid.store(static_cast<int32_t>(sys::Call(SYS_gettid)), std::memory_order_release);
+  area->answering.store(1, std::memory_order_release);
+  return true;
 }
 
 }  // namespace gonet::core

@@ -29,7 +29,9 @@
 //   2. Round one: it asks one thread, with SIGURG sent by rt_tgsigqueueinfo, si_code SI_QUEUE and
 //      a value carrying kDumpSignalMagic and the request number. The thread must be safe to
 //      interrupt and must not be a fiber worker: one asleep on its published parker futex, else
-//      (kernel wait) one blocked in a receive or accept.
+//      (kernel wait) one blocked in a receive or accept, else the published answerer (fibers
+//      mode's sysmon, DumpArea::answerer_tid), so that a fibers-mode process answers whatever its
+//      own threads are doing.
 //   3. That thread's handler (kernel_wait.cc WakeHandler -> AnswerDumpRequest) wins the CAS on
 //      waits_seq and copies every kernel-wait record and every noted ThreadParker into
 //      DumpArea::waits; in fibers mode it then walks the suspended fibers
@@ -84,5 +86,11 @@ class ThreadParker;
 // Async-signal-safe: atomics, plain syscalls and libunwind's local unwinding only.
 void AnswerDumpRequest(const siginfo_t* si, void* ucontext, const KernelWaitRecord* rec,
                        const ThreadParker* parker);
+
+// Publishes the calling gonet thread as the process's round-one answerer (fibers mode's sysmon:
+// it sleeps in a tick or a futex wait that an interruption only shortens, and it is not a worker,
+// so it may walk the fibers). Installs the handler. False if there is no segment or handler.
+// runtime/ registers it as the sysmon's start hook (fiber_scheduler.h SetSysmonStartHook).
+bool PublishDumpAnswerer();
 
 }  // namespace gonet::core

@@ -11,6 +11,7 @@
 #include "core/base/sanitizer_thread_start.h"
 #include "core/base/signal_policy.h"
 #include "core/base/sys.h"
+#include "core/base/thread_signals.h"
 #include "core/fd/faults.h"
 #include "core/fd/fd_table.h"
 #include "core/fibers/fiber_scheduler.h"
@@ -37,10 +38,9 @@ std::atomic<int> g_driver_state{0};  // 0 none, 1 starting, 2 running
 
 void* DriverMain(void*) {
   SanitizerThreadStart();  // made with libc's pthread_create (sanitizer_thread_start.h)
-  // The driver must not take the program's signals: they belong to the program's own threads.
-  sigset_t all;
-  sigfillset(&all);
-  pthread_sigmask(SIG_BLOCK, &all, nullptr);
+  // The driver must not take the program's signals: they belong to the program's own threads
+  // (but a fault in it must still be delivered: base/thread_signals.h).
+  ApplyHelperThreadMask();
   pthread_setname_np(pthread_self(), "gonet-netpoll");
   for (;;) Netpoller::Get().Poll(-1);
   return nullptr;
@@ -66,10 +66,19 @@ void AtForkChild() {
 
 void AtExitStats() { PrintStatsSummary(); }
 
+// A fiber's signal interrupting its offloaded call (syscall_offload.h), via gonet's SIGURG.
+bool ClaimOffloadInterrupt(const siginfo_t* si) {
+  if (!IsOffloadInterrupt(si)) return false;
+  NoteOffloadInterrupt(si);
+  return true;
+}
+
 void Configure(const Config& c) {
   SetConfig(c);
   SetArmHook(&StartNetpollerDriver);
   SetDumpAnswerer(&AnswerDumpRequest);
+  SetSysmonStartHook(&PublishDumpAnswerer);
+  SetSigurgClaim(&ClaimOffloadInterrupt);
 }
 }  // namespace
 

@@ -84,6 +84,10 @@ struct DumpArea {
   DumpParker parkers[kDumpParkers];
   DumpWait waits[kDumpWaits];
   DumpSlot slots[kDumpSlots];
+  // A gonet thread that answers round one whatever the program's threads do (fibers mode: the
+  // sysmon, observe/dump.h PublishDumpAnswerer); 0: none. Last, so the older fields keep their
+  // offsets.
+  std::atomic<int32_t> answerer_tid;
 };
 
 inline uint64_t DumpSignalValue(uint64_t seq) {

@@ -21,6 +21,7 @@ std::atomic<bool> g_handler_installed{false};
 std::atomic<bool> g_kernel_wait_handler{false};  // installed for the kernel wait (its SI_TKILL)
 std::atomic<int> g_pid{0};
 std::atomic<DumpAnswerer> g_answer{nullptr};
+std::atomic<SigurgClaim> g_claim{nullptr};
 
 // The program's own SIGURG disposition (what sigaction shows it). Guarded by g_virtual_mu for
 // writers; the handler reads it without the lock (a torn read is impossible for the pointer-size
@@ -45,6 +46,9 @@ void WakeHandler(int sig, siginfo_t* si, void* uc) {
       si->si_pid == g_pid.load(std::memory_order_relaxed) &&
       g_kernel_wait_handler.load(std::memory_order_relaxed)) {
     NoteKernelWake();
+    return;
+  }
+  if (SigurgClaim claim = g_claim.load(std::memory_order_acquire); claim != nullptr && claim(si)) {
     return;
   }
   // `gonet dump`'s request (observe/dump.h), sent by another process with SI_QUEUE. A thread
@@ -88,6 +92,8 @@ void InstallHandler(int flags) {
 }  // namespace
 
 void SetDumpAnswerer(DumpAnswerer answer) { g_answer.store(answer, std::memory_order_release); }
+
+void SetSigurgClaim(SigurgClaim claim) { g_claim.store(claim, std::memory_order_release); }
 
 void InstallKernelWaitHandler() {
   g_kernel_wait_handler.store(true, std::memory_order_relaxed);

@@ -3,6 +3,7 @@
 //   - threads mode's kernel wait (kernel_wait.h): a closer's tgkill (SI_TKILL from this process)
 //     wakes a thread blocked in the kernel on the closed fd; the handler only marks the thread
 //     woken, and the interrupted call returns EINTR to gonet, not to the program.
+//   - a fiber's signal interrupting the call an offload helper makes for it (SetSigurgClaim);
 //   - `gonet dump` (observe/dump.h): a request queued from another process (SI_QUEUE with
 //     kDumpSignalMagic); the handler hands it to the dump answerer that runtime/ registered
 //     (SetDumpAnswerer: observe/ sits above threads/, so it cannot be called by name here).
@@ -25,6 +26,12 @@ class ThreadParker;
 using DumpAnswerer = void (*)(const siginfo_t* si, void* ucontext, const KernelWaitRecord* rec,
                               const ThreadParker* parker);
 void SetDumpAnswerer(DumpAnswerer answer);
+
+// Another user of gonet's SIGURG inside the process (fibers mode's offload helpers, interrupted
+// for a fiber's signal: fibers/syscall_offload.h), registered by runtime/. It returns true when
+// the signal was its own (then nothing else happens).
+using SigurgClaim = bool (*)(const siginfo_t* si);
+void SetSigurgClaim(SigurgClaim claim);
 
 // Threads mode's kernel wait: installs the handler without SA_RESTART (Init).
 void InstallKernelWaitHandler();

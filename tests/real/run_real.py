@@ -493,6 +493,153 @@ def check_iperf_server(e):
     return results[False] == want and results[True] == want
 
 
+APACHE_CONFIG = """ServerRoot {dir}
+LoadModule mpm_worker_module /usr/lib/apache2/modules/mod_mpm_worker.so
+LoadModule authz_core_module /usr/lib/apache2/modules/mod_authz_core.so
+Listen 127.0.0.1:{port}
+ServerName localhost
+PidFile {dir}/httpd-{port}.pid
+ErrorLog {dir}/error-{port}.log
+DocumentRoot {dir}
+Mutex file:{dir} default
+User www-data
+Group www-data
+StartServers 1
+ServerLimit 1
+ThreadsPerChild 64
+MaxRequestWorkers 64
+MinSpareThreads 1
+MaxSpareThreads 64
+KeepAlive On
+KeepAliveTimeout 30
+<Directory {dir}>
+  Require all granted
+</Directory>
+"""
+
+LOAD_HELD = 16  # connections held open mid-request while the server is told to stop
+LOAD_CLIENTS = 4  # threads fetching in a loop meanwhile
+
+
+def get(port, path, keepalive=False):
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
+    data = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    return data.split(b"\r\n")[0]
+
+
+def stop_time_under_load(e, preload, cmd, port, url_path, wait_ready, proxy):
+    """Starts the server, puts it under load (held requests, fetching clients), sends its usual
+    stop signal and returns how long it took to exit (None if it did not within 30 s)."""
+    srv = start(cmd, e.environ(preload), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    stop_load = threading.Event()
+    served = [0]
+    socks = []
+    try:
+        wait_until(f"listening on {port}", lambda: listening(port), srv)
+        wait_ready(port, srv)
+        path = url_path
+
+        def fetch():
+            while not stop_load.is_set():
+                try:
+                    line = get(port, path)
+                    if line.startswith(b"HTTP/1.") and b" 200 " in line + b" ":
+                        served[0] += 1
+                except OSError:
+                    pass
+
+        clients = [threading.Thread(target=fetch, daemon=True) for _ in range(LOAD_CLIENTS)]
+        for c in clients:
+            c.start()
+        for _ in range(LOAD_HELD):
+            s = socket.create_connection(("127.0.0.1", port), timeout=5)
+            s.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n".encode())  # unfinished
+            socks.append(s)
+        wait_until("some requests served under load", lambda: served[0] >= 20, srv)
+        # The fetchers stop first: with no new connection arriving, a listener blocked in its
+        # poll only leaves it when the stopping server wakes it (apache2: pthread_kill SIGHUP).
+        stop_load.set()
+        for c in clients:
+            c.join()
+        t0 = time.monotonic()
+        os.kill(srv.pid, signal.SIGTERM)
+        try:
+            srv.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            return None
+        return time.monotonic() - t0
+    finally:
+        stop_load.set()
+        for s in socks:
+            s.close()
+        stop(srv, signal.SIGKILL)
+
+
+STOP_FACTOR = 10  # generous: the machine is noisy; a stuck stop takes seconds, not 10x
+
+
+def check_servers_stop_under_load(e):
+    """apache2 (worker MPM, a thread per connection) and privoxy (a thread per client), each under
+    load (held requests and fetching clients), stop on SIGTERM about as fast as natively: within
+    STOP_FACTOR times the slowest of two native stops (floored at 0.1 s of native time)."""
+    servers = []
+    if shutil.which("apache2") and os.path.exists("/usr/lib/apache2/modules/mod_mpm_worker.so"):
+        servers.append("apache2")
+    if shutil.which("privoxy"):
+        servers.append("privoxy")
+    if len(servers) < 2:
+        print(f"need apache2 and privoxy, have {servers}")
+        return SKIP
+    ok = True
+    with tempfile.TemporaryDirectory() as d:
+        os.chmod(d, 0o755)
+        with open(os.path.join(d, "index.html"), "w") as f:
+            f.write("hello\n" * 1000)
+        origin_port = free_port()
+        origin = start(["/usr/bin/python3", "-m", "http.server", str(origin_port), "--bind",
+                        "127.0.0.1"], e.environ(False), cwd=d, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+        try:
+            wait_port(origin_port, origin)
+            for name in servers:
+                times = {}
+                for preload in (False, False, True):
+                    port = free_port()
+                    if name == "apache2":
+                        conf = os.path.join(d, f"httpd-{port}.conf")
+                        with open(conf, "w") as f:
+                            f.write(APACHE_CONFIG.format(dir=d, port=port))
+                        cmd = ["apache2", "-f", conf, "-DFOREGROUND"]
+                        path = "/index.html"
+                    else:
+                        conf = os.path.join(d, f"privoxy-{port}.conf")
+                        with open(conf, "w") as f:
+                            f.write(PRIVOXY_CONFIG.format(dir=d, port=port))
+                        cmd = ["privoxy", "--no-daemon", conf]
+                        path = f"http://127.0.0.1:{origin_port}/index.html"
+                    t = stop_time_under_load(e, preload, cmd, port, path,
+                                             lambda p, s: None, name == "privoxy")
+                    times.setdefault(preload, []).append(t)
+                native = [t for t in times[False] if t is not None]
+                got = times[True][0]
+                limit = STOP_FACTOR * max(max(native) if native else 0.0, 0.1)
+                this_ok = len(native) == 2 and got is not None and got <= limit
+                print(f"{name}: native stops {['%.3f' % t for t in native]} s, "
+                      f"{e.mode} {'%.3f' % got if got is not None else 'did not stop'} s "
+                      f"(limit {limit:.3f} s): {'ok' if this_ok else 'TOO SLOW'}")
+                ok = ok and this_ok
+        finally:
+            stop(origin, signal.SIGINT)
+    return ok
+
+
 CHECKS = {
     "curl_python_http_server": check_curl_http_server,
     "socat_exec_child": check_socat_exec_child,
@@ -501,6 +648,7 @@ CHECKS = {
     "redis_no_extra_syscalls": check_redis_no_extra_syscalls,
     "privoxy_proxy": check_privoxy_proxy,
     "iperf_server": check_iperf_server,
+    "servers_stop_under_load": check_servers_stop_under_load,
 }
 
 

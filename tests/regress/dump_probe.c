@@ -2,13 +2,16 @@
 // that `gonet dump` names: accept on a socket, a mutex, a condition variable, a semaphore, a
 // sleep, and a poll of a pipe that runs on an offload helper (tests/regress/dump_test.py). It
 // prints "listening on PORT" like the sample daemons; the first connection releases everything
-// and the program exits 0. alarm() bounds its life.
+// and the program exits 0. alarm() bounds its life. Its main thread waits in nanosleep, which
+// parks nothing of gonet's (an OS thread sleeps in the kernel), as Apache's child does: the dump
+// must be answered by gonet's own sysmon (core/observe/dump.h, round one).
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
 #include <semaphore.h>
 #include <stdio.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 static int g_listen = -1;
@@ -18,12 +21,14 @@ static pthread_mutex_t g_cmu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t g_cv = PTHREAD_COND_INITIALIZER;
 static int g_go = 0;  // guarded by g_cmu
 static sem_t g_sem;
+static volatile int g_released;  // the holder got its connection
 
 void* ProbeHolder(void* arg) {
   pthread_mutex_lock(&g_mu);
   sem_post(&g_held);
   int c = accept(g_listen, NULL, NULL);
   if (c >= 0) close(c);
+  __atomic_store_n(&g_released, 1, __ATOMIC_RELEASE);
   pthread_mutex_lock(&g_cmu);
   g_go = 1;
   pthread_cond_broadcast(&g_cv);
@@ -92,6 +97,10 @@ int main(void) {
   pthread_detach(poller);
   printf("listening on %d\n", ntohs(a.sin_port));
   fflush(stdout);
+  while (!__atomic_load_n(&g_released, __ATOMIC_ACQUIRE)) {
+    struct timespec ts = {0, 10 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+  }
   for (int i = 0; i < 4; ++i) pthread_join(t[i], NULL);
   return 0;
 }

@@ -1,0 +1,286 @@
+#include "core/fibers/fiber_signals.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "core/base/sys.h"
+#include "core/fibers/fiber_scheduler.h"
+#include "core/fibers/syscall_offload.h"
+#include "core/threads/sigurg.h"
+
+namespace gonet::core {
+namespace {
+
+// The mask this machine has installed (signals 1..64, bit sig-1: the kernel's first word).
+__thread uint64_t t_mask_installed __attribute__((tls_model("initial-exec"))) = 0;
+
+constexpr uint64_t Bit(int sig) { return uint64_t{1} << (sig - 1); }
+// Never blocked, as the kernel and glibc's pthread_sigmask decide: SIGKILL, SIGSTOP, and glibc's
+// internal cancellation and setxid signals (32, 33).
+constexpr uint64_t kUnblockable = Bit(SIGKILL) | Bit(SIGSTOP) | Bit(32) | Bit(33);
+
+uint64_t Word(const sigset_t& s) {
+  uint64_t w;
+  memcpy(&w, &s, sizeof w);
+  return w;
+}
+
+void SetWord(sigset_t* s, uint64_t w) {
+  sigemptyset(s);
+  memcpy(s, &w, sizeof w);
+}
+
+void Install(uint64_t mask) {
+  if (mask == t_mask_installed) return;
+  if (sys::Call(SYS_rt_sigprocmask, SIG_SETMASK, &mask, nullptr, sizeof mask) == 0) {
+    t_mask_installed = mask;
+  }
+}
+
+// Signals whose default action is to do nothing.
+bool DefaultIgnores(int sig) {
+  return sig == SIGCHLD || sig == SIGURG || sig == SIGWINCH || sig == SIGCONT;
+}
+
+// The program's disposition of sig (its own view of SIGURG, which gonet may hold: threads/sigurg.h).
+void Disposition(int sig, struct sigaction* sa) {
+  int unused = 0;
+  if (VirtualSigaction(sig, nullptr, sa, &unused)) return;
+  if (sigaction(sig, nullptr, sa) != 0) memset(sa, 0, sizeof *sa);
+}
+
+// A handler's third argument: this context (getcontext returns twice: kept apart).
+__attribute__((noinline)) void CallWithContext(void (*fn)(int, siginfo_t*, void*), int sig,
+                                               siginfo_t* si) {
+  ucontext_t uc;
+  getcontext(&uc);
+  fn(sig, si, &uc);
+}
+
+}  // namespace
+
+void SwitchSignalMask(const FiberTask& t) { Install(t.signal_mask()); }
+
+void NoteMachineSignalMask(const sigset_t& mask) { t_mask_installed = Word(mask); }
+
+uint64_t OsThreadSignalMask() {
+  uint64_t m = 0;
+  sys::Call(SYS_rt_sigprocmask, SIG_BLOCK, nullptr, &m, sizeof m);
+  return m;
+}
+
+int FiberTask::Kill(int sig, int code, const sigval& value) {
+  if (sig < 0 || sig > 64) return EINVAL;
+  // Exited, not yet joined: glibc 2.36 answers 0 for pthread_kill, ESRCH for pthread_sigqueue.
+  if (!alive_.load(std::memory_order_acquire)) return code == SI_QUEUE ? ESRCH : 0;
+  if (sig == 0) return 0;
+  uint64_t bit = Bit(sig);
+  if (code == SI_QUEUE) {
+    FiberThreadState* x = thread_state();
+    if (x == nullptr) return EAGAIN;  // as sigqueue when it cannot queue
+    x->sig_value[sig - 1] = value;
+    sig_queued_.fetch_or(bit, std::memory_order_relaxed);
+  } else {
+    sig_queued_.fetch_and(~bit, std::memory_order_relaxed);
+  }
+  sig_pending_.fetch_or(bit, std::memory_order_seq_cst);
+  // A sigwait for it (SigTimedWait): wake the fiber, which interrupts the helper's wait.
+  if ((sigwait_set_.load(std::memory_order_seq_cst) & bit) != 0) {
+    sigwait_kicks_.fetch_add(1, std::memory_order_release);
+    Unpark();
+    return 0;
+  }
+  if (this == FiberScheduler::Current()) {
+    if (HasDeliverableSignal()) DeliverSignals();  // as the kernel: before pthread_kill returns
+    return 0;
+  }
+  // Blocked: it stays pending until the fiber unblocks it (SigMask delivers it then).
+  if ((sig_mask_.load(std::memory_order_seq_cst) & bit) == 0) Unpark();
+  return 0;
+}
+
+int FiberTask::SigMask(int how, const sigset_t* set, sigset_t* old) {
+  uint64_t cur = sig_mask_.load(std::memory_order_relaxed);
+  uint64_t next = cur;
+  if (set != nullptr) {
+    uint64_t s = Word(*set);
+    switch (how) {
+      case SIG_BLOCK:
+        next = cur | s;
+        break;
+      case SIG_UNBLOCK:
+        next = cur & ~s;
+        break;
+      case SIG_SETMASK:
+        next = s;
+        break;
+      default:
+        return EINVAL;
+    }
+  }
+  if (old != nullptr) SetWord(old, cur);
+  if (set == nullptr) return 0;
+  sig_mask_.store(next & ~kUnblockable, std::memory_order_seq_cst);
+  SwitchSignalMask(*this);
+  // Unblocked a pending signal: the kernel delivers it before sigprocmask returns.
+  if (HasDeliverableSignal()) DeliverSignals();
+  return 0;
+}
+
+bool FiberTask::DeliverSignals() {
+  bool all_restart = true;
+  int saved_errno = errno;
+  for (;;) {
+    uint64_t ready =
+        sig_pending_.load(std::memory_order_acquire) & ~sig_mask_.load(std::memory_order_relaxed);
+    if (ready == 0) break;
+    int sig = __builtin_ctzll(ready) + 1;
+    uint64_t bit = Bit(sig);
+    sig_pending_.fetch_and(~bit, std::memory_order_acq_rel);
+    bool queued = (sig_queued_.fetch_and(~bit, std::memory_order_relaxed) & bit) != 0;
+    struct sigaction sa {};
+    Disposition(sig, &sa);
+    bool info = (sa.sa_flags & SA_SIGINFO) != 0;
+    if (!info && sa.sa_handler == SIG_IGN) continue;
+    if (!info && sa.sa_handler == SIG_DFL) {
+      if (DefaultIgnores(sig)) continue;
+      // Terminate, dump core or stop: the kernel's default action on the process, from this
+      // machine with the signal unblocked.
+      uint64_t mask = sig_mask_.load(std::memory_order_relaxed);
+      Install(mask & ~bit);
+      sys::Call(SYS_tgkill, sys::Call(SYS_getpid), sys::Call(SYS_gettid), sig);
+      Install(mask);
+      continue;
+    }
+    if ((sa.sa_flags & SA_RESTART) == 0) all_restart = false;
+    ++sig_handled_;
+    uint64_t saved = sig_mask_.load(std::memory_order_relaxed);
+    uint64_t during = saved | Word(sa.sa_mask) | ((sa.sa_flags & SA_NODEFER) ? 0 : bit);
+    sig_mask_.store(during & ~kUnblockable, std::memory_order_seq_cst);
+    SwitchSignalMask(*this);
+    if (sa.sa_flags & SA_RESETHAND) {
+      struct sigaction dfl {};
+      dfl.sa_handler = SIG_DFL;
+      sigaction(sig, &dfl, nullptr);
+    }
+    if (info) {
+      siginfo_t si{};
+      si.si_signo = sig;
+      si.si_code = queued ? SI_QUEUE : SI_TKILL;
+      si.si_pid = static_cast<pid_t>(sys::Call(SYS_getpid));
+      si.si_uid = static_cast<uid_t>(sys::Call(SYS_getuid));
+      if (queued) si.si_value = thread_state_if_any()->sig_value[sig - 1];
+      CallWithContext(sa.sa_sigaction, sig, &si);
+    } else {
+      sa.sa_handler(sig);
+    }
+    sig_mask_.store(saved, std::memory_order_seq_cst);
+    SwitchSignalMask(*this);
+  }
+  errno = saved_errno;
+  return all_restart;
+}
+
+namespace {
+
+// Takes the lowest pending signal of `want` off the fiber, filling info; 0 if none.
+int TakePending(std::atomic<uint64_t>& pending, std::atomic<uint64_t>& queued,
+                const FiberThreadState* state, uint64_t want, siginfo_t* info) {
+  for (;;) {
+    uint64_t p = pending.load(std::memory_order_acquire);
+    uint64_t hit = p & want;
+    if (hit == 0) return 0;
+    int sig = __builtin_ctzll(hit) + 1;
+    uint64_t bit = Bit(sig);
+    if ((pending.fetch_and(~bit, std::memory_order_acq_rel) & bit) == 0) continue;
+    bool q = (queued.fetch_and(~bit, std::memory_order_relaxed) & bit) != 0;
+    if (info != nullptr) {
+      memset(info, 0, sizeof *info);
+      info->si_signo = sig;
+      info->si_code = q ? SI_QUEUE : SI_TKILL;
+      info->si_pid = static_cast<pid_t>(sys::Call(SYS_getpid));
+      info->si_uid = static_cast<uid_t>(sys::Call(SYS_getuid));
+      if (q && state != nullptr) info->si_value = state->sig_value[sig - 1];
+    }
+    return sig;
+  }
+}
+
+long RawSigTimedWait(const uint64_t* set, siginfo_t* info, const timespec* timeout) {
+  long r = sys::Call(SYS_rt_sigtimedwait, set, info, timeout, sizeof *set);
+  if (r < 0) {
+    errno = static_cast<int>(-r);
+    return -1;
+  }
+  return r;
+}
+
+}  // namespace
+
+int FiberTask::SigTimedWait(const sigset_t* set, siginfo_t* info, const timespec* timeout) {
+  uint64_t want = Word(*set) & ~kUnblockable;
+  sigwait_set_.store(want, std::memory_order_seq_cst);
+  struct Clear {
+    std::atomic<uint64_t>& w;
+    ~Clear() { w.store(0, std::memory_order_seq_cst); }
+  } clear{sigwait_set_};
+  int saved_errno = errno;
+  for (;;) {
+    if (int sig = TakePending(sig_pending_, sig_queued_, thread_state_if_any(), want, info)) {
+      errno = saved_errno;
+      return sig;
+    }
+    // One already pending for the process: at once, without a thread hop.
+    siginfo_t local;
+    siginfo_t* out = info != nullptr ? info : &local;
+    timespec zero{0, 0};
+    long r = RawSigTimedWait(&want, out, &zero);
+    if (r > 0) return static_cast<int>(r);
+    if (timeout != nullptr && timeout->tv_sec == 0 && timeout->tv_nsec == 0) {
+      errno = EAGAIN;
+      return -1;
+    }
+    uint32_t kicks = sigwait_kicks_.load(std::memory_order_acquire);
+    r = OffloadCall(RawSigTimedWait, const_cast<const uint64_t*>(&want), out, timeout);
+    if (r > 0) return static_cast<int>(r);
+    // Interrupted for a signal sent to this fiber: take it. Anything else is the kernel's answer.
+    if (errno == EINTR && sigwait_kicks_.load(std::memory_order_acquire) != kicks) continue;
+    return -1;
+  }
+}
+
+int FiberTask::Cancel() {
+  if (!alive_.load(std::memory_order_acquire)) return 0;  // exited, not joined: as glibc
+  cancel_pending_.store(true, std::memory_order_seq_cst);
+  if (this == FiberScheduler::Current()) {
+    if (cancel_async_ && CancelDue()) Exit(PTHREAD_CANCELED);  // asynchronous: at once
+    return 0;
+  }
+  Unpark();  // a parked fiber acts on it at its cancellation point (Park)
+  return 0;
+}
+
+int FiberTask::SetCancelState(int state, int* old) {
+  if (state != PTHREAD_CANCEL_ENABLE && state != PTHREAD_CANCEL_DISABLE) return EINVAL;
+  if (old != nullptr) *old = cancel_disabled_ ? PTHREAD_CANCEL_DISABLE : PTHREAD_CANCEL_ENABLE;
+  cancel_disabled_ = state == PTHREAD_CANCEL_DISABLE;
+  return 0;
+}
+
+int FiberTask::SetCancelType(int type, int* old) {
+  if (type != PTHREAD_CANCEL_DEFERRED && type != PTHREAD_CANCEL_ASYNCHRONOUS) return EINVAL;
+  if (old != nullptr) *old = cancel_async_ ? PTHREAD_CANCEL_ASYNCHRONOUS : PTHREAD_CANCEL_DEFERRED;
+  cancel_async_ = type == PTHREAD_CANCEL_ASYNCHRONOUS;
+  return 0;
+}
+
+void FiberTask::TestCancel() {
+  if (CancelDue()) Exit(PTHREAD_CANCELED);
+}
+
+}  // namespace gonet::core
