@@ -492,6 +492,8 @@ const char* OpName(int op) {
       return "rwlock";
     case 's':
       return "semaphore";
+    case 'f':
+      return "futex";
     case 'z':
       return "sleep";
     case 'j':

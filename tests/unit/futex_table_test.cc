@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "core/fiber_sync.h"
+#include "core/fibers/futex_call.h"
 #include "fiber_test_util.h"
 
 namespace gonet::core {
@@ -205,6 +206,43 @@ TEST(FiberSync, MutexWaiterInGlibcIsWokenByGonetsUnlock) {
   ASSERT_EQ(pthread_mutex_lock(&mu), 0);
   ASSERT_EQ(MutexUnlock(&mu), 0);
   EXPECT_EQ(pthread_mutex_destroy(&mu), 0);
+}
+
+// syscall(SYS_futex) decoding: a fiber's private wait parks in the table (it does not hold its
+// worker in the kernel) and a private wake finds it; what core does not handle goes to the kernel.
+TEST(FutexCall, FiberPrivateWaitParksAndPrivateWakeFindsIt) {
+  StartFibersMode();
+  static std::atomic<uint32_t> word{0};
+  auto args = [](int op, long val, long bitset = FUTEX_BITSET_MATCH_ANY) {
+    return std::vector<long>{reinterpret_cast<long>(&word), op, val, 0, 0, bitset};
+  };
+  std::atomic<long> waited{-1};
+  FiberTask* t = Go([&] {
+    long r = -1;
+    EXPECT_TRUE(FutexCall(args(FUTEX_WAIT_BITSET_PRIVATE, 0, 8).data(), &r));
+    waited = r;
+  });
+  ASSERT_TRUE(WaitUntil([] { return FutexQueued(&word) == 1; }));
+  long r = -1;
+  EXPECT_TRUE(FutexCall(args(FUTEX_WAKE_BITSET_PRIVATE, 1, 2).data(), &r));
+  EXPECT_EQ(r, 0);  // another bit: not this waiter
+  EXPECT_TRUE(FutexCall(args(FUTEX_WAKE_PRIVATE, INT32_MAX).data(), &r));
+  EXPECT_EQ(r, 1);
+  ASSERT_EQ(t->Join(nullptr), 0);
+  EXPECT_EQ(waited.load(), 0);
+
+  std::atomic<long> differs = 1;
+  ASSERT_EQ(Go([&] {
+              long x = 0;
+              FutexCall(args(FUTEX_WAIT_PRIVATE, 5).data(), &x);
+              differs = x;
+            })->Join(nullptr),
+            0);
+  EXPECT_EQ(differs.load(), -EAGAIN);
+  EXPECT_FALSE(FutexCall(args(FUTEX_WAIT, 0).data(), &r));          // shared: the kernel's
+  EXPECT_FALSE(FutexCall(args(FUTEX_WAIT_PRIVATE, 0).data(), &r));  // an OS thread: the kernel's
+  EXPECT_FALSE(FutexCall(args(FUTEX_CMP_REQUEUE_PRIVATE, 0).data(), &r));
+  EXPECT_FALSE(FutexCall(args(FUTEX_WAIT_BITSET_PRIVATE, 0, 0).data(), &r));  // EINVAL
 }
 
 }  // namespace
