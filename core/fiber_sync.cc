@@ -6,6 +6,7 @@
 #include "core/base.h"
 #include "core/fiber_scheduler.h"
 #include "core/fibers/futex_table.h"
+#include "core/fibers/init_sync.h"
 #include "core/parker.h"
 #include "core/sys.h"
 
@@ -36,6 +37,7 @@ std::atomic<uint32_t>* CondWaiters(pthread_cond_t* c) {
 // released. (A waiter of the forking thread cannot be queued: it is running fork.)
 void FiberSyncAfterForkChild() {
   FutexTableAfterForkChild();
+  InitSyncAfterForkChild();
   t_tid = 0;  // the child has its own tid
 }
 

@@ -28,32 +28,13 @@
 #include "core/key_kind.h"
 #include "core/runtime.h"
 #include "shim/abi.h"
+#include "shim/next.h"
 
 namespace core = gonet::core;
 using core::FiberScheduler;
 using core::FiberTask;
 
 namespace {
-
-// decltype(&::pthread_mutex_lock) carries glibc's nonnull/nothrow attributes, which a template
-// argument drops; the pointer's type is what matters here.
-#pragma GCC diagnostic ignored "-Wignored-attributes"
-
-template <typename Fn>
-Fn Next(std::atomic<Fn>& slot, const char* name) {
-  Fn fn = slot.load(std::memory_order_acquire);
-  if (__builtin_expect(fn != nullptr, 1)) return fn;
-  fn = reinterpret_cast<Fn>(dlsym(RTLD_NEXT, name));
-  slot.store(fn, std::memory_order_release);
-  return fn;
-}
-
-// NEXT(name) is libc's `name`, typed after the declaration in its header.
-#define NEXT(name)                                       \
-  ([]() {                                                \
-    static std::atomic<decltype(&::name)> slot{nullptr}; \
-    return Next(slot, #name);                            \
-  }())
 
 bool Fibers() { return core::mode() == core::RunMode::kFibers; }
 
