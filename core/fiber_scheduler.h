@@ -76,10 +76,10 @@
 //     (syscall_offload.h): made once without waiting, then, if they would wait, run on a helper
 //     OS thread while the fiber parks. The fiber does not move; result and errno are the kernel's.
 //     A poll or ppoll of one socket gonet manages parks on its pollDesc instead (poll_wait.cc).
-//   - A call gonet neither parks nor offloads (regular-file IO, flock, getaddrinfo,
-//     glibc-internal IO such as stdio on a pipe, pthread_once or a C++ static initialiser waiting
-//     on another fiber, pthread_barrier_wait, process-shared or robust mutexes and rwlocks, named
-//     or process-shared semaphores) blocks its machine; its worker's other fibers move to another
+//   - A call gonet neither parks nor offloads (regular-file IO, flock/lockf/F_SETLKW, the
+//     resolver, glibc-internal IO such as stdio on a pipe, process-shared or robust mutexes,
+//     rwlocks and barriers, named or process-shared semaphores, shared futexes; the README lists
+//     each with its reason) blocks its machine; its worker's other fibers move to another
 //     machine after ~20-30 ms (handoff). After a handoff those fibers, and the stuck one once it
 //     returns, run on a different OS thread: a compiled-in cached TLS address (errno's, above)
 //     from before would then point at the old thread. That is the price of never deadlocking; it
