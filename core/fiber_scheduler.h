@@ -75,7 +75,9 @@
 //     eventfd/timerfd/signalfd or a socket gonet does not manage, are offloaded
 //     (syscall_offload.h): made once without waiting, then, if they would wait, run on a helper
 //     OS thread while the fiber parks. The fiber does not move; result and errno are the kernel's.
-//     A poll or ppoll of one socket gonet manages parks on its pollDesc instead (poll_wait.cc).
+//     A poll or ppoll of one socket gonet manages parks on its pollDesc instead (poll_wait.cc),
+//     and poll, ppoll, select and pselect over several managed sockets on all of their pollDescs
+//     at once (fd/poll_group.h).
 //   - A call gonet neither parks nor offloads (regular-file IO, flock/lockf/F_SETLKW, the
 //     resolver, glibc-internal IO such as stdio on a pipe, process-shared or robust mutexes,
 //     rwlocks and barriers, named or process-shared semaphores, shared futexes; the README lists

@@ -494,6 +494,8 @@ const char* OpName(int op) {
       return "semaphore";
     case 'f':
       return "futex";
+    case 'p':
+      return "poll of several sockets";
     case 'z':
       return "sleep";
     case 'j':
