@@ -6,7 +6,8 @@ set -euo pipefail
 
 build_pkgs=(g++ cmake make pkg-config libboost-context-dev libunwind-dev libgtest-dev
             libgmock-dev libcxxopts-dev)
-test_pkgs=(curl python3 socat redis-server strace procps iproute2 file privoxy iperf)
+test_pkgs=(curl python3 socat redis-server strace procps iproute2 file privoxy iperf
+           libpython3.11-testsuite)
 bench_pkgs=(golang-go wrk gnuplot-nox util-linux)
 
 want=()
