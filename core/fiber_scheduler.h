@@ -71,15 +71,14 @@
 //     is not run at fiber exit: key_kind.h). Start-up warns about objects that declare TLS
 //     (tls_scan.h).
 //   - poll, ppoll, select, pselect, epoll_wait, epoll_pwait, epoll_pwait2, waitpid, wait, wait3,
-//     wait4, waitid, and read/readv/write/writev on a pipe, FIFO, tty, character device,
+//     wait4, waitid, flock, lockf, fcntl(F_SETLKW/F_OFD_SETLKW), and read/readv/write/writev on a pipe, FIFO, tty, character device,
 //     eventfd/timerfd/signalfd or a socket gonet does not manage, are offloaded
 //     (syscall_offload.h): made once without waiting, then, if they would wait, run on a helper
 //     OS thread while the fiber parks. The fiber does not move; result and errno are the kernel's.
 //     A poll or ppoll of one socket gonet manages parks on its pollDesc instead (poll_wait.cc),
 //     and poll, ppoll, select and pselect over several managed sockets on all of their pollDescs
 //     at once (fd/poll_group.h).
-//   - A call gonet neither parks nor offloads (regular-file IO, flock/lockf/F_SETLKW, the
-//     resolver, glibc-internal IO such as stdio on a pipe, process-shared or robust mutexes,
+//   - A call gonet neither parks nor offloads (regular-file IO, the resolver, glibc-internal IO such as stdio on a pipe, process-shared or robust mutexes,
 //     rwlocks and barriers, named or process-shared semaphores, shared futexes; the README lists
 //     each with its reason) blocks its machine; its worker's other fibers move to another
 //     machine after ~20-30 ms (handoff). After a handoff those fibers, and the stuck one once it
