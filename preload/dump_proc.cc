@@ -87,6 +87,10 @@ const char* OpName(int op) {
       return "rwlock";
     case 's':
       return "semaphore";
+    case 'f':
+      return "futex";
+    case 'p':
+      return "poll of several sockets";
     case 'z':
       return "sleep";
     case 'j':

@@ -7,6 +7,7 @@
 
 #include "core/fd/ops.h"
 #include "shim/abi.h"
+#include "shim/file_locks.h"
 #include "shim/real.h"
 
 using gonet::shim::ToCAbi;
@@ -20,6 +21,7 @@ GONET_HOOK int fcntl(int fd, int cmd, ...) {
   va_start(ap, cmd);
   unsigned long arg = va_arg(ap, unsigned long);
   va_end(ap);
+  if (int locked; gonet::shim::FcntlLockWait(fd, cmd, arg, false, &locked)) return locked;
   core::IoResult r = core::Fcntl(fd, cmd, arg);
   return r.passthrough() ? real::fcntl(fd, cmd, arg) : ToCAbi<int>(r);
 }
@@ -29,6 +31,7 @@ GONET_HOOK int fcntl64(int fd, int cmd, ...) {
   va_start(ap, cmd);
   unsigned long arg = va_arg(ap, unsigned long);
   va_end(ap);
+  if (int locked; gonet::shim::FcntlLockWait(fd, cmd, arg, true, &locked)) return locked;
   core::IoResult r = core::Fcntl(fd, cmd, arg);
   return r.passthrough() ? real::fcntl64(fd, cmd, arg) : ToCAbi<int>(r);
 }

@@ -29,32 +29,13 @@
 #include "core/fibers/key_kind.h"
 #include "core/runtime/runtime.h"
 #include "shim/abi.h"
+#include "shim/next.h"
 
 namespace core = gonet::core;
 using core::FiberScheduler;
 using core::FiberTask;
 
 namespace {
-
-// decltype(&::pthread_mutex_lock) carries glibc's nonnull/nothrow attributes, which a template
-// argument drops; the pointer's type is what matters here.
-#pragma GCC diagnostic ignored "-Wignored-attributes"
-
-template <typename Fn>
-Fn Next(std::atomic<Fn>& slot, const char* name) {
-  Fn fn = slot.load(std::memory_order_acquire);
-  if (__builtin_expect(fn != nullptr, 1)) return fn;
-  fn = reinterpret_cast<Fn>(dlsym(RTLD_NEXT, name));
-  slot.store(fn, std::memory_order_release);
-  return fn;
-}
-
-// NEXT(name) is libc's `name`, typed after the declaration in its header.
-#define NEXT(name)                                       \
-  ([]() {                                                \
-    static std::atomic<decltype(&::name)> slot{nullptr}; \
-    return Next(slot, #name);                            \
-  }())
 
 bool Fibers() { return core::mode() == core::RunMode::kFibers; }
 
@@ -391,6 +372,12 @@ GONET_HOOK int pthread_mutex_unlock(pthread_mutex_t* m) {
   return NEXT(pthread_mutex_unlock)(m);
 }
 
+// glibc still exports its internal names for old binaries; they must not reach glibc's unlock,
+// whose wake cannot find a fiber (futex_table.h, rule 5).
+GONET_HOOK int __pthread_mutex_lock(pthread_mutex_t* m) { return pthread_mutex_lock(m); }
+GONET_HOOK int __pthread_mutex_trylock(pthread_mutex_t* m) { return pthread_mutex_trylock(m); }
+GONET_HOOK int __pthread_mutex_unlock(pthread_mutex_t* m) { return pthread_mutex_unlock(m); }
+
 // --- condition variables -------------------------------------------------------------------
 
 GONET_HOOK int pthread_cond_wait(pthread_cond_t* c, pthread_mutex_t* m) {
@@ -490,6 +477,16 @@ GONET_HOOK int pthread_rwlock_unlock(pthread_rwlock_t* l) {
   return NEXT(pthread_rwlock_unlock)(l);
 }
 
+GONET_HOOK int __pthread_rwlock_rdlock(pthread_rwlock_t* l) { return pthread_rwlock_rdlock(l); }
+GONET_HOOK int __pthread_rwlock_wrlock(pthread_rwlock_t* l) { return pthread_rwlock_wrlock(l); }
+GONET_HOOK int __pthread_rwlock_tryrdlock(pthread_rwlock_t* l) {
+  return pthread_rwlock_tryrdlock(l);
+}
+GONET_HOOK int __pthread_rwlock_trywrlock(pthread_rwlock_t* l) {
+  return pthread_rwlock_trywrlock(l);
+}
+GONET_HOOK int __pthread_rwlock_unlock(pthread_rwlock_t* l) { return pthread_rwlock_unlock(l); }
+
 // A spin lock held by a fiber that parked can only be released once that fiber runs again,
 // perhaps on this very worker: a fiber spinning for it yields now and then instead of spinning
 // its worker forever.
@@ -503,32 +500,60 @@ GONET_HOOK int pthread_spin_lock(pthread_spinlock_t* l) {
 }
 
 // --- semaphores (unnamed, process-private) --------------------------------------------------
+// A fiber waits in core (it parks on the value word); an OS thread waits in glibc's own code,
+// which sleeps in the kernel on that word, where sem_post's wake reaches it (fiber_sync.h). The
+// checks come in glibc's order: clock, then nanoseconds, then the fast path.
 
-GONET_HOOK int sem_wait(sem_t* s) {
-  if (!Fibers() || !core::SemSupported(s)) return NEXT(sem_wait)(s);
-  if (core::SemWait(s, 0) != 0) {
-    errno = EINTR;
-    return -1;
-  }
-  return 0;
-}
+namespace {
 
-GONET_HOOK int sem_timedwait(sem_t* s, const timespec* abstime) {
-  if (!Fibers() || !core::SemSupported(s)) return NEXT(sem_timedwait)(s, abstime);
+bool FiberSem(const sem_t* s) { return Fibers() && core::SemSupported(s); }
+
+// The slow path of a timed wait: -1 with errno as glibc sets it.
+int SemTimedWait(sem_t* s, clockid_t clock, const timespec* abstime) {
   if (core::SemTryWait(s) == 0) return 0;
-  if (abstime->tv_nsec < 0 || abstime->tv_nsec >= 1000000000) {
-    errno = EINVAL;
-    return -1;
-  }
-  if (int e = core::SemWait(s, core::MonotonicDeadline(CLOCK_REALTIME, *abstime)); e != 0) {
+  if (int e = core::SemWait(s, core::MonotonicDeadline(clock, *abstime)); e != 0) {
     errno = e;
     return -1;
   }
   return 0;
 }
 
+}  // namespace
+
+GONET_HOOK int sem_wait(sem_t* s) {
+  if (!FiberSem(s) || FiberScheduler::Current() == nullptr) return NEXT(sem_wait)(s);
+  if (int e = core::SemWait(s, 0); e != 0) {
+    errno = e;
+    return -1;
+  }
+  return 0;
+}
+
+GONET_HOOK int sem_timedwait(sem_t* s, const timespec* abstime) {
+  if (!FiberSem(s) || FiberScheduler::Current() == nullptr) return NEXT(sem_timedwait)(s, abstime);
+  if (abstime->tv_nsec < 0 || abstime->tv_nsec >= 1000000000) {
+    errno = EINVAL;
+    return -1;
+  }
+  return SemTimedWait(s, CLOCK_REALTIME, abstime);
+}
+
+// Python 3.11 makes every timed lock wait with it (threading.Event.wait(timeout), queue.get,
+// Lock.acquire(timeout)): issue 13's lost wake-up was its wait sleeping in glibc, out of reach.
+GONET_HOOK int sem_clockwait(sem_t* s, clockid_t clock, const timespec* abstime) {
+  if (!FiberSem(s) || FiberScheduler::Current() == nullptr) {
+    return NEXT(sem_clockwait)(s, clock, abstime);
+  }
+  if ((clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC) || abstime->tv_nsec < 0 ||
+      abstime->tv_nsec >= 1000000000) {
+    errno = EINVAL;
+    return -1;
+  }
+  return SemTimedWait(s, clock, abstime);
+}
+
 GONET_HOOK int sem_trywait(sem_t* s) {
-  if (!Fibers() || !core::SemSupported(s)) return NEXT(sem_trywait)(s);
+  if (!FiberSem(s)) return NEXT(sem_trywait)(s);
   if (core::SemTryWait(s) != 0) {
     errno = EAGAIN;
     return -1;
@@ -536,8 +561,9 @@ GONET_HOOK int sem_trywait(sem_t* s) {
   return 0;
 }
 
+// Every thread's post is gonet's: glibc's would wake only the kernel's sleepers, never a fiber.
 GONET_HOOK int sem_post(sem_t* s) {
-  if (!Fibers() || !core::SemSupported(s)) return NEXT(sem_post)(s);
+  if (!FiberSem(s)) return NEXT(sem_post)(s);
   if (int e = core::SemPost(s); e != 0) {
     errno = e;
     return -1;

@@ -25,8 +25,9 @@
 #include <cstdint>
 
 #include "core/base/base.h"
-#include "core/fibers/fiber_sync.h"
 #include "core/fd/ops.h"
+#include "core/fd/poll_group.h"
+#include "core/fibers/fiber_sync.h"
 #include "core/fibers/syscall_offload.h"
 #include "shim/abi.h"
 #include "shim/real.h"
@@ -77,6 +78,53 @@ bool Immediate(const timespec* t) {
                           t->tv_nsec >= 1000000000);
 }
 
+// The program's poll with a zero timeout: the poll group's probe (core/fd/poll_group.h).
+struct PollCall {
+  pollfd* fds;
+  nfds_t nfds;
+  const sigset_t* sigmask;
+  static int Probe(void* self) {
+    auto* c = static_cast<PollCall*>(self);
+    const timespec zero{};
+    int r = real::ppoll(c->fds, c->nfds, &zero, c->sigmask);
+    return r < 0 ? -errno : r;
+  }
+};
+
+// Several sockets of gonet's: one park on all of them (poll_group.h). Passthrough: offload.
+gonet::core::IoResult PollSockets(pollfd* fds, nfds_t nfds, const sigset_t* sigmask,
+                                  int64_t deadline_ns) {
+  if (nfds > core::kMaxPollGroupSockets) return core::IoResult::Passthrough();
+  PollCall call{fds, nfds, sigmask};
+  return core::WaitSockets(fds, nfds, deadline_ns, &PollCall::Probe, &call);
+}
+
+// What is left of a poll timeout (ms, -1 = none) by deadline_ns, for a call offloaded after a
+// poll group gave up on it (a socket was closed meanwhile).
+int MsLeft(int timeout_ms, int64_t deadline_ns) {
+  if (timeout_ms < 0) return -1;
+  int64_t left = deadline_ns - core::Nanotime();
+  return left <= 0 ? 0 : static_cast<int>((left + 999999) / 1000000);
+}
+
+// select's sets as pollfds for a poll group (read and write sets only: exceptfds wait for urgent
+// data, which raises no edge gonet waits for). False: not this way (the caller offloads).
+bool SelectAsPollfds(int nfds, const fd_set* r, const fd_set* w, const fd_set* e, pollfd* out,
+                     size_t* n) {
+  *n = 0;
+  if (nfds < 0 || nfds > FD_SETSIZE) return false;
+  for (int fd = 0; fd < nfds; ++fd) {
+    if (e != nullptr && FD_ISSET(fd, e)) return false;
+    short ev = 0;
+    if (r != nullptr && FD_ISSET(fd, r)) ev |= POLLIN;
+    if (w != nullptr && FD_ISSET(fd, w)) ev |= POLLOUT;
+    if (ev == 0) continue;
+    if (*n == core::kMaxPollGroupSockets) return false;
+    out[(*n)++] = pollfd{fd, ev, 0};
+  }
+  return *n > 0;
+}
+
 }  // namespace
 
 GONET_HOOK int poll(struct pollfd* fds, nfds_t nfds, int timeout_ms) {
@@ -89,8 +137,12 @@ GONET_HOOK int poll(struct pollfd* fds, nfds_t nfds, int timeout_ms) {
     core::IoResult r = core::PollOneSocket(fds, timeout_ms < 0 ? 0 : int64_t{timeout_ms} * 1000000);
     if (!r.passthrough()) return ToCAbi<int>(r);
   }
+  int64_t deadline = timeout_ms < 0 ? 0 : core::DeadlineAfter(int64_t{timeout_ms} * 1000000);
+  if (core::IoResult r = PollSockets(fds, nfds, nullptr, deadline); !r.passthrough()) {
+    return ToCAbi<int>(r);
+  }
   if (int r = real::poll(fds, nfds, 0); r != 0) return r;
-  return core::OffloadCall(real::poll, fds, nfds, timeout_ms);
+  return core::OffloadCall(real::poll, fds, nfds, MsLeft(timeout_ms, deadline));
 }
 
 GONET_HOOK int __poll_chk(struct pollfd* fds, nfds_t nfds, int timeout_ms, size_t fdslen) {
@@ -106,6 +158,14 @@ GONET_HOOK int ppoll(struct pollfd* fds, nfds_t nfds, const struct timespec* tim
     int64_t ns = timeout == nullptr ? 0 : std::max<int64_t>(core::TimespecNs(*timeout), 1);
     core::IoResult r = core::PollOneSocket(fds, ns);
     if (!r.passthrough()) return ToCAbi<int>(r);
+  }
+  // A signal mask only matters while the call waits for a signal, and fibers get none (README):
+  // a group applies it in its probes, as the kernel would during the wait.
+  int64_t deadline = timeout == nullptr
+                         ? 0
+                         : core::DeadlineAfter(std::max<int64_t>(core::TimespecNs(*timeout), 1));
+  if (core::IoResult r = PollSockets(fds, nfds, sigmask, deadline); !r.passthrough()) {
+    return ToCAbi<int>(r);
   }
   const timespec zero{};
   if (int r = real::ppoll(fds, nfds, &zero, sigmask); r != 0) return r;
@@ -131,6 +191,38 @@ GONET_HOOK int select(int nfds, fd_set* r, fd_set* w, fd_set* e, struct timeval*
   });
   if (ready > 0) probe.Publish();
   if (ready != 0) return ready;
+  pollfd pfds[core::kMaxPollGroupSockets];
+  size_t n = 0;
+  if (SelectAsPollfds(nfds, r, w, e, pfds, &n)) {
+    int64_t deadline =
+        timeout == nullptr
+            ? 0
+            : core::DeadlineAfter(std::max<int64_t>(
+                  int64_t{timeout->tv_sec} * 1000000000 + int64_t{timeout->tv_usec} * 1000, 1));
+    struct Ctx {
+      FdSetProbe* probe;
+      int nfds;
+      int result = 0;
+    } ctx{&probe, nfds};
+    core::IoResult g = core::WaitSockets(
+        pfds, n, deadline,
+        [](void* p) {
+          auto* c = static_cast<Ctx*>(p);
+          int k = c->probe->Run([&](fd_set* pr, fd_set* pw, fd_set* pe) {
+            timeval zero{};
+            return real::select(c->nfds, pr, pw, pe, &zero);
+          });
+          return k < 0 ? -errno : k;
+        },
+        &ctx);
+    if (!g.passthrough()) {
+      if (g.err == 0) {
+        probe.Publish();  // the kernel's sets, cleared when nothing is ready, as select leaves them
+        if (g.n == 0 && timeout != nullptr) *timeout = timeval{};  // Linux: the time left
+      }
+      return ToCAbi<int>(g);
+    }
+  }
   return core::OffloadCall(real::select, nfds, r, w, e, timeout);
 }
 
@@ -146,6 +238,33 @@ GONET_HOOK int pselect(int nfds, fd_set* r, fd_set* w, fd_set* e, const struct t
   });
   if (ready > 0) probe.Publish();
   if (ready != 0) return ready;
+  pollfd pfds[core::kMaxPollGroupSockets];
+  size_t n = 0;
+  if (SelectAsPollfds(nfds, r, w, e, pfds, &n)) {
+    int64_t deadline = timeout == nullptr
+                           ? 0
+                           : core::DeadlineAfter(std::max<int64_t>(core::TimespecNs(*timeout), 1));
+    struct Ctx {
+      FdSetProbe* probe;
+      int nfds;
+      const sigset_t* sigmask;
+    } ctx{&probe, nfds, sigmask};
+    core::IoResult g = core::WaitSockets(
+        pfds, n, deadline,
+        [](void* p) {
+          auto* c = static_cast<Ctx*>(p);
+          int k = c->probe->Run([&](fd_set* pr, fd_set* pw, fd_set* pe) {
+            const timespec zero{};
+            return real::pselect(c->nfds, pr, pw, pe, &zero, c->sigmask);
+          });
+          return k < 0 ? -errno : k;
+        },
+        &ctx);
+    if (!g.passthrough()) {
+      if (g.err == 0) probe.Publish();  // the kernel's sets, cleared when nothing is ready
+      return ToCAbi<int>(g);
+    }
+  }
   return core::OffloadCall(real::pselect, nfds, r, w, e, timeout, sigmask);
 }
 

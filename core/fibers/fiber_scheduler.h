@@ -37,7 +37,7 @@
 //               which runs it from there. The old machine's CAS then fails: it finishes that one
 //               fiber's switch (requeuing it on the worker it lost if it yielded), and becomes a
 //               spare.
-// So a fiber stuck in a call gonet cannot see (a glibc-internal read, a slow disk, flock, a long
+// So a fiber stuck in a call gonet cannot see (a glibc-internal read, a slow disk, a long
 // computation) costs its worker's other fibers at most ~30 ms, never a deadlock. The stuck fiber
 // itself keeps running on the old machine until it comes back to the scheduler; after that it
 // runs on the worker's new machine. The calls gonet can see and that may block for long (poll,
@@ -81,15 +81,19 @@
 //     are per fiber. The TLS of glibc and the runtimes tls_scan.h lists stays per worker (glibc's
 //     uselocale); an object dlopen'ed by name is shared and named on stderr.
 //   - poll, ppoll, select, pselect, epoll_wait, epoll_pwait, epoll_pwait2, waitpid, wait, wait3,
-//     wait4, waitid, and read/readv/write/writev on a pipe, FIFO, tty, character device,
+//     wait4, waitid, flock, lockf, fcntl(F_SETLKW/F_OFD_SETLKW), getaddrinfo, getnameinfo,
+//     gethostby{name,name2,addr}_r (always offloaded), and read/readv/write/writev on
+//     a pipe, FIFO, tty, character device,
 //     eventfd/timerfd/signalfd or a socket gonet does not manage, are offloaded
 //     (syscall_offload.h): made once without waiting, then, if they would wait, run on a helper
 //     OS thread while the fiber parks. The fiber does not move; result and errno are the kernel's.
-//     A poll or ppoll of one socket gonet manages parks on its pollDesc instead (poll_wait.cc).
-//   - A call gonet neither parks nor offloads (regular-file IO, flock, getaddrinfo,
-//     glibc-internal IO such as stdio on a pipe, pthread_once or a C++ static initialiser waiting
-//     on another fiber, pthread_barrier_wait, process-shared or robust mutexes and rwlocks, named
-//     or process-shared semaphores) blocks its machine; its worker's other fibers move to another
+//     A poll or ppoll of one socket gonet manages parks on its pollDesc instead (poll_wait.cc),
+//     and poll, ppoll, select and pselect over several managed sockets on all of their pollDescs
+//     at once (fd/poll_group.h).
+//   - A call gonet neither parks nor offloads (regular-file IO, res_* and the non-_r resolver
+//     calls, glibc-internal IO such as stdio on a pipe, process-shared or robust mutexes, rwlocks
+//     and barriers, named or process-shared semaphores, shared futexes; the README lists each
+//     with its reason) blocks its machine; its worker's other fibers move to another
 //     machine after ~20-30 ms (handoff). After a handoff those fibers, and the stuck one once it
 //     returns, run on a different OS thread: a compiled-in cached TLS address (errno's, above)
 //     from before would then point at the old thread. That is the price of never deadlocking; it

@@ -47,7 +47,8 @@ bool DefaultIgnores(int sig) {
   return sig == SIGCHLD || sig == SIGURG || sig == SIGWINCH || sig == SIGCONT;
 }
 
-// The program's disposition of sig (its own view of SIGURG, which gonet may hold: threads/sigurg.h).
+// The program's disposition of sig (its own view of SIGURG, which gonet may hold:
+// threads/sigurg.h).
 void Disposition(int sig, struct sigaction* sa) {
   int unused = 0;
   if (VirtualSigaction(sig, nullptr, sa, &unused)) return;

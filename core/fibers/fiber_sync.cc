@@ -9,6 +9,8 @@
 #include "core/base/spinlock.h"
 #include "core/base/sys.h"
 #include "core/fibers/fiber_scheduler.h"
+#include "core/fibers/futex_table.h"
+#include "core/fibers/init_sync.h"
 #include "core/poll/parker.h"
 
 namespace gonet::core {
@@ -18,33 +20,6 @@ namespace {
 constexpr int kKindMask = 3;  // PTHREAD_MUTEX_KIND_MASK_NP
 constexpr int kRobust = 16, kPrioInherit = 32, kPrioProtect = 64, kPshared = 128;
 constexpr unsigned kCondClockMonotonic = 2;  // __PTHREAD_COND_CLOCK_MONOTONIC_MASK in __wrefs
-
-struct Waiter {
-  const void* addr;
-  Parker* parker;
-  Waiter* next = nullptr;
-  Waiter* prev = nullptr;
-  std::atomic<bool> woken{false};
-};
-
-struct Bucket {
-  Spinlock mu;
-  Waiter* head GONET_GUARDED_BY(mu) = nullptr;
-  Waiter* tail GONET_GUARDED_BY(mu) = nullptr;
-
-  void Unlink(Waiter* w) GONET_REQUIRES(mu) {
-    (w->prev ? w->prev->next : head) = w->next;
-    (w->next ? w->next->prev : tail) = w->prev;
-    w->next = w->prev = nullptr;
-  }
-};
-
-constexpr int kBuckets = 251;  // prime, as Go's semTabSize
-Bucket g_table[kBuckets];
-
-Bucket& BucketFor(const void* addr) {
-  return g_table[(reinterpret_cast<uintptr_t>(addr) >> 3) % kBuckets];
-}
 
 __thread uint32_t t_tid __attribute__((tls_model("initial-exec"))) = 0;
 
@@ -64,55 +39,9 @@ std::atomic<uint32_t>* CondWaiters(pthread_cond_t* c) {
 // Waiters of other threads are gone in the child, and a bucket lock they held would never be
 // released. (A waiter of the forking thread cannot be queued: it is running fork.)
 void FiberSyncAfterForkChild() {
-  for (Bucket& b : g_table) {
-    new (&b.mu) Spinlock();
-    b.head = b.tail = nullptr;
-  }
+  FutexTableAfterForkChild();
+  InitSyncAfterForkChild();
   t_tid = 0;  // the child has its own tid
-}
-
-int AddrWait(std::atomic<uint32_t>* addr, uint32_t expected, int64_t deadline_ns, WaitKind kind) {
-  // The waiter is linked in its bucket until it leaves below: never unwound out of its park.
-  FiberTask::NoCancelScope no_cancel(FiberScheduler::Current());
-  Bucket& b = BucketFor(addr);
-  Waiter w{addr, CurrentParker()};
-  {
-    SpinGuard g(b.mu);
-    if (addr->load(std::memory_order_seq_cst) != expected) return 0;
-    w.prev = b.tail;
-    (b.tail ? b.tail->next : b.head) = &w;
-    b.tail = &w;
-  }
-  for (;;) {
-    ParkResult r = w.parker->Park(deadline_ns, kind);
-    if (w.woken.load(std::memory_order_acquire)) return 0;
-    if (r == ParkResult::kUnparked) continue;  // a stale permit: keep waiting
-    SpinGuard g(b.mu);
-    if (w.woken.load(std::memory_order_acquire)) return 0;  // woken while leaving
-    b.Unlink(&w);
-    if (r == ParkResult::kInterrupted) return EINTR;
-    return r == ParkResult::kTimedOut ? ETIMEDOUT : 0;
-  }
-}
-
-int AddrWake(const void* addr, int n) {
-  Bucket& b = BucketFor(addr);
-  int woken = 0;
-  SpinGuard g(b.mu);
-  for (Waiter* w = b.head; w != nullptr && woken < n;) {
-    Waiter* next = w->next;
-    if (w->addr == addr) {
-      b.Unlink(w);
-      // The waiter may return, and its frame die, once woken is visible: read the parker first
-      // (parkers are type-stable, so the Unpark after that is safe).
-      Parker* p = w->parker;
-      w->woken.store(true, std::memory_order_release);
-      p->Unpark();
-      ++woken;
-    }
-    w = next;
-  }
-  return woken;
 }
 
 uint32_t CurrentOwnerId() {
@@ -136,6 +65,7 @@ int MutexTryLock(pthread_mutex_t* m) {
   if (!Lock(m).compare_exchange_strong(expect, 1, std::memory_order_acquire)) return EBUSY;
   Owner(m).store(static_cast<int>(me), std::memory_order_relaxed);
   m->__data.__count = 1;
+  ++m->__data.__nusers;  // as glibc: pthread_mutex_destroy answers EBUSY while it is non-zero
   return 0;
 }
 
@@ -158,12 +88,13 @@ int MutexLock(pthread_mutex_t* m, int64_t deadline_ns) {
     ScopedWaitNote note(CurrentParker(), kWaitMutex);  // gonet dump: what the waiter waits on
     while (c != 0) {
       auto* word = reinterpret_cast<std::atomic<uint32_t>*>(&m->__data.__lock);
-      if (AddrWait(word, 2, deadline_ns) == ETIMEDOUT) return ETIMEDOUT;
+      if (FutexWait(word, 2, deadline_ns) == ETIMEDOUT) return ETIMEDOUT;
       c = lock.exchange(2, std::memory_order_acquire);
     }
   }
   Owner(m).store(static_cast<int>(me), std::memory_order_relaxed);
   m->__data.__count = 1;
+  ++m->__data.__nusers;
   return 0;
 }
 
@@ -176,9 +107,10 @@ int MutexUnlock(pthread_mutex_t* m) {
     if (type == PTHREAD_MUTEX_RECURSIVE && --m->__data.__count != 0) return 0;
   }
   Owner(m).store(0, std::memory_order_relaxed);
+  --m->__data.__nusers;
   if (Lock(m).fetch_sub(1, std::memory_order_release) != 1) {
     Lock(m).store(0, std::memory_order_release);
-    AddrWake(&m->__data.__lock, 1);
+    FutexWake(&m->__data.__lock, 1);  // a fiber, or a sleeper in glibc's lll_lock_wait
   }
   return 0;
 }
@@ -218,7 +150,7 @@ int CondWait(pthread_cond_t* c, pthread_mutex_t* m, clockid_t clock, const times
   int w;
   {
     ScopedWaitNote note(CurrentParker(), kWaitCond);
-    w = AddrWait(seq, seen, deadline);
+    w = FutexWait(seq, seen, deadline);
   }
   waiters->fetch_sub(1, std::memory_order_seq_cst);
   MutexLock(m, 0);
@@ -228,28 +160,40 @@ int CondWait(pthread_cond_t* c, pthread_mutex_t* m, clockid_t clock, const times
 
 int CondSignal(pthread_cond_t* c) {
   CondSeq(c)->fetch_add(1, std::memory_order_seq_cst);
-  if (CondWaiters(c)->load(std::memory_order_seq_cst) != 0) AddrWake(CondSeq(c), 1);
+  if (CondWaiters(c)->load(std::memory_order_seq_cst) != 0)
+    FutexWake(CondSeq(c), 1, KernelSleepers::kOnlyGonets);
+
   return 0;
 }
 
 int CondBroadcast(pthread_cond_t* c) {
   CondSeq(c)->fetch_add(1, std::memory_order_seq_cst);
-  if (CondWaiters(c)->load(std::memory_order_seq_cst) != 0) AddrWake(CondSeq(c), INT32_MAX);
+  if (CondWaiters(c)->load(std::memory_order_seq_cst) != 0) {
+    FutexWake(CondSeq(c), INT32_MAX, KernelSleepers::kOnlyGonets);
+  }
   return 0;
 }
 
 namespace {
-// glibc's struct new_sem on 64-bit: uint64_t data (count | waiters << 32); int private; int pad.
+// glibc's struct new_sem on 64-bit (nptl/semaphoreP.h, __HAVE_64B_ATOMICS): one 64-bit word,
+// the value in its low half (the futex word waiters sleep on) and the number of waiters in its
+// high half; then the futex private flag.
 struct GlibcSem {
-  uint64_t data;
+  std::atomic<uint64_t> data;
   int private_flag;  // glibc's LLL_PRIVATE (0) for sem_init(s, 0, n), LLL_SHARED (128) otherwise
   int pad;
 };
 static_assert(sizeof(GlibcSem) <= sizeof(sem_t));
 constexpr int kLllPrivate = 0;
-std::atomic<uint32_t>* SemCount(sem_t* s) {
+constexpr int kSemNwaitersShift = 32;  // SEM_NWAITERS_SHIFT
+constexpr uint64_t kSemOneWaiter = uint64_t{1} << kSemNwaitersShift;
+constexpr uint64_t kSemValueMask = 0xffffffff;  // SEM_VALUE_MASK
+std::atomic<uint64_t>& SemData(sem_t* s) { return reinterpret_cast<GlibcSem*>(s)->data; }
+// The value half, little-endian: the word glibc's waiters FUTEX_WAIT on (SEM_VALUE_OFFSET 0).
+std::atomic<uint32_t>* SemValue(sem_t* s) {
   return reinterpret_cast<std::atomic<uint32_t>*>(&reinterpret_cast<GlibcSem*>(s)->data);
 }
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__);
 }  // namespace
 
 bool SemSupported(const sem_t* s) {
@@ -257,33 +201,46 @@ bool SemSupported(const sem_t* s) {
 }
 
 int SemTryWait(sem_t* s) {
-  std::atomic<uint32_t>* count = SemCount(s);
-  uint32_t v = count->load(std::memory_order_relaxed);
-  while (v > 0) {
-    if (count->compare_exchange_weak(v, v - 1, std::memory_order_acquire)) return 0;
+  std::atomic<uint64_t>& data = SemData(s);
+  uint64_t d = data.load(std::memory_order_relaxed);
+  while ((d & kSemValueMask) > 0) {
+    if (data.compare_exchange_weak(d, d - 1, std::memory_order_acquire)) return 0;
   }
   return EAGAIN;
 }
 
+// glibc's __new_sem_wait_slow, with the futex wait a fiber park: register as a waiter in the high
+// half (so any sem_post, glibc's or gonet's, knows to wake), then take a token and unregister in
+// one CAS, or sleep while the value is 0. As glibc, a timeout or an interruption returns at once.
 int SemWait(sem_t* s, int64_t deadline_ns) {
   if (SemTryWait(s) == 0) return 0;
   ScopedWaitNote note(CurrentParker(), kWaitSem);
+  std::atomic<uint64_t>& data = SemData(s);
+  uint64_t d = data.fetch_add(kSemOneWaiter, std::memory_order_seq_cst) + kSemOneWaiter;
   for (;;) {
-    if (SemTryWait(s) == 0) return 0;
+    if ((d & kSemValueMask) > 0) {
+      if (data.compare_exchange_weak(d, d - 1 - kSemOneWaiter, std::memory_order_acquire)) return 0;
+      continue;
+    }
     // sem_wait is never restarted after a signal handler, SA_RESTART or not (signal(7)).
-    int r = AddrWait(SemCount(s), 0, deadline_ns, WaitKind::kAlwaysEintr);
-    if (r != 0 && SemTryWait(s) == 0) return 0;
-    if (r == ETIMEDOUT || r == EINTR) return r;
+    int r = FutexWait(SemValue(s), 0, deadline_ns, WaitKind::kAlwaysEintr);
+    if (r == ETIMEDOUT || r == EINTR) {
+      data.fetch_sub(kSemOneWaiter, std::memory_order_relaxed);
+      return r;
+    }
+    d = data.load(std::memory_order_relaxed);
   }
 }
 
+// glibc's __new_sem_post: one CAS adds the token and reads the waiter count in the same word, so a
+// waiter registered before it is seen, and one registering after sees the token.
 int SemPost(sem_t* s) {
-  std::atomic<uint32_t>* count = SemCount(s);
-  uint32_t v = count->load(std::memory_order_relaxed);
+  std::atomic<uint64_t>& data = SemData(s);
+  uint64_t d = data.load(std::memory_order_relaxed);
   do {
-    if (v >= static_cast<uint32_t>(SEM_VALUE_MAX)) return EOVERFLOW;
-  } while (!count->compare_exchange_weak(v, v + 1, std::memory_order_seq_cst));
-  AddrWake(count, 1);
+    if ((d & kSemValueMask) == static_cast<uint32_t>(SEM_VALUE_MAX)) return EOVERFLOW;
+  } while (!data.compare_exchange_weak(d, d + 1, std::memory_order_seq_cst));
+  if ((d >> kSemNwaitersShift) > 0) FutexWake(SemValue(s), 1);  // a fiber, or glibc's sleeper
   return 0;
 }
 
@@ -309,7 +266,7 @@ int RwWait(pthread_rwlock_t* l, uint32_t seen, int64_t deadline_ns) {
   int r = 0;
   if (RwState(l)->load(std::memory_order_seq_cst) == seen) {
     ScopedWaitNote note(CurrentParker(), kWaitRwlock);
-    r = AddrWait(RwState(l), seen, deadline_ns);
+    r = FutexWait(RwState(l), seen, deadline_ns);
   }
   RwWaiters(l)->fetch_sub(1, std::memory_order_seq_cst);
   return r;
@@ -376,7 +333,9 @@ int RwUnlock(pthread_rwlock_t* l) {
     wake = state->fetch_sub(1, std::memory_order_seq_cst) == 1;  // the last reader
   }
   // Everyone waiting re-checks: readers all get in, or one writer does.
-  if (wake && RwWaiters(l)->load(std::memory_order_seq_cst) != 0) AddrWake(state, INT32_MAX);
+  if (wake && RwWaiters(l)->load(std::memory_order_seq_cst) != 0) {
+    FutexWake(state, INT32_MAX, KernelSleepers::kOnlyGonets);
+  }
   return 0;
 }
 

@@ -1,28 +1,38 @@
-// Fibers mode's mutexes, condition variables and sleeps, for every thread of the process.
+// Fibers mode's mutexes, condition variables, rwlocks, semaphores and sleeps, for every thread of
+// the process.
 //
-// In fibers mode one pthread_mutex_t may be locked by a fiber and by an OS thread (the main
-// thread, say) in turn, so there is a single implementation for all callers: the app's own
-// pthread_mutex_t / pthread_cond_t storage holds the state, and a waiter parks on its
-// CurrentParker() — the running fiber's (which suspends only the fiber) or the OS thread's futex
-// parker. Waiters queue in an address-keyed table (Go's semtable, a userspace futex): AddrWait
-// sleeps only if the word still holds the expected value, checked under the bucket lock that
-// AddrWake takes, so no wake-up is lost.
-//
-// Mutex (Drepper, "Futexes are tricky", mutex #2): __lock is 0 free, 1 locked, 2 locked with
-// possible waiters; unlocking a 2 wakes one waiter. __owner holds the owner's id (a kernel tid or
-// a FiberTask id) and __count the recursion depth, so PTHREAD_MUTEX_RECURSIVE and ERRORCHECK
-// behave as glibc's; __kind, set by pthread_mutex_init or a static initializer, is only read.
-// Robust, priority-inheritance/protect and process-shared mutexes are left to glibc (kSupported
-// false): they block the worker, a documented limit.
+// BIT-COMPATIBLE WITH GLIBC, BOTH WAYS (the rule; its mechanism is core/fibers/futex_table.h):
+// the program's own pthread_mutex_t / pthread_cond_t / pthread_rwlock_t / sem_t storage holds
+// the state, in glibc's layout. A fiber that must wait parks in the futex table on the very word
+// glibc's waiters sleep on; an OS thread (the main thread, an offload helper) sleeps in the
+// kernel on that word, as glibc would put it; every wake of gonet's wakes both the table and the
+// kernel. So a waiter sleeping inside glibc (an entry gonet does not take over, a non-fiber
+// thread) is woken by gonet's wakers, and, because every waking entry is gonet's (all versions
+// and aliases interposed), gonet's waiters by every waker. Per primitive:
+//   - mutex: glibc's own protocol (Drepper, "Futexes are tricky", mutex #2, as nptl's lll_lock):
+//     __lock is 0 free, 1 locked, 2 locked with possible waiters; unlocking a 2 wakes one.
+//     __owner holds the owner's id (a kernel tid, or a FiberTask id, which never is one),
+//     __count the recursion depth, __nusers the holders as glibc counts them (its
+//     pthread_mutex_destroy says EBUSY while non-zero); __kind is only read. A glibc locker
+//     sleeping in lll_lock_wait is woken by gonet's unlock and vice versa.
+//   - semaphore: glibc's 64-bit new_sem: the value in the low half of the first word (the futex
+//     word), the waiter count in the high half; waiters register there, as glibc's do, so
+//     either side's sem_post knows to wake, and sem_getvalue/sem_destroy stay glibc's.
+//   - condition variable and rwlock: gonet's own protocols on glibc's storage (below), so every
+//     entry that waits or wakes on them is gonet's while fibers mode runs (C11's cnd_* too); an
+//     OS thread of gonet's still sleeps in the kernel on the word, where a wake finds it.
+// Robust, priority-inheritance/protect and process-shared mutexes, process-shared rwlocks and
+// named or process-shared semaphores are left to glibc (the *Supported checks): they block the
+// worker, a documented limit.
 //
 // Condition variable: the low 32 bits of __wseq count signals (a waiter sleeps while it still
 // holds the value it read before unlocking the mutex); the next word counts waiters so that a
 // signal with nobody waiting costs no table lookup. The clock comes from pthread_condattr as
-// glibc records it (__wrefs bit 1: CLOCK_MONOTONIC). pthread_cond_init/destroy stay glibc's.
+// glibc records it (__wrefs bit 1: CLOCK_MONOTONIC). pthread_cond_init/destroy stay glibc's
+// (gonet never touches __wrefs' waiter references, so destroy does not wait).
 //
-// LOCKING (core/README.md, lock 2): one spinlock per table bucket, held for list edits and for
-// the Unparks of a wake (DirLock::WakeAll does the same), which take a worker's run-queue lock
-// (lock 3) for a fiber.
+// LOCKING (core/README.md, lock 2): none of its own; the futex table's bucket locks
+// (futex_table.h) are wait-queue locks.
 #pragma once
 
 #include <pthread.h>
@@ -36,15 +46,6 @@
 
 namespace gonet::core {
 
-// 0: woken (or the word had changed: EAGAIN folded in), ETIMEDOUT: deadline passed, EINTR: an
-// OS thread's wait was interrupted by a signal handler as `kind` says (fibers are never
-// interrupted). deadline_ns: CLOCK_MONOTONIC, 0 = none. Spurious returns are allowed; callers
-// loop.
-int AddrWait(std::atomic<uint32_t>* addr, uint32_t expected, int64_t deadline_ns,
-             WaitKind kind = WaitKind::kRestartable);
-// Wakes up to n waiters on addr; returns how many.
-int AddrWake(const void* addr, int n);
-
 bool MutexSupported(const pthread_mutex_t* m);
 int MutexLock(pthread_mutex_t* m, int64_t deadline_ns);  // 0, ETIMEDOUT, EDEADLK, EAGAIN
 int MutexTryLock(pthread_mutex_t* m);                    // 0, EBUSY, EAGAIN
@@ -56,9 +57,9 @@ clockid_t CondClock(const pthread_cond_t* c);
 int CondSignal(pthread_cond_t* c);
 int CondBroadcast(pthread_cond_t* c);
 
-// Unnamed process-private semaphores (sem_init(s, 0, n)): glibc keeps the count in the low 32
-// bits of the sem_t's first word, which is also the word waiters sleep on here. Process-shared
-// and named semaphores are left to glibc (SemSupported false).
+// Unnamed process-private semaphores (sem_init(s, 0, n)). Process-shared and named semaphores are
+// left to glibc (SemSupported false). SemWait is for fibers: an OS thread runs glibc's own
+// sem_wait, which sleeps in the kernel where SemPost's wake reaches it.
 bool SemSupported(const sem_t* s);
 // 0, ETIMEDOUT, or EINTR (an OS thread's wait interrupted by any signal handler, as sem_wait).
 int SemWait(sem_t* s, int64_t deadline_ns);

@@ -56,7 +56,6 @@
 
 #include "core/base/mode.h"
 #include "core/fibers/fiber_scheduler.h"
-#include "core/base/mode.h"
 
 namespace gonet::core {
 
@@ -68,7 +67,8 @@ inline bool InFiber() {
 }
 
 inline constexpr uint64_t kOffloadSignalMagic = 0x676e6f66;  // "gnof": high half of sival_ptr
-// gonet's SIGURG handler (threads/sigurg.cc, through runtime's SetSigurgClaim): an interruption of a helper's call, and noting it.
+// gonet's SIGURG handler (threads/sigurg.cc, through runtime's SetSigurgClaim): an interruption of
+// a helper's call, and noting it.
 bool IsOffloadInterrupt(const siginfo_t* si);
 void NoteOffloadInterrupt(const siginfo_t* si);
 

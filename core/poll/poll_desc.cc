@@ -181,6 +181,7 @@ void PollDesc::Ready(Mode mode) {
   // else (a poll on this fd) then also finds the count moved, and asks the kernel.
   if (mode == Mode::kRead) read_edges_.fetch_add(1, std::memory_order_acq_rel);
   if (Parker* p = Unblock(mode, true)) p->Unpark();
+  if (Parker* w = watcher_.load(std::memory_order_seq_cst)) w->Unpark();
 }
 
 void PollDesc::SetDeadline(Mode mode, int64_t deadline_ns) {
@@ -198,6 +199,7 @@ void PollDesc::Evict() {
   if (Parker* p = Unblock(Mode::kWrite, false)) p->Unpark();
   rlock_.WakeAll();
   wlock_.WakeAll();
+  if (Parker* w = watcher_.load(std::memory_order_seq_cst)) w->Unpark();
 }
 
 }  // namespace gonet::core

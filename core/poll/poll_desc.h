@@ -116,6 +116,17 @@ class PollDesc {
 
   DirLock& Lock(Mode mode) { return mode == Mode::kRead ? rlock_ : wlock_; }
 
+  // A poll or select over several sockets (core/fd/poll_group.cc) waits on all of them at once,
+  // beside the semaphores: it puts its parker in watcher_ (one at a time; a second one is told
+  // no), and every readiness of either direction and every Evict unparks it. It re-asks the
+  // kernel after each wake, so a late or extra Unpark is only a spurious wake-up (parker.h), and
+  // parkers are type-stable, so a notifier racing with RemoveWatcher is safe.
+  bool AddWatcher(Parker* p) {
+    Parker* none = nullptr;
+    return watcher_.compare_exchange_strong(none, p, std::memory_order_seq_cst);
+  }
+  void RemoveWatcher(Parker* p) { watcher_.compare_exchange_strong(p, nullptr); }
+
   // Registration with the netpoller (netpoller.h). armed_epoch_ != the netpoller's epoch means
   // "not registered with the current epoll instance" (a new pollDesc, or the parent's after fork).
   std::atomic<uint32_t>& armed_epoch() { return armed_epoch_; }
@@ -145,10 +156,11 @@ class PollDesc {
   std::atomic<bool> closing_{false};   // set by Evict; cleared only by Alloc
   std::atomic<uint32_t> fdseq_{0};     // protects from stale epoll events (bumped by Free)
   std::atomic<uint32_t> armed_epoch_{0};
-  std::atomic<uint32_t> read_edges_{0};  // readiness deliveries for reading (the drained hint)
-  std::atomic<bool> hint_ended_{false};  // urgent data, EOF or an error seen: no drained hint
-  uint32_t drained_edges_ = 0;           // read_edges_ before the last short receive
-  bool drained_ = false;                 // a short receive recorded drained_edges_
+  std::atomic<uint32_t> read_edges_{0};    // readiness deliveries for reading (the drained hint)
+  std::atomic<bool> hint_ended_{false};    // urgent data, EOF or an error seen: no drained hint
+  uint32_t drained_edges_ = 0;             // read_edges_ before the last short receive
+  bool drained_ = false;                   // a short receive recorded drained_edges_
+  std::atomic<Parker*> watcher_{nullptr};  // a multi-socket poll waiting on this fd, or nullptr
   DirLock rlock_;  // queues readers in front of rg_ (several threads in accept/recv on one fd)
   DirLock wlock_;  // queues writers in front of wg_
   int fd_ = -1;

@@ -640,7 +640,44 @@ def check_servers_stop_under_load(e):
     return ok
 
 
+PY_SUITES = ["test_thread", "test_queue", "test_socketserver"]
+
+
+def python_suite_round(e, preload):
+    """Debian's own CPython test suites (libpython3.11-testsuite) for threads, queues and
+    threading socket servers: the verdict and counts `python3 -m test` prints."""
+    out = tempfile.TemporaryFile()
+    proc = start(["python3", "-m", "test", "-u", "network", "-j0"] + PY_SUITES,
+                 e.environ(preload), stdout=out, stderr=subprocess.STDOUT)
+    try:
+        proc.wait(timeout=45)
+    finally:
+        stop(proc)
+    out.seek(0)
+    text = out.read().decode(errors="replace")
+    keep = [l.strip() for l in text.splitlines()
+            if l.startswith(("Total tests:", "Total test files:", "Result:"))]
+    return keep
+
+
+def check_python_thread_suites(e):
+    """CPython's test_thread, test_queue and test_socketserver (timed lock waits through
+    sem_clockwait, Condition and Event timeouts, threading socket servers): identical verdicts
+    and counts natively and preloaded. Issue 13: under fibers mode test_queue hung, every timed
+    wait returning only at its deadline."""
+    probe = subprocess.run(["python3", "-c", "import test.test_queue, test.test_socketserver"],
+                           capture_output=True)
+    if probe.returncode != 0:
+        print("libpython3-testsuite not installed")
+        return SKIP
+    results = {p: python_suite_round(e, p) for p in (False, True)}
+    print("native:", results[False], "preloaded:", results[True])
+    return bool(results[False]) and results[False] == results[True] and \
+        "Result: SUCCESS" in results[False]
+
+
 CHECKS = {
+    "python_thread_suites": check_python_thread_suites,
     "curl_python_http_server": check_curl_http_server,
     "socat_exec_child": check_socat_exec_child,
     "python_blocking_pair": check_python_blocking_pair,

@@ -1,0 +1,33 @@
+// syscall(2) in fibers mode: private futex waits and wakes go to core (core/fibers/futex_call.h);
+// every other system call, and every call in other modes, is made here with the syscall
+// instruction itself, with glibc's syscall() convention (-1 and errno for -4095..-1). No dlsym:
+// shim/real.cc falls back to syscall() while a dlsym is in progress.
+#include <stdarg.h>
+#include <sys/syscall.h>
+
+#include "core/base/base.h"
+#include "core/fibers/futex_call.h"
+#include "core/runtime/runtime.h"
+#include "core/base/sys.h"
+#include "shim/abi.h"
+
+#if defined(__x86_64__)  // sys::Syscall6; elsewhere sys::Call itself goes through syscall()
+
+GONET_HOOK long syscall(long nr, ...) {
+  long a[6];
+  va_list ap;
+  va_start(ap, nr);
+  for (long& x : a) x = va_arg(ap, long);
+  va_end(ap);
+  long r;
+  if (nr != SYS_futex || gonet::core::mode() != gonet::core::RunMode::kFibers ||
+      !gonet::core::FutexCall(a, &r)) {
+    r = gonet::sys::Syscall6(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+  }
+  if (r < 0 && r > -4096) {
+    gonet::sys::FreshErrno() = static_cast<int>(-r);
+    return -1;
+  }
+  return r;
+}
+#endif
