@@ -34,14 +34,17 @@ struct Session {
   ~Session() { g_closed.fetch_add(1, std::memory_order_relaxed); }
   int fd = -1;
   long requests = 0;
-  std::string peer_note;  // a heap-owning member: its destructor must run once, on its thread
+  // A heap-owning member: its destructor must run once, on its thread. Longer than libstdc++'s
+  // 15-byte small-string buffer, so it owns heap memory: a short string points into itself, and
+  // after a sysmon handoff that address would name the old OS thread's copy (README, limits).
+  std::string peer_note;
 };
 thread_local Session t_session;
 __thread char t_buffer[16384];  // the per-thread receive buffer
 
 void ServeEcho(int fd) {
   t_session.fd = fd;
-  t_session.peer_note = "connection " + std::to_string(fd);
+  t_session.peer_note = "the connection on fd " + std::to_string(fd);
   for (;;) {
     const ssize_t n = recv(t_session.fd, t_buffer, sizeof(t_buffer), 0);  // parks
     if (n == 0) break;

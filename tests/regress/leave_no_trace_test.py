@@ -101,11 +101,15 @@ while True:
 """
 
 
+KEPT = []  # the checkout and build, bound back under a scratch place (fresh_scratch)
+
+
 def scratch_listing():
-    """Every path under the scratch places, with its kind."""
+    """Every path under the scratch places, with its kind; the kept checkout is not looked into."""
     out = set()
     for top in SCRATCH:
         for root, dirs, files in os.walk(top):
+            dirs[:] = [d for d in dirs if os.path.join(root, d) not in KEPT]
             for name in dirs + files:
                 out.add(os.path.join(root, name))
     return out
@@ -262,6 +266,24 @@ CHECKS["exec_replaces_the_segment_and_leaves_nothing"] = (
     lambda ctx: run_case(ctx, "fibers", "term", "--exec"))
 
 
+def fresh_scratch(build):
+    """In the private mount namespace: fresh tmpfs on every SCRATCH place. The checkout and the
+    build may themselves live under one of them (a clone in /tmp): they are held by an O_PATH
+    fd across the mount and bound back at their own path, so the test still runs its binaries."""
+    keep = [d for d in (os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
+        __file__)))), build) if any(d == t or d.startswith(t + "/") for t in SCRATCH)]
+    held = [(d, os.open(d, os.O_PATH | os.O_DIRECTORY)) for d in keep]
+    for d in SCRATCH:
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=1777", "none", d], check=True)
+    for d, fd in held:
+        KEPT.append(d)
+        os.makedirs(d, exist_ok=True)
+        # --no-canonicalize: mount would resolve /proc/self/fd/N to the path, now the empty tmpfs.
+        subprocess.run(["mount", "--no-canonicalize", "--bind", f"/proc/self/fd/{fd}", d],
+                       check=True, pass_fds=(fd,))
+        os.close(fd)
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("check", choices=sorted(CHECKS))
@@ -276,12 +298,11 @@ def main():
         if os.getuid() != 0 or not shutil.which("unshare") or not shutil.which("setpriv"):
             print("skip: needs root, unshare and setpriv")
             return SKIP
-        mounts = " && ".join(f"mount -t tmpfs -o mode=1777 none {d}" for d in SCRATCH)
-        inner = " ".join(f"'{a}'" for a in [sys.executable, os.path.abspath(__file__),
-                                              args.check, "--build", build])
         env = dict(os.environ, **{INNER: "1"})
-        return subprocess.run(["unshare", "--mount", "--propagation", "private", "--", "sh",
-                               "-c", f"{mounts} && exec {inner}"], env=env).returncode
+        return subprocess.run(["unshare", "--mount", "--propagation", "private", "--",
+                               sys.executable, os.path.abspath(__file__), args.check, "--build",
+                               build], env=env).returncode
+    fresh_scratch(build)
     become_subreaper()
     tmp = tempfile.mkdtemp(dir="/tmp")
     try:
