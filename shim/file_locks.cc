@@ -3,8 +3,8 @@
 // which may be never while the holder is a fiber queued behind it. The call is first made
 // without waiting (LOCK_NB, F_TLOCK, F_SETLK / F_OFD_SETLK): the lock, or any error other than
 // "held by someone else", is the answer at once, exactly as the blocking call would have given
-// it. Only a conflict is offloaded (core/fibers/syscall_offload.h): the blocking call itself runs on a
-// helper thread while the fiber parks, so deadlock detection (EDEADLK) and the wake-up are the
+// it. Only a conflict is offloaded (core/fibers/syscall_offload.h): the blocking call itself runs
+// on a helper thread while the fiber parks, so deadlock detection (EDEADLK) and the wake-up are the
 // kernel's. Record locks belong to the process and OFD and flock locks to the open file
 // description, never to a thread, so the helper taking the lock takes it for the program.
 // errno: a probe's conflict is not the program's error; it is restored before the real call.

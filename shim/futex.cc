@@ -6,9 +6,9 @@
 #include <sys/syscall.h>
 
 #include "core/base/base.h"
+#include "core/base/sys.h"
 #include "core/fibers/futex_call.h"
 #include "core/runtime/runtime.h"
-#include "core/base/sys.h"
 #include "shim/abi.h"
 
 #if defined(__x86_64__)  // sys::Syscall6; elsewhere sys::Call itself goes through syscall()

@@ -1,11 +1,12 @@
-// NEXT(name): libc's own `name` (the next definition after gonet's, dlsym RTLD_NEXT), typed
-// after the declaration in its header, resolved once and cached. For the pthread and C11 hooks,
-// which call glibc itself when gonet does not take the call over.
+// NEXT(name): libc's own `name` (the next definition after gonet's, resolved by shim/real.cc's
+// ResolveNext, which owns every dlsym(RTLD_NEXT)), typed after the declaration in its header,
+// resolved once and cached. For the pthread, C11 and signal hooks, which call glibc itself when
+// gonet does not take the call over.
 #pragma once
 
-#include <dlfcn.h>
-
 #include <atomic>
+
+#include "shim/real.h"
 
 namespace gonet::shim {
 
@@ -18,8 +19,8 @@ template <typename Fn>
 Fn Next(std::atomic<Fn>& slot, const char* name) {
   Fn fn = slot.load(std::memory_order_acquire);
   if (__builtin_expect(fn != nullptr, 1)) return fn;
-  fn = reinterpret_cast<Fn>(dlsym(RTLD_NEXT, name));
-  slot.store(fn, std::memory_order_release);
+  fn = reinterpret_cast<Fn>(::gonet::real::ResolveNext(name));
+  if (fn != nullptr) slot.store(fn, std::memory_order_release);
   return fn;
 }
 

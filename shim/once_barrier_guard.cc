@@ -4,6 +4,7 @@
 // thread of the program goes through them, OS threads included, so that each wake is gonet's and
 // reaches fibers (futex_table.h, rule 5). In every other mode each call goes to libc (or
 // libstdc++) unchanged.
+#include <dlfcn.h>
 #include <pthread.h>
 
 #include <cstdint>

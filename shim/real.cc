@@ -150,6 +150,15 @@ std::atomic<void* (*)(const char*, int)> slot_dlopen{nullptr};
 
 void* (*DlopenEntry())(const char* file, int flags) { return Resolve(slot_dlopen, "dlopen"); }
 
+void* ResolveNext(const char* name) {
+  // No fallback can stand in for a pthread function, so a nested resolution resolves too; the
+  // real:: calls dlsym makes meanwhile take their raw fallbacks.
+  ++t_resolving;
+  void* fn = dlsym(RTLD_NEXT, name);
+  --t_resolving;
+  return fn;
+}
+
 void ResolveAll() {
   Resolve(slot_dlopen, "dlopen");
   Resolve(slot_pthread_create, "pthread_create");

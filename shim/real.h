@@ -75,6 +75,10 @@ void* (*DlopenEntry())(const char* file, int flags);
 // libc's pthread_create: gonet's own threads are OS threads in every mode (core/base/os_thread.h).
 int pthread_create(pthread_t* thread, const pthread_attr_t* attr, void* (*start)(void*), void* arg);
 
+// libc's definition of name (dlsym RTLD_NEXT), for the hooks that resolve by name (shim/next.h).
+// While it runs, this thread's real:: calls take their raw fallbacks (see the top).
+void* ResolveNext(const char* name);
+
 // Resolves every symbol now (the library's constructor), so that later calls never enter dlsym.
 void ResolveAll();
 

@@ -2,8 +2,8 @@
 // gethostbyname2_r and gethostbyaddr_r may wait seconds for a DNS server, and glibc makes their
 // socket calls through internal aliases gonet never sees, so in a fiber each would hold its
 // worker's OS thread for the whole lookup. In a fiber each lookup runs on an offload helper
-// (core/fibers/syscall_offload.h) while the fiber parks: helpers start on demand, so there are as many
-// lookups in flight as fibers asking, and a slow DNS server holds no worker. The answer (and
+// (core/fibers/syscall_offload.h) while the fiber parks: helpers start on demand, so there are as
+// many lookups in flight as fibers asking, and a slow DNS server holds no worker. The answer (and
 // errno, h_errno through the _r functions' own out-parameter) is glibc's own.
 // What differs: the lookup runs with the helper thread's resolver state, so resolver options a
 // thread set in its own _res (res_init, then changing _res.options) do not apply to it; the

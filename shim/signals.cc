@@ -13,6 +13,7 @@
 #include "core/threads/kernel_wait.h"
 #include "core/threads/sigurg.h"
 #include "shim/abi.h"
+#include "shim/next.h"
 #include "shim/real.h"
 
 namespace core = gonet::core;
@@ -64,28 +65,22 @@ GONET_HOOK int sigaltstack(const stack_t* ss, stack_t* old) {
 
 // sigwait and friends in a fiber do not hold its worker, and see the signals sent to the fiber
 // (core/fibers/fiber_signals.h). Elsewhere they are glibc's (cancellation points included).
-namespace {
-template <typename Fn>
-Fn Libc(const char* name) {
-  return reinterpret_cast<Fn>(dlsym(RTLD_NEXT, name));
-}
-}  // namespace
 
 GONET_HOOK int sigtimedwait(const sigset_t* set, siginfo_t* info, const timespec* timeout) {
   if (core::InFiber()) return core::FiberScheduler::Current()->SigTimedWait(set, info, timeout);
-  static auto next = Libc<decltype(&::sigtimedwait)>("sigtimedwait");
+  auto next = NEXT(sigtimedwait);
   return next(set, info, timeout);
 }
 
 GONET_HOOK int sigwaitinfo(const sigset_t* set, siginfo_t* info) {
   if (core::InFiber()) return core::FiberScheduler::Current()->SigTimedWait(set, info, nullptr);
-  static auto next = Libc<decltype(&::sigwaitinfo)>("sigwaitinfo");
+  auto next = NEXT(sigwaitinfo);
   return next(set, info);
 }
 
 GONET_HOOK int sigwait(const sigset_t* set, int* sig) {
   if (!core::InFiber()) {
-    static auto next = Libc<decltype(&::sigwait)>("sigwait");
+    auto next = NEXT(sigwait);
     return next(set, sig);
   }
   for (;;) {
