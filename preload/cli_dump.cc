@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <cxxopts.hpp>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -361,20 +362,38 @@ bool LockDump(const Segment& seg, long pid) {
   return true;
 }
 
-bool IsHelp(std::string_view a) { return a == "-h" || a == "--help"; }
+// The command line: PID [-h|--help]. Returns -1 to go on, or the exit status.
+int ParseDumpArgs(int argc, char** argv, long* pid) {
+  cxxopts::Options options("gonet dump");
+  options.add_options()("h,help", "")("pid", "", cxxopts::value<std::vector<std::string>>());
+  options.parse_positional({"pid"});
+  std::vector<const char*> words = {"gonet dump"};
+  for (int i = 0; i < argc; ++i) words.push_back(argv[i]);
+  cxxopts::ParseResult parsed;
+  try {
+    parsed = options.parse(static_cast<int>(words.size()), words.data());
+  } catch (const cxxopts::exceptions::exception& e) {
+    fprintf(stderr, "gonet dump: %s (usage: gonet dump PID)\n", e.what());
+    return kExitUsage;
+  }
+  if (parsed.count("help")) {
+    fputs(kDumpUsage, stdout);
+    return 0;
+  }
+  std::vector<std::string> pids = parsed.count("pid") ? parsed["pid"].as<std::vector<std::string>>()
+                                                      : std::vector<std::string>{};
+  if (pids.size() != 1 || !ParsePid(pids[0], pid)) {
+    fprintf(stderr, "gonet dump: usage: gonet dump PID\n");
+    return kExitUsage;
+  }
+  return -1;
+}
 
 }  // namespace
 
 int DumpCommand(int argc, char** argv) {
-  if (argc == 1 && IsHelp(argv[0])) {
-    fputs(kDumpUsage, stdout);
-    return 0;
-  }
   long pid = 0;
-  if (argc != 1 || !ParsePid(argv[0], &pid)) {
-    fprintf(stderr, "gonet dump: usage: gonet dump PID\n");
-    return kExitUsage;
-  }
+  if (int status = ParseDumpArgs(argc, argv, &pid); status >= 0) return status;
   Segment seg;
   if (int rc = OpenSegment("dump", pid, /*writable=*/true, &seg)) return rc;
   if (!LockDump(seg, pid)) return kExitFailed;
