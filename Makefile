@@ -44,6 +44,8 @@ bench:
 	@scripts/deps.sh bench
 	@$(MAKE) --no-print-directory build
 	@scripts/bench/run.sh $(BUILD)
+	@echo "=== per-fiber TLS: what copying 256 bytes per switch costs (scripts/bench/tls_cost.sh)"
+	@scripts/bench/tls_cost.sh $(BUILD) | tee bench/results/tls_cost.txt
 
 soak: build
 	@scripts/soak.sh $(BUILD)
