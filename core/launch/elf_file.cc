@@ -8,6 +8,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "core/launch/native_elf.h"
+
 namespace gonet::core {
 namespace {
 
@@ -16,23 +18,6 @@ using Phdr = ElfW(Phdr);
 using Shdr = ElfW(Shdr);
 using Sym = ElfW(Sym);
 using Dyn = ElfW(Dyn);
-
-#if defined(__x86_64__)
-constexpr int kNativeMachine = EM_X86_64;
-#elif defined(__aarch64__)
-constexpr int kNativeMachine = EM_AARCH64;
-#elif defined(__riscv)
-constexpr int kNativeMachine = EM_RISCV;
-#elif defined(__powerpc64__)
-constexpr int kNativeMachine = EM_PPC64;
-#elif defined(__s390x__)
-constexpr int kNativeMachine = EM_S390;
-#else
-constexpr int kNativeMachine = EM_NONE;  // unknown: the machine is not compared
-#endif
-constexpr unsigned char kNativeClass = sizeof(void*) == 8 ? ELFCLASS64 : ELFCLASS32;
-constexpr unsigned char kNativeData =
-    __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ ? ELFDATA2LSB : ELFDATA2MSB;
 
 // A table larger than this is not an ELF file anyone links against; refuse instead of
 // allocating whatever a corrupt header claims.

@@ -10,27 +10,10 @@
 #include <cstdio>
 #include <cstring>
 
+#include "core/launch/native_elf.h"
+
 namespace gonet::core {
 namespace {
-
-#if defined(__x86_64__)
-constexpr int kNativeMachine = EM_X86_64;
-#elif defined(__aarch64__)
-constexpr int kNativeMachine = EM_AARCH64;
-#elif defined(__i386__)
-constexpr int kNativeMachine = EM_386;
-#elif defined(__riscv)
-constexpr int kNativeMachine = EM_RISCV;
-#elif defined(__powerpc64__)
-constexpr int kNativeMachine = EM_PPC64;
-#elif defined(__s390x__)
-constexpr int kNativeMachine = EM_S390;
-#else
-constexpr int kNativeMachine = EM_NONE;  // unknown: the machine is not checked
-#endif
-constexpr unsigned char kNativeClass = sizeof(void*) == 8 ? ELFCLASS64 : ELFCLASS32;
-constexpr unsigned char kNativeData =
-    __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ ? ELFDATA2LSB : ELFDATA2MSB;
 
 // Linux follows at most 4 levels of "#!" (BINPRM_MAX_RECURSION); deeper fails to exec anyway.
 constexpr int kMaxScriptDepth = 4;
