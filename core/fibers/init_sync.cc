@@ -130,10 +130,12 @@ int BarrierWait(pthread_barrier_t* barrier) {
       cr = bar->current_round.load(std::memory_order_relaxed);
     }
   }
-  std::atomic_thread_fence(std::memory_order_acquire);
-  uint32_t o = bar->out.fetch_add(1, std::memory_order_release) + 1;
+  // Acquire what the round's completer published (its CAS is a release); a load rather than a
+  // fence, which ThreadSanitizer cannot model.
+  (void)bar->current_round.load(std::memory_order_acquire);
+  // acq_rel: the last one out acquires every other leaver's release before it resets.
+  uint32_t o = bar->out.fetch_add(1, std::memory_order_acq_rel) + 1;
   if (o == max_in_before_reset) {
-    std::atomic_thread_fence(std::memory_order_acquire);
     bar->current_round.store(0, std::memory_order_relaxed);
     bar->out.store(0, std::memory_order_relaxed);
     bar->in.store(0, std::memory_order_release);
