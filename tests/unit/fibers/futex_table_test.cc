@@ -157,6 +157,14 @@ TEST(FiberSync, SemaphoreKeepsGlibcsLayoutBothWays) {
 // 200 waiters, fibers in SemWait and OS threads in glibc's sem_timedwait, and 200 posts: each
 // wait is satisfied by a post, none by its deadline.
 TEST(FiberSync, ManyMixedSemaphoreWaitersAllWoken) {
+#if defined(__SANITIZE_THREAD__)
+  // Mixed waiters on one object: ThreadSanitizer intercepts glibc's entries (the non-fiber
+  // waiter's sem_timedwait, pthread_mutex_lock, pthread_once) and models the object as its own,
+  // but cannot see gonet's operations on the same futex words that release them, so it reports
+  // races and a locked-mutex destroy that are not there (or waits for a wake it cannot see).
+  GTEST_SKIP() << "ThreadSanitizer cannot model gonet and glibc sharing one futex word";
+#endif
+
   StartFibersMode();
   static sem_t sem;
   ASSERT_EQ(sem_init(&sem, 0, 0), 0);
@@ -191,6 +199,14 @@ TEST(FiberSync, ManyMixedSemaphoreWaitersAllWoken) {
 // An OS thread sleeping in glibc's own pthread_mutex_lock is woken by gonet's unlock, and the
 // user count glibc keeps stays balanced across the two (pthread_mutex_destroy: 0, not EBUSY).
 TEST(FiberSync, MutexWaiterInGlibcIsWokenByGonetsUnlock) {
+#if defined(__SANITIZE_THREAD__)
+  // Mixed waiters on one object: ThreadSanitizer intercepts glibc's entries (the non-fiber
+  // waiter's sem_timedwait, pthread_mutex_lock, pthread_once) and models the object as its own,
+  // but cannot see gonet's operations on the same futex words that release them, so it reports
+  // races and a locked-mutex destroy that are not there (or waits for a wake it cannot see).
+  GTEST_SKIP() << "ThreadSanitizer cannot model gonet and glibc sharing one futex word";
+#endif
+
   StartFibersMode();
   static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
   ASSERT_EQ(MutexLock(&mu, 0), 0);

@@ -27,6 +27,14 @@ pthread_once_t g_once = PTHREAD_ONCE_INIT;
 // Fibers wait for an initialiser that an OS thread runs: they park on the once word, and the
 // initialiser's end wakes them all; glibc's own pthread_once then sees the word done.
 TEST(InitSync, OnceWaitersParkUntilTheInitialiserEnds) {
+#if defined(__SANITIZE_THREAD__)
+  // Mixed waiters on one object: ThreadSanitizer intercepts glibc's entries (the non-fiber
+  // waiter's sem_timedwait, pthread_mutex_lock, pthread_once) and models the object as its own,
+  // but cannot see gonet's operations on the same futex words that release them, so it reports
+  // races and a locked-mutex destroy that are not there (or waits for a wake it cannot see).
+  GTEST_SKIP() << "ThreadSanitizer cannot model gonet and glibc sharing one futex word";
+#endif
+
   StartFibersMode();
   std::thread initialiser([] {
     OnceRun(&g_once, [] {
