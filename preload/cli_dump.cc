@@ -365,28 +365,8 @@ bool LockDump(const Segment& seg, long pid) {
 // The command line: PID [-h|--help]. Returns -1 to go on, or the exit status.
 int ParseDumpArgs(int argc, char** argv, long* pid) {
   cxxopts::Options options("gonet dump");
-  options.add_options()("h,help", "")("pid", "", cxxopts::value<std::vector<std::string>>());
-  options.parse_positional({"pid"});
-  std::vector<const char*> words = {"gonet dump"};
-  for (int i = 0; i < argc; ++i) words.push_back(argv[i]);
   cxxopts::ParseResult parsed;
-  try {
-    parsed = options.parse(static_cast<int>(words.size()), words.data());
-  } catch (const cxxopts::exceptions::exception& e) {
-    fprintf(stderr, "gonet dump: %s (usage: gonet dump PID)\n", e.what());
-    return kExitUsage;
-  }
-  if (parsed.count("help")) {
-    fputs(kDumpUsage, stdout);
-    return 0;
-  }
-  std::vector<std::string> pids = parsed.count("pid") ? parsed["pid"].as<std::vector<std::string>>()
-                                                      : std::vector<std::string>{};
-  if (pids.size() != 1 || !ParsePid(pids[0], pid)) {
-    fprintf(stderr, "gonet dump: usage: gonet dump PID\n");
-    return kExitUsage;
-  }
-  return -1;
+  return ParsePidCommand("dump", &options, argc, argv, "gonet dump PID", kDumpUsage, pid, &parsed);
 }
 
 }  // namespace

@@ -100,29 +100,12 @@ const char kStatsUsage[] =
 // The command line: [PID] [--json] [--watch INTERVAL]. Returns -1 to go on, or the exit status.
 int ParseStatsArgs(int argc, char** argv, long* pid, bool* json, int64_t* watch_ns) {
   cxxopts::Options options("gonet stats");
-  options.add_options()("json", "")("watch", "", cxxopts::value<std::string>())("h,help", "")(
-      "pid", "", cxxopts::value<std::vector<std::string>>());
-  options.parse_positional({"pid"});
-  std::vector<const char*> words = {"gonet stats"};
-  for (int i = 0; i < argc; ++i) words.push_back(argv[i]);
+  options.add_options()("json", "")("watch", "", cxxopts::value<std::string>());
   cxxopts::ParseResult parsed;
-  try {
-    parsed = options.parse(static_cast<int>(words.size()), words.data());
-  } catch (const cxxopts::exceptions::exception& e) {
-    fprintf(stderr, "gonet stats: %s (usage: gonet stats PID [--json] [--watch INTERVAL])\n",
-            e.what());
-    return kExitUsage;
-  }
-  if (parsed.count("help")) {
-    fputs(kStatsUsage, stdout);
-    return 0;
-  }
-  std::vector<std::string> pids = parsed.count("pid") ? parsed["pid"].as<std::vector<std::string>>()
-                                                      : std::vector<std::string>{};
-  if (pids.size() != 1 || !ParsePid(pids[0], pid)) {
-    fprintf(stderr, "gonet stats: usage: gonet stats PID [--json] [--watch INTERVAL]\n");
-    return kExitUsage;
-  }
+  int status =
+      ParsePidCommand("stats", &options, argc, argv, "gonet stats PID [--json] [--watch INTERVAL]",
+                      kStatsUsage, pid, &parsed);
+  if (status >= 0) return status;
   *json = parsed.count("json") > 0;
   if (parsed.count("watch")) {
     std::string text = parsed["watch"].as<std::string>();

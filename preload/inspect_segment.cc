@@ -10,6 +10,8 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <string>
+#include <vector>
 
 #include "core/base/mode.h"
 #include "preload/segment_lookup.h"
@@ -52,6 +54,33 @@ std::string Seconds(int64_t ns) {
 std::string UserName(uid_t uid) {
   passwd* pw = getpwuid(uid);
   return pw != nullptr ? std::string(pw->pw_name) : "uid " + std::to_string(uid);
+}
+
+int ParsePidCommand(const char* cmd, cxxopts::Options* options, int argc, char** argv,
+                    const char* usage, const char* help, long* pid, cxxopts::ParseResult* parsed) {
+  options->add_options()("h,help", "")("pid", "", cxxopts::value<std::vector<std::string>>());
+  options->parse_positional({"pid"});
+  std::string name = std::string("gonet ") + cmd;
+  std::vector<const char*> words = {name.c_str()};
+  for (int i = 0; i < argc; ++i) words.push_back(argv[i]);
+  try {
+    *parsed = options->parse(static_cast<int>(words.size()), words.data());
+  } catch (const cxxopts::exceptions::exception& e) {
+    fprintf(stderr, "gonet %s: %s (usage: %s)\n", cmd, e.what(), usage);
+    return kExitUsage;
+  }
+  if (parsed->count("help")) {
+    fputs(help, stdout);
+    return 0;
+  }
+  std::vector<std::string> pids = parsed->count("pid")
+                                      ? (*parsed)["pid"].as<std::vector<std::string>>()
+                                      : std::vector<std::string>{};
+  if (pids.size() != 1 || !ParsePid(pids[0], pid)) {
+    fprintf(stderr, "gonet %s: usage: %s\n", cmd, usage);
+    return kExitUsage;
+  }
+  return -1;
 }
 
 Segment::~Segment() {

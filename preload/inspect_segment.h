@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cxxopts.hpp>
 #include <string>
 #include <string_view>
 
@@ -26,6 +27,12 @@ const char* ModeName(int mode);
 // Durations for people: 3 significant decimals are plenty for "how long has it waited".
 std::string Seconds(int64_t ns);
 std::string UserName(uid_t uid);
+
+// Parses `gonet CMD PID [options]` with cxxopts: options (without help and the PID, which are
+// added here), then exactly one PID. usage is the one-line form for error messages, help the
+// --help text. Returns -1 with *pid and *parsed set to go on, or the exit status (0 after help).
+int ParsePidCommand(const char* cmd, cxxopts::Options* options, int argc, char** argv,
+                    const char* usage, const char* help, long* pid, cxxopts::ParseResult* parsed);
 
 // A mapped, validated segment.
 struct Segment {
