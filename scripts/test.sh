@@ -37,7 +37,15 @@ run_suite() {  # NAME BUILD_DIR [ctest args...]
   echo "=== suite: $name ($dir)"
   (cd "$dir" && ctest --output-on-failure -j "$jobs" --timeout 300 "$@") 2>&1 | tee "$log" | \
     grep -E '^(\s*[0-9]+/[0-9]+ Test|.*tests passed|.*\*\*\*Failed|.*Timeout|.*Exception)' || true
-  count_ctest "$log" || failed_suites+=("$name")
+  count_ctest "$log" || { failed_suites+=("$name"); print_failures "$log"; }
+}
+
+# print_failures LOG: what each failed test printed (ctest --output-on-failure puts it right after
+# the test's status line), at most 60 lines each, so a CI log names the cause of a rare failure.
+print_failures() {
+  awk '/\*\*\*(Failed|Timeout|Exception)/ { show = 1; n = 0; print "--- output of" $0; next }
+       /^ *[0-9]+\/[0-9]+ Test|^ *Start +[0-9]+:|tests passed, / { show = 0 }
+       show && n++ < 60 { print "    " $0 }' "$1"
 }
 
 run_suite main "$build"
