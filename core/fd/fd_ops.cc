@@ -101,14 +101,20 @@ IoResult Dup3(int oldfd, int newfd, int flags, bool is_dup2) {
     evicted = true;
   }
   long r = sys::Call(SYS_dup3, oldfd, newfd, is_dup2 ? 0 : flags);
+  // The table learns the replacement while the slot is still closing. Reopened first, the slot
+  // would be "unknown" for a moment: a racing read adopts the new file, arms a pollDesc and
+  // parks on it, and Install (which takes whatever the slot holds for stale) would free that
+  // pollDesc under it (found by StressTest: "pollDesc freed with a direction locked").
+  if (r >= 0) {
+    ForgetFileKind(newfd);
+    if (SocketState* s = FdTable::FindSocket(oldfd)) {
+      FdTable::Install(newfd, s);  // a new generation: the slot is open again
+    } else if (FdEntry* e = FdTable::Find(newfd)) {
+      e->kind.store(FdKind::kUnknown, std::memory_order_release);
+    }
+  }
   if (evicted) EndClose(target);
   if (r < 0) return IoResult::Err(static_cast<int>(-r));
-  ForgetFileKind(newfd);
-  if (SocketState* s = FdTable::FindSocket(oldfd)) {
-    FdTable::Install(newfd, s);
-  } else if (FdEntry* e = FdTable::Find(newfd)) {
-    e->kind.store(FdKind::kUnknown, std::memory_order_release);
-  }
   return IoResult::Ok(r);
 }
 

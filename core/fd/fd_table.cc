@@ -285,7 +285,10 @@ void EndClose(FdEntry* e) {
     uint64_t fresh = (uint64_t{static_cast<uint32_t>(w >> 32) + 1}) << 32;
     e->word.compare_exchange_strong(w, fresh, std::memory_order_acq_rel);
   }
-  e->closer.store(nullptr, std::memory_order_release);
+  // Only our own name: once the slot is open (here, or by Install on dup2's path), a close of
+  // the next incarnation may already have named its closer.
+  Parker* me = CurrentParker();
+  e->closer.compare_exchange_strong(me, nullptr, std::memory_order_acq_rel);
 }
 
 void SetArmHook(ArmHook hook) { g_arm_hook.store(hook, std::memory_order_release); }

@@ -114,7 +114,10 @@ class FdTable {
 //     false if another close is already in progress (the kernel gives the loser EBADF).
 //   RetireSlot empties the slot (disarms and frees the pollDesc, drops the socket state); the
 //     number still belongs to the closer until the real close.
-//   EndClose, after the real close, reopens the slot for a future incarnation.
+//   EndClose, after the real close, reopens the slot for a future incarnation. dup2 over a
+//     socket notes the replacement (Install, a new generation) before EndClose, while no
+//     operation can enter: a reader that found the slot open and unknown would adopt the new
+//     file and arm a pollDesc that Install then frees under it.
 bool BeginClose(int fd, FdEntry* e);
 void RetireSlot(FdEntry* e);
 void EndClose(FdEntry* e);
