@@ -31,6 +31,20 @@ inline int& FreshErrno() {
   return *lookup();
 }
 
+#if defined(__SANITIZE_THREAD__)
+extern "C" void __sanitizer_syscall_pre_impl_close(long fd);
+// ThreadSanitizer keeps its own table of open fds, fed by libc's close and dup2; a close it does
+// not see leaves the number "open", and the number's reuse by another thread then reads as a
+// data race between its two creations (seen in StressTest when a starved part started late).
+// Tell it what libc's wrappers would have told it.
+inline void TellThreadSanitizer(long nr, const long* a) {
+  if (nr == SYS_close) __sanitizer_syscall_pre_impl_close(a[0]);
+  if (nr == SYS_dup3 || nr == SYS_dup2) __sanitizer_syscall_pre_impl_close(a[1]);
+}
+#else
+inline void TellThreadSanitizer(long, const long*) {}
+#endif
+
 #if defined(__x86_64__)
 // The syscall instruction itself, as Go's runtime makes it: the kernel returns -errno in rax, so
 // errno is never touched and there is no libc wrapper to go through. The kernel clobbers rcx and
@@ -51,6 +65,7 @@ template <typename... Args>
 inline long Call(long nr, Args... args) {
   static_assert(sizeof...(Args) <= 6, "a Linux system call takes at most six arguments");
   const long a[6] = {Arg(args)...};  // the rest are zero
+  TellThreadSanitizer(nr, a);
   return Syscall6(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
 }
 #else
