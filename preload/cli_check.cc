@@ -168,8 +168,6 @@ void PrintText(const core::ProgramScan& scan, const core::Assessment& a) {
 
 }  // namespace
 
-const char* CheckUsage() { return kCheckUsage; }
-
 int CheckCommand(int argc, char** argv) {
   // gonet's options end at "--" or at the first word that is not an option, as for run.
   int program = 0;

@@ -3,9 +3,6 @@
 
 namespace gonet::cli {
 
-// The text of `gonet check --help`.
-const char* CheckUsage();
-
 // CheckCommand takes the arguments after "check". Returns 0 (fine), 1 (runs, with caveats) or
 // 2 (cannot run under gonet, or a usage error); core::Verdict's values.
 int CheckCommand(int argc, char** argv);

@@ -296,8 +296,6 @@ int ExecProgram(const Settings& settings, const std::string& lib_path, const cha
 
 }  // namespace
 
-const char* RunUsage() { return kRunUsage; }
-
 int RunCommand(int argc, char** argv) {
   int options_end = 0;
   std::string problem;

@@ -3,9 +3,6 @@
 
 namespace gonet::cli {
 
-// The text of `gonet run --help`.
-const char* RunUsage();
-
 // RunCommand takes the arguments after "run". It returns only when it does not start the
 // program: 2 for a usage error or a refused program, 126/127 when the program cannot be
 // executed or found; otherwise the program replaces gonet (exec) and its exit status is the

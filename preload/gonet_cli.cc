@@ -30,7 +30,7 @@ usage:
                                                and a backtrace of where each one blocked
   gonet check [--json] PROGRAM [ARGS...]       can PROGRAM run under gonet, in which mode,
                                                with which caveats (nothing is started)
-  gonet help [run|check]                       this text, or a command's options
+  gonet help [COMMAND]                         this text, or a command's help (its --help)
   gonet --version
 
 run options (details: gonet run --help):
@@ -56,6 +56,24 @@ gonet refuses static, setuid/setgid and file-capability programs (LD_PRELOAD can
 them) and exits 2 on any bad option before the program starts.
 )";
 
+struct Command {
+  const char* name;
+  int (*run)(int argc, char** argv);  // takes the arguments after the name
+};
+constexpr Command kCommands[] = {
+    {"run", gonet::cli::RunCommand},
+    {"stats", gonet::cli::StatsCommand},
+    {"dump", gonet::cli::DumpCommand},
+    {"check", gonet::cli::CheckCommand},
+};
+
+const Command* FindCommand(std::string_view name) {
+  for (const Command& c : kCommands) {
+    if (name == c.name) return &c;
+  }
+  return nullptr;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -64,22 +82,19 @@ int main(int argc, char** argv) {
     return 2;
   }
   std::string_view command = argv[1];
-  if (command == "run") return gonet::cli::RunCommand(argc - 2, argv + 2);
-  if (command == "stats") return gonet::cli::StatsCommand(argc - 2, argv + 2);
-  if (command == "dump") return gonet::cli::DumpCommand(argc - 2, argv + 2);
-  if (command == "check") return gonet::cli::CheckCommand(argc - 2, argv + 2);
+  if (const Command* c = FindCommand(command)) return c->run(argc - 2, argv + 2);
   if (command == "--version" || command == "-V" || command == "version") {
     printf("gonet %s\n", GONET_VERSION);
     return 0;
   }
   if (command == "--help" || command == "-h" || command == "help") {
-    if (argc >= 3 && std::string_view(argv[2]) == "run") {
-      fputs(gonet::cli::RunUsage(), stdout);
-    } else if (argc >= 3 && std::string_view(argv[2]) == "check") {
-      fputs(gonet::cli::CheckUsage(), stdout);
-    } else {
-      fputs(kUsage, stdout);
+    // `gonet help CMD` is `gonet CMD --help`, so each command's help has one source: its own.
+    if (const Command* c = argc >= 3 ? FindCommand(argv[2]) : nullptr) {
+      char help[] = "--help";
+      char* help_argv[] = {help, nullptr};
+      return c->run(1, help_argv);
     }
+    fputs(kUsage, stdout);
     return 0;
   }
   fprintf(stderr,

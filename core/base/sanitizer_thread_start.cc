@@ -14,6 +14,9 @@ namespace gonet::core {
 #if defined(__SANITIZE_ADDRESS__)
 // Not instrumented: its own frame lies on the stale shadow. glibc's pthread_attr_getstack, not
 // ASan's interceptor, which would check its writes to our locals against that same shadow.
+// The one dlsym(RTLD_NEXT) outside shim/real.cc (core/README.md, Layers): core cannot name
+// shim/real.h, nothing of gonet interposes this function, and core's unit tests run gonet's
+// threads with no shim that could register it.
 __attribute__((no_sanitize_address, noinline)) void SanitizerThreadStart() {
   using GetStackFn = int (*)(const pthread_attr_t*, void**, size_t*);
   static GetStackFn get_stack =

@@ -1,6 +1,8 @@
 // A test-and-test-and-set spinlock for critical sections of a few instructions (queue links).
-// Never held across a syscall or a park, so a signal handler that re-enters core cannot find it
-// held by its own thread: core refuses re-entry (see runtime.h, ReentryGuard) before reaching one.
+// Never held across a park or a fiber switch, and never taken in a signal handler: core refuses
+// re-entry (base/mode.h, ReentryGuard) before reaching one, so a handler cannot find it held by
+// its own thread. The few held across a syscall, and why that is safe, are listed with every
+// lock's place in the acquire order in core/README.md (LOCKING).
 #pragma once
 
 #include <atomic>

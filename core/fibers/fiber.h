@@ -14,7 +14,7 @@
 // same worker is swapped on every Resume/Suspend (DESIGN.md Modes): errno, and libstdc++'s
 // exception globals (__cxa_get_globals: the caught-exception stack and the uncaught count), since
 // a fiber may park inside a catch block while another fiber on the same worker throws. gonet's own
-// re-entry depth (runtime.h t_core_depth) is swapped too: a fiber parks inside core, and the next
+// re-entry depth (base/mode.h t_core_depth) is swapped too: a fiber parks inside core, and the next
 // fiber on that worker must not look re-entered. The program's own __thread/thread_local bytes are
 // saved before every suspend and loaded after every resume (fibers/fiber_tls.h).
 #pragma once

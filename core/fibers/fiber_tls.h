@@ -46,8 +46,12 @@
 // is found at the next pthread_create and named on stderr: its TLS stays one copy per worker.
 //
 // Thread rules: Init once, before any fiber runs. Save/Load only on the fiber they are given, on
-// its stack. NoteDlopen and Rescan from any thread; the block table is append-only and published
-// with release/acquire on its count, so a switch never takes a lock.
+// its stack. FollowDlopen and NoticeUnfollowedLoads from any thread; the block table is
+// append-only and published with release/acquire on its count, so a switch never takes a lock.
+//
+// LOCKING (core/README.md, locks 5 and 6): scan_mu lets one scan of newly loaded objects run at a
+// time, and is held across dl_iterate_phdr and the pinning dlopen; g_table_mu, taken under it or
+// by Init, guards the appends to the tables.
 #pragma once
 
 #include <cstddef>

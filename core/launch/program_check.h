@@ -1,3 +1,9 @@
+// core/launch/: the launcher's reading of a program's files before it runs: gonet check's
+// judgement and the loader's library search (this file), ELF files on disk (elf_file.h), whether
+// LD_PRELOAD can reach the program at all (launch_check.h), this build's ELF identity
+// (native_elf.h). Compiled into the gonet command only; nothing in libgonet.so calls it. May
+// include: fibers/ (tls_scan.h's classification), base/ (core/README.md: Layers, LOCKING).
+//
 // Program check: whether, and how, a program can run under gonet, judged from its files alone
 // (`gonet check`), so an operator knows before they try.
 //

@@ -20,7 +20,7 @@
 //   - DumpArea::answering: the process's SIGURG handler is gonet's, so a request is answered
 //     and never reaches the program. Threads mode's kernel wait installs the handler at start
 //     (ShmHeader kShmFlagKernelWait); the other modes install it, with SA_RESTART, when the first
-//     ThreadParker sleeps (kernel_wait.h EnsureDumpHandler).
+//     ThreadParker sleeps (threads/sigurg.h EnsureDumpHandler).
 //
 // The protocol, over the live-stats segment (stats_shm.h):
 //   1. The dumper (another process, same user or root) takes an exclusive flock on the segment
@@ -32,7 +32,7 @@
 //      (kernel wait) one blocked in a receive or accept, else the published answerer (fibers
 //      mode's sysmon, DumpArea::answerer_tid), so that a fibers-mode process answers whatever its
 //      own threads are doing.
-//   3. That thread's handler (kernel_wait.cc WakeHandler -> AnswerDumpRequest) wins the CAS on
+//   3. That thread's handler (threads/sigurg.cc WakeHandler -> AnswerDumpRequest) wins the CAS on
 //      waits_seq and copies every kernel-wait record and every noted ThreadParker into
 //      DumpArea::waits; in fibers mode it then walks the suspended fibers
 //      (FiberScheduler::ForEachSuspendedTask pins each while it is read), notes each in waits,

@@ -3,7 +3,7 @@
 //
 // The runtime, the top of core: Init (configuration, signal handlers, the stats segment), the
 // netpoller driver, and the one fork-child sequence. It wires the layers below with registration
-// hooks (SetParkerLookup, SetFirstArmHook, SetDumpAnswerer) instead of upward includes; the
+// hooks (SetParkerLookup, SetArmHook, SetDumpAnswerer) instead of upward includes; the
 // vocabulary every layer reads (RunMode, Config, Enabled, ReentryGuard) is base/mode.h.
 #pragma once
 

@@ -1,6 +1,6 @@
 // The live-stats segment: each gonet process publishes its counters (stats.h) in a segment of its
 // own, which `gonet stats PID` maps read-only and `gonet dump PID` uses to talk to the process
-// (dump.h). Nothing opens a network port, and nothing is left behind (issue 17).
+// (observe/dump.h). Nothing opens a network port, and nothing is left behind (issue 17).
 //
 // Where it lives, and why there. The segment is a memfd ("gonet-stats", memfd_create(2)):
 // anonymous shared memory with no name in any file system. The kernel frees it when its last
@@ -48,7 +48,7 @@
 //
 // Layout (version 2: the dump area grew a parker table and fiber waiters): ShmHeader, then counter
 // names (kShmCounterNameSize bytes each), then the counters (one int64 each, in the names' order),
-// then the dump area (dump.h). The reader takes every offset and count from the header and the
+// then the dump area (dump_area.h). The reader takes every offset and count from the header and the
 // names from the segment, so a newer runtime with more counters is still readable by an older
 // `gonet`.
 #pragma once
@@ -70,7 +70,7 @@ inline constexpr int kSegmentFdCap = 1024;
 
 enum ShmFlags : uint32_t {
   // Threads mode's kernel wait is on: SIGURG is gonet's from the start, and a thread blocked in a
-  // socket call answers gonet dump's request (dump.h). Other modes say so in
+  // socket call answers gonet dump's request (observe/dump.h). Other modes say so in
   // DumpArea::answering once they install the handler; with neither, the dumper sends no signal.
   kShmFlagKernelWait = 1u << 0,
 };
@@ -87,7 +87,7 @@ struct ShmHeader {
   int64_t start_real_ns;  // CLOCK_REALTIME at creation, for humans
   uint32_t names_offset;
   uint32_t counters_offset;
-  uint32_t dump_offset;  // DumpArea (dump.h)
+  uint32_t dump_offset;  // DumpArea (dump_area.h)
   uint32_t total_size;
 };
 

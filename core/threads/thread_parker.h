@@ -67,8 +67,8 @@ void ForEachThreadParker(F f);
 uint32_t ThreadParkerCount();
 ThreadParker* ThreadParkerAt(uint32_t i);
 
-// Fork child: every other thread is gone; their parkers go back to the pool (kernel_wait.cc's
-// fork hook calls this).
+// Fork child: every other thread is gone; their parkers go back to the pool (runtime/'s
+// AtForkChild calls this).
 void ThreadParkersAfterForkChild();
 
 template <typename F>

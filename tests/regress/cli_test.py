@@ -106,6 +106,18 @@ def help_lists_subcommands_with_examples(ctx):
     check(ctx.run([ctx.gonet]).returncode == 2, "no command: usage, exit 2")
 
 
+def help_command_prints_that_commands_help(ctx):
+    # `gonet help stats` used to print the overview: each command's help has one source, its own.
+    overview = ctx.run([ctx.gonet, "--help"]).stdout
+    for command in ("run", "check", "stats", "dump"):
+        r = ctx.run([ctx.gonet, command, "--help"])
+        check(r.returncode == 0 and r.stdout and r.stdout != overview,
+              "gonet %s --help prints its own help" % command, r)
+        h = ctx.run([ctx.gonet, "help", command])
+        check(h.returncode == 0 and h.stdout == r.stdout,
+              "`gonet help %s` is `gonet %s --help`" % (command, command), h)
+
+
 def run_help_documents_every_option(ctx):
     r = ctx.run([ctx.gonet, "run", "--help"])
     check(r.returncode == 0, "gonet run --help exits 0", r)
