@@ -43,7 +43,11 @@
 // (RTLD_NODELETE: gonet copies its TLS on every switch), as glibc already keeps an object that
 // has live thread_local destructors. An object loaded any other way (a bare soname, a path with
 // $ORIGIN, where the caller decides the search path and gonet's hook must stay out of the way)
-// is found at the next pthread_create and named on stderr: its TLS stays one copy per worker.
+// keeps one copy of its TLS per worker and is named on stderr, once: when the dlopen that loaded
+// it returns, if it was a bare name and the caller's search path is gonet's own
+// (SameDlopenSearchAsCaller: then gonet may make the call and look at what it loaded); otherwise
+// (the caller has an RPATH or RUNPATH of its own, the name has $ORIGIN) at the next
+// pthread_create.
 //
 // Thread rules: Init once, before any fiber runs. Save/Load only on the fiber they are given, on
 // its stack. NoteDlopen and Rescan from any thread; the block table is append-only and published
@@ -93,9 +97,18 @@ void FollowDlopen();
 // objects cannot be pinned and stay shared (named on stderr).
 using DlopenFn = void* (*)(const char* file, int flags);
 void SetRealDlopen(DlopenFn dlopen);
-// pthread_create: look for objects loaded behind the hook (dlopen of a bare name) and name them
-// on stderr, once each. Cheap when nothing was loaded (one dl_iterate_phdr callback).
+// After a dlopen by bare name returned, and at pthread_create: look for objects loaded without
+// being followed (dlopen of a bare name or with $ORIGIN) and name them on stderr, once each.
+// Cheap when nothing was loaded (one dl_iterate_phdr callback). Does nothing before Init.
 void NoticeUnfollowedLoads();
+// True if libc's dlopen of a bare name (no '/', no '$') searches the same directories, in the same
+// namespace, whether the code at `caller` (a return address) calls it or gonet does: the caller's
+// object is in the base namespace and glibc reports the same search path for it as for gonet's
+// own object (RTLD_DI_SERINFO: its RPATH chain, LD_LIBRARY_PATH, its RUNPATH, the default
+// directories unless DF_1_NODEFLIB; gonet declares none of its own), so calling it from gonet
+// loads the same file, and the loaded object's own later searches (through its loader's RPATH
+// chain) are the same too. Only in fibers mode (after Init); false whenever it cannot tell.
+bool SameDlopenSearchAsCaller(const void* caller);
 
 // Bytes one switch copies (all blocks), for gonet's tests and its start-up line.
 size_t SwitchBytes();
