@@ -349,20 +349,26 @@ bool PerFiber(const void* addr) {
   return false;
 }
 
-bool ThreadOffset(const void* addr, intptr_t* offset) {
+bool FindTlsPlace(const void* addr, TlsPlace* place) {
   uint32_t n = g_nblocks.load(std::memory_order_acquire);
-  intptr_t off = static_cast<const unsigned char*>(addr) - ThreadPointer();
+  auto* a = static_cast<const unsigned char*>(addr);
+  unsigned char* tp = ThreadPointer();
   for (uint32_t i = 0; i < n; ++i) {
     const Block& b = g_blocks[i];
-    if (b.module == 0 && off >= b.tp_offset && off < b.tp_offset + static_cast<intptr_t>(b.bytes)) {
-      *offset = off;
+    // A dynamic block: this thread's, which holds addr if addr is in it (the caller constructed
+    // its object here); __tls_get_addr allocates it otherwise, as the next Load would.
+    const unsigned char* start = BlockAddress(b, tp);
+    if (a >= start && a < start + b.bytes) {
+      *place = TlsPlace{i, static_cast<size_t>(a - start)};
       return true;
     }
   }
   return false;
 }
 
-void* AtThreadOffset(intptr_t offset) { return ThreadPointer() + offset; }
+void* AtTlsPlace(TlsPlace place) {
+  return BlockAddress(g_blocks[place.block], ThreadPointer()) + place.offset;
+}
 
 namespace {
 

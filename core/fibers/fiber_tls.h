@@ -32,8 +32,8 @@
 // new thread's address, and a pointer taken before (in a register, in memory, a self-pointer
 // inside a thread-local such as a short std::string's) names the old thread's bytes. Only a thread
 // pointer per fiber could carry them; handoffs are kept rare instead (machine_state.h), and
-// thread_local destructors are found by offset (fiber_thread_exit.cc). A program with no such TLS
-// pays one load and a branch per switch.
+// thread_local destructors are found by block and offset (fiber_thread_exit.cc). A program with no
+// such TLS pays one load and a branch per switch.
 //
 // Objects dlopen'ed later (fibers mode's dlopen hook, shim/dl.cc) are followed when they are
 // loaded by path (a name with '/', without '$': the loader's answer does not depend on who calls
@@ -84,11 +84,17 @@ void Load(FiberTlsArea* a);
 // registered from it then belongs to the registering fiber: shim/threads.cc).
 bool PerFiber(const void* addr);
 
-// An address in a per-fiber static TLS block, as an offset from this thread's pointer (false: not
-// one), and back on whichever thread runs the fiber now: a thread_local destructor registered on
-// one OS thread runs on the object where the fiber's copy lives at its exit, after a handoff too.
-bool ThreadOffset(const void* addr, intptr_t* offset);
-void* AtThreadOffset(intptr_t offset);
+// An address in a per-fiber TLS block (false: not in one), as the block and the offset in it, and
+// back on whichever thread runs the fiber now: a thread_local destructor registered on one OS
+// thread runs on the object where the fiber's copy lives at its exit, after a handoff too. A
+// static block is at the same offset from every thread's pointer; a dlopen'ed object's block
+// (module != 0) is wherever __tls_get_addr says on the calling thread.
+struct TlsPlace {
+  uint32_t block;  // index in the block table (append-only: stays valid)
+  size_t offset;   // from the block's start
+};
+bool FindTlsPlace(const void* addr, TlsPlace* place);
+void* AtTlsPlace(TlsPlace place);
 
 // dlopen(path) from a fiber returned handle: adopt the new objects with TLS (pin, add blocks).
 void FollowDlopen();

@@ -11,7 +11,8 @@
 //     object, before the pthread key destructors;
 //   - a value survives a call gonet cannot see (a raw read syscall) that makes the sysmon hand the
 //     worker to another OS thread, and the parks after it;
-//   - the same for a library dlopen'ed (by path) while threads exist;
+//   - the same for a library dlopen'ed (by path) while threads exist, and its thread_local is
+//     destroyed on the thread's own copy after a handoff too;
 //   - exit() from a thread runs that thread's thread_local destructors first.
 // Threads record what they saw; main prints it after the joins, so the transcript is the same in
 // every mode whatever the interleaving. Every wait is bounded (alarm).
@@ -361,6 +362,46 @@ void* UseLibrary(void* arg) {
   return nullptr;
 }
 
+// As AcrossAHandoff, for a thread_local of the dlopen'ed library (dynamic TLS, reached through
+// __tls_get_addr): its destructor runs on the reader's own copy, wherever the reader exits.
+void AcrossAHandoffInTheLibrary(void* h) {
+  static void (*track)(long) = reinterpret_cast<void (*)(long)>(dlsym(h, "conf_lib_track"));
+  auto on_own_copy =
+      reinterpret_cast<bool (*)()>(dlsym(h, "conf_lib_tracked_destroyed_on_own_copy"));
+  if (track == nullptr || on_own_copy == nullptr) Fail("dlsym");
+  int fds[2];
+  Must(pipe(fds), "pipe");
+  static std::atomic<bool> reading{false};
+  pthread_t r, w;
+  pthread_create(
+      &r, nullptr,
+      [](void* p) -> void* {
+        int fd = *static_cast<int*>(p);
+        track(701);  // constructed here, destroyed at this thread's exit
+        reading = true;
+        char c;
+        syscall(SYS_read, fd, &c, 1);  // unseen: holds the worker
+        usleep(1000);                  // parks, and resumes on the worker's new OS thread
+        return nullptr;
+      },
+      &fds[0]);
+  pthread_create(
+      &w, nullptr,
+      [](void* p) -> void* {
+        int fd = *static_cast<int*>(p);
+        while (!reading.load()) sched_yield();
+        syscall(SYS_write, fd, "k", 1);
+        return nullptr;
+      },
+      &fds[1]);
+  pthread_join(r, nullptr);
+  pthread_join(w, nullptr);
+  Say("library handoff: the reader's thread_local destroyed on its own copy: %s",
+      YesNo(on_own_copy()));
+  close(fds[0]);
+  close(fds[1]);
+}
+
 void InADlopenedLibrary() {
   char path[PATH_MAX];
   ssize_t n = readlink("/proc/self/exe", path, sizeof path - 1);
@@ -389,6 +430,7 @@ void InADlopenedLibrary() {
   }
   Say("library: %d sessions constructed, %d destroyed", g_lib.constructed(), g_lib.destroyed());
   Say("library: main's value %d", g_lib.get());
+  AcrossAHandoffInTheLibrary(h);
 }
 
 // exit() runs the calling thread's thread_local destructors, then the atexit handlers.
