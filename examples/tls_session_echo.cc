@@ -6,13 +6,17 @@
 // reads the socket back from there. With one copy per thread that is correct; if two connections
 // shared a copy (fibers on one worker without per-fiber TLS), a reply would go to whichever
 // connection stored its socket last, and the client would see another connection's bytes.
-// SIGTERM/SIGINT stop it; it then prints how many sessions were opened and closed.
+// SIGTERM/SIGINT stop it; it then waits (up to 10 s) for the connection threads still running,
+// whose peers have usually hung up by then, and prints how many sessions were opened and closed:
+// every session constructed is destroyed exactly once, so the two numbers are equal unless a
+// connection is still open (or a thread_local destructor was lost or ran twice).
 #include <errno.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <cxxopts.hpp>
 #include <string>
@@ -103,6 +107,12 @@ int main(int argc, char** argv) {
     std::thread(ServeEcho, fd).detach();
   }
   close(listen_fd);
+  // Connection threads are detached: give those whose peer has closed time to see EOF and exit
+  // (destroying their session) before counting.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (g_closed.load() < g_opened.load() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
   std::printf("sessions opened %ld closed %ld\n", g_opened.load(), g_closed.load());
   return 0;
 }

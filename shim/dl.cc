@@ -7,8 +7,11 @@
 // is a few instructions of assembly that jump to libc's dlopen, with the program's own return
 // address in place, unless the call is one whose answer cannot depend on the caller: fibers
 // mode, and a path with '/' and no '$'. Only those calls go through DlopenFollowed, which calls
-// libc's dlopen and then adopts the new objects' TLS. Objects loaded the other way are named on
-// stderr at the next pthread_create (their TLS stays one copy per worker).
+// libc's dlopen and then adopts the new objects' TLS. A bare name (no '/', no '$') from a caller
+// whose search path core finds to be gonet's own (fiber_tls::SameDlopenSearchAsCaller) goes
+// through DlopenNoticed, which calls libc's dlopen and then names the new objects with TLS on
+// stderr before returning (their TLS stays one copy per worker). Objects loaded any other way
+// are named at the next pthread_create.
 #include <dlfcn.h>
 
 #include <cstring>
@@ -26,17 +29,6 @@ DlopenFn RealDlopen() { return gonet::real::DlopenEntry(); }
 
 }  // namespace
 
-// Called by the assembly entry below with the program's arguments: libc's dlopen to jump to, or
-// nullptr to take DlopenFollowed instead.
-extern "C" __attribute__((visibility("hidden"), used)) DlopenFn gonet_shim_dlopen_route(
-    const char* file, int) {
-  if (gonet::core::mode() != gonet::core::RunMode::kFibers || file == nullptr ||
-      strchr(file, '/') == nullptr || strchr(file, '$') != nullptr) {
-    return RealDlopen();
-  }
-  return nullptr;
-}
-
 extern "C" __attribute__((visibility("hidden"), used)) void* gonet_shim_dlopen_followed(
     const char* file, int flags) {
   DlopenFn real = RealDlopen();
@@ -49,16 +41,44 @@ extern "C" __attribute__((visibility("hidden"), used)) void* gonet_shim_dlopen_f
   return handle;
 }
 
+extern "C" __attribute__((visibility("hidden"), used)) void* gonet_shim_dlopen_noticed(
+    const char* file, int flags) {
+  DlopenFn real = RealDlopen();
+  if (real == nullptr) return nullptr;
+  void* handle = real(file, flags);
+  if (handle != nullptr && (flags & RTLD_NOLOAD) == 0) {
+    gonet::core::ErrnoGuard keep;
+    gonet::core::fiber_tls::NoticeUnfollowedLoads();
+  }
+  return handle;
+}
+
+// Called by the assembly entry below with the program's arguments and its return address: where
+// to jump with them (libc's dlopen, or one of the two above, which return to the program).
+extern "C" __attribute__((visibility("hidden"), used)) DlopenFn gonet_shim_dlopen_route(
+    const char* file, int, const void* caller) {
+  if (gonet::core::mode() != gonet::core::RunMode::kFibers || file == nullptr ||
+      strchr(file, '$') != nullptr) {
+    return RealDlopen();
+  }
+  if (strchr(file, '/') != nullptr) return &gonet_shim_dlopen_followed;
+  gonet::core::ErrnoGuard keep;
+  if (gonet::core::fiber_tls::SameDlopenSearchAsCaller(caller)) return &gonet_shim_dlopen_noticed;
+  return RealDlopen();
+}
+
 #if defined(__x86_64__)
-// At entry rsp is 8 mod 16 (the return address). The two pushes and the 8-byte pad keep the call
-// aligned; then either a jump to libc's dlopen (its return address is the program's again) or to
-// the followed path, which returns to the program itself.
+// At entry rsp is 8 mod 16 (the return address, the route's third argument). The two pushes and
+// the 8-byte pad keep the call aligned; then a jump to what the route chose: libc's dlopen (its
+// return address is the program's again) or a path of ours, which returns to the program itself
+// (nullptr, libc's dlopen not found: the followed path, which returns nullptr).
 __asm__(R"(
   .text
   .globl dlopen
   .type dlopen, @function
 dlopen:
   .cfi_startproc
+  mov (%rsp), %rdx
   push %rdi
   .cfi_adjust_cfa_offset 8
   push %rsi

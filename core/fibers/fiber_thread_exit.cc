@@ -10,8 +10,11 @@
 // whose TLS is per fiber, to the fiber. Like glibc: prepended, run newest first, a destructor
 // that registers another one (a thread_local used from a destructor) gets it run too, and the
 // registering object stays loaded until then (fiber_tls.h pins dlopen'ed objects it copies).
-// Unlike glibc, the object is remembered by its offset from the thread pointer: a fiber that
-// changed OS thread at a handoff destroys its copy where it now lives.
+// Unlike glibc, the object is remembered by its place in fiber_tls's block table (the block and
+// the offset in it: a static block sits at a fixed offset from the thread pointer, a dlopen'ed
+// object's block is found through __tls_get_addr): a fiber that changed OS thread at a handoff
+// destroys its copy where it now lives, whether the thread_local is the program's, a library's
+// loaded at start-up, or one dlopen'ed by path.
 #include <cerrno>
 #include <cstdlib>
 
@@ -22,9 +25,9 @@ namespace gonet::core {
 
 struct FiberTask::ThreadExitFn {
   void (*fn)(void*);
-  void* obj;            // unless in_tls
-  intptr_t tls_offset;  // in_tls: the object's offset from the thread pointer
-  bool in_tls;          // the object is the fiber's copy of a thread_local (the usual case)
+  void* obj;                  // unless in_tls
+  fiber_tls::TlsPlace place;  // in_tls: where the object is in the fiber's TLS
+  bool in_tls;                // the object is the fiber's copy of a thread_local (the usual case)
   ThreadExitFn* next;
 };
 
@@ -34,9 +37,9 @@ int FiberTask::AtThreadExit(void (*fn)(void*), void* obj) {
   if (e == nullptr) return ENOMEM;
   // The object is where the fiber's copy lives on the OS thread running it: after a handoff
   // that is another thread than the one that constructed it, at the same offset.
-  intptr_t offset = 0;
-  bool in_tls = fiber_tls::ThreadOffset(obj, &offset);
-  *e = ThreadExitFn{fn, obj, offset, in_tls, at_exit_};
+  fiber_tls::TlsPlace place{};
+  bool in_tls = fiber_tls::FindTlsPlace(obj, &place);
+  *e = ThreadExitFn{fn, obj, place, in_tls, at_exit_};
   at_exit_ = e;
   return 0;
 }
@@ -44,7 +47,7 @@ int FiberTask::AtThreadExit(void (*fn)(void*), void* obj) {
 void FiberTask::RunThreadLocalDestructors() {
   while (ThreadExitFn* e = at_exit_) {
     at_exit_ = e->next;
-    e->fn(e->in_tls ? fiber_tls::AtThreadOffset(e->tls_offset) : e->obj);
+    e->fn(e->in_tls ? fiber_tls::AtTlsPlace(e->place) : e->obj);
     free(e);
   }
 }

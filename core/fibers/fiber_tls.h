@@ -32,8 +32,8 @@
 // new thread's address, and a pointer taken before (in a register, in memory, a self-pointer
 // inside a thread-local such as a short std::string's) names the old thread's bytes. Only a thread
 // pointer per fiber could carry them; handoffs are kept rare instead (machine_state.h), and
-// thread_local destructors are found by offset (fiber_thread_exit.cc). A program with no such TLS
-// pays one load and a branch per switch.
+// thread_local destructors are found by block and offset (fiber_thread_exit.cc). A program with no
+// such TLS pays one load and a branch per switch.
 //
 // Objects dlopen'ed later (fibers mode's dlopen hook, shim/dl.cc) are followed when they are
 // loaded by path (a name with '/', without '$': the loader's answer does not depend on who calls
@@ -43,7 +43,11 @@
 // (RTLD_NODELETE: gonet copies its TLS on every switch), as glibc already keeps an object that
 // has live thread_local destructors. An object loaded any other way (a bare soname, a path with
 // $ORIGIN, where the caller decides the search path and gonet's hook must stay out of the way)
-// is found at the next pthread_create and named on stderr: its TLS stays one copy per worker.
+// keeps one copy of its TLS per worker and is named on stderr, once: when the dlopen that loaded
+// it returns, if it was a bare name and the caller's search path is gonet's own
+// (SameDlopenSearchAsCaller: then gonet may make the call and look at what it loaded); otherwise
+// (the caller has an RPATH or RUNPATH of its own, the name has $ORIGIN) at the next
+// pthread_create.
 //
 // Thread rules: Init once, before any fiber runs. Save/Load only on the fiber they are given, on
 // its stack. FollowDlopen and NoticeUnfollowedLoads from any thread; the block table is
@@ -84,11 +88,17 @@ void Load(FiberTlsArea* a);
 // registered from it then belongs to the registering fiber: shim/threads.cc).
 bool PerFiber(const void* addr);
 
-// An address in a per-fiber static TLS block, as an offset from this thread's pointer (false: not
-// one), and back on whichever thread runs the fiber now: a thread_local destructor registered on
-// one OS thread runs on the object where the fiber's copy lives at its exit, after a handoff too.
-bool ThreadOffset(const void* addr, intptr_t* offset);
-void* AtThreadOffset(intptr_t offset);
+// An address in a per-fiber TLS block (false: not in one), as the block and the offset in it, and
+// back on whichever thread runs the fiber now: a thread_local destructor registered on one OS
+// thread runs on the object where the fiber's copy lives at its exit, after a handoff too. A
+// static block is at the same offset from every thread's pointer; a dlopen'ed object's block
+// (module != 0) is wherever __tls_get_addr says on the calling thread.
+struct TlsPlace {
+  uint32_t block;  // index in the block table (append-only: stays valid)
+  size_t offset;   // from the block's start
+};
+bool FindTlsPlace(const void* addr, TlsPlace* place);
+void* AtTlsPlace(TlsPlace place);
 
 // dlopen(path) from a fiber returned handle: adopt the new objects with TLS (pin, add blocks).
 void FollowDlopen();
@@ -97,9 +107,18 @@ void FollowDlopen();
 // objects cannot be pinned and stay shared (named on stderr).
 using DlopenFn = void* (*)(const char* file, int flags);
 void SetRealDlopen(DlopenFn dlopen);
-// pthread_create: look for objects loaded behind the hook (dlopen of a bare name) and name them
-// on stderr, once each. Cheap when nothing was loaded (one dl_iterate_phdr callback).
+// After a dlopen by bare name returned, and at pthread_create: look for objects loaded without
+// being followed (dlopen of a bare name or with $ORIGIN) and name them on stderr, once each.
+// Cheap when nothing was loaded (one dl_iterate_phdr callback). Does nothing before Init.
 void NoticeUnfollowedLoads();
+// True if libc's dlopen of a bare name (no '/', no '$') searches the same directories, in the same
+// namespace, whether the code at `caller` (a return address) calls it or gonet does: the caller's
+// object is in the base namespace and glibc reports the same search path for it as for gonet's
+// own object (RTLD_DI_SERINFO: its RPATH chain, LD_LIBRARY_PATH, its RUNPATH, the default
+// directories unless DF_1_NODEFLIB; gonet declares none of its own), so calling it from gonet
+// loads the same file, and the loaded object's own later searches (through its loader's RPATH
+// chain) are the same too. Only in fibers mode (after Init); false whenever it cannot tell.
+bool SameDlopenSearchAsCaller(const void* caller);
 
 // Bytes one switch copies (all blocks), for gonet's tests and its start-up line.
 size_t SwitchBytes();

@@ -34,3 +34,18 @@ extern "C" bool conf_lib_consistent(int v) {
 }
 extern "C" int conf_lib_constructed() { return Session::constructed; }
 extern "C" int conf_lib_destroyed() { return Session::destroyed; }
+
+// Destroyed at its thread's exit, on that thread's own copy, even after a handoff moved the thread
+// (a fiber) to another OS thread: the scenario's AcrossAHandoffInTheLibrary.
+struct HandoffTracked {
+  ~HandoffTracked();
+  long value = 0;
+};
+thread_local HandoffTracked lib_handoff_tracked;
+bool g_handoff_dtor_on_own_copy = false;  // guarded by the scenario's joins
+HandoffTracked::~HandoffTracked() {
+  g_handoff_dtor_on_own_copy = this == &lib_handoff_tracked && value == 701;
+}
+
+extern "C" void conf_lib_track(long v) { lib_handoff_tracked.value = v; }
+extern "C" bool conf_lib_tracked_destroyed_on_own_copy() { return g_handoff_dtor_on_own_copy; }

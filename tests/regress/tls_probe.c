@@ -8,7 +8,13 @@
                         threads mode, fibers mode); 2 when both are fibers of one worker that
                         share one copy (fibers mode with GONET_FIBER_TLS=shared).
      tls_probe dlopen LIB
-                        dlopens LIB (a name, or a path), starts and joins one thread, prints "ok" */
+                        dlopens LIB (a name, or a path), writes "tls_probe: dlopen returned" on
+                        stderr, starts and joins one thread, prints "ok"
+     tls_probe dlopen-only LIB
+                        the same without the thread
+
+   Built twice: tls_probe, and tls_probe_runpath with a RUNPATH naming the directory of the
+   library the tests dlopen by name (its search path is then not gonet's own). */
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -72,21 +78,25 @@ static int child_then_ok(const char* self, int exec_self) {
 
 static void* nothing(void* arg) { return arg; }
 
-static int dlopen_then_thread(const char* lib) {
+static int dlopen_then_thread(const char* lib, int thread) {
   pthread_t t;
   if (dlopen(lib, RTLD_NOW) == NULL) {
     fprintf(stderr, "dlopen: %s\n", dlerror());
     return 1;
   }
-  if (pthread_create(&t, NULL, nothing, NULL) != 0) return 1;
-  pthread_join(t, NULL);
+  fprintf(stderr, "tls_probe: dlopen returned\n"); /* unbuffered: in order with gonet's lines */
+  if (thread) {
+    if (pthread_create(&t, NULL, nothing, NULL) != 0) return 1;
+    pthread_join(t, NULL);
+  }
   printf("ok\n");
   return 0;
 }
 
 int main(int argc, char** argv) {
   tls_probe_value = 0;
-  if (argc > 2 && strcmp(argv[1], "dlopen") == 0) return dlopen_then_thread(argv[2]);
+  if (argc > 2 && strcmp(argv[1], "dlopen") == 0) return dlopen_then_thread(argv[2], 1);
+  if (argc > 2 && strcmp(argv[1], "dlopen-only") == 0) return dlopen_then_thread(argv[2], 0);
   if (argc > 1 && strcmp(argv[1], "share") == 0) return share();
   if (argc > 1 && strcmp(argv[1], "fork") == 0) return child_then_ok(argv[0], 0);
   if (argc > 1 && strcmp(argv[1], "exec") == 0) return child_then_ok(argv[0], 1);

@@ -8,9 +8,10 @@ stays shared is named on stderr, one line per object: a library dlopen'ed by nam
 or every application object when the operator chose GONET_FIBER_TLS=shared. These checks run real
 processes and read their stderr:
 
-    tls_warning_test.py CHECK --build DIR --probe PATH --tls-lib PATH
+    tls_warning_test.py CHECK --build DIR --probe PATH --runpath-probe PATH --tls-lib PATH
 
---probe is tests/regress/tls_probe.c built by CMake; --tls-lib a shared library with TLS
+--probe is tests/regress/tls_probe.c built by CMake, --runpath-probe the same program linked with
+a RUNPATH naming the directory of --tls-lib, a shared library with TLS
 (tests/conformance/thread_local_lib.cc). Registered with ctest in
 tests/regress/CMakeLists.txt as regress.tls.CHECK. Exit 0: passed; 1: failed; 77: skipped.
 """
@@ -52,6 +53,7 @@ class Ctx:
         self.lib = os.path.join(self.build, "libgonet.so")
         self.gonet = os.path.join(self.build, "gonet")
         self.probe = os.path.abspath(args.probe)
+        self.runpath_probe = os.path.abspath(args.runpath_probe)
         self.tls_lib = os.path.abspath(args.tls_lib)
 
     def env(self, mode=None, **extra):
@@ -129,24 +131,62 @@ def check_programs_without_application_tls_are_not_warned(ctx):
             raise Failure(f"{argv}: unexpected stderr {r.stderr!r}")
 
 
+RETURNED = "tls_probe: dlopen returned"
+
+
+def expect_named(line, name, size):
+    for needle in (f"{name} declares {size} bytes", "dlopen'ed by name",
+                   "one copy per worker thread", "GONET_QUIET_TLS=1"):
+        if needle not in line:
+            raise Failure(f"{needle!r} missing from {line!r}")
+
+
 def check_library_dlopened_by_name_is_named(ctx):
-    """A library dlopen'ed by name is searched along its caller's paths, so gonet stays out of
-    that dlopen: its TLS stays shared, and the next pthread_create names it, once. The same
+    """A library dlopen'ed by name is searched along its caller's paths, so gonet does not follow
+    it: its TLS stays shared. When the caller's search path is gonet's own (here: no RPATH or
+    RUNPATH, LD_LIBRARY_PATH for both), the line naming it is printed before that dlopen returns,
+    with no pthread_create after it, and only once when a thread is created later. The same
     library dlopen'ed by path is followed, and per fiber: nothing is printed."""
     size = tls_bytes(ctx.tls_lib)
     if size == 0:
         raise Failure(f"{ctx.tls_lib} has no PT_TLS")
     libdir, name = os.path.split(ctx.tls_lib)
-    r = ctx.run([ctx.probe, "dlopen", name], ctx.env("fibers", LD_LIBRARY_PATH=libdir))
-    line, = expect_warnings(r, 1, "dlopen by name")
-    for needle in (f"{name} declares {size} bytes", "dlopen'ed by name",
-                   "one copy per worker thread", "GONET_QUIET_TLS=1"):
-        if needle not in line:
-            raise Failure(f"{needle!r} missing from {line!r}")
+    env = ctx.env("fibers", LD_LIBRARY_PATH=libdir)
+    r = ctx.run([ctx.probe, "dlopen-only", name], env)
+    line, = expect_warnings(r, 1, "dlopen by name, no thread after it")
+    expect_named(line, name, size)
+    lines = r.stderr.splitlines()
+    if RETURNED not in lines or lines.index(line) > lines.index(RETURNED):
+        raise Failure(f"the line must come before dlopen returns: stderr {r.stderr!r}")
+    r = ctx.run([ctx.probe, "dlopen", name], env)
+    line, = expect_warnings(r, 1, "dlopen by name, then a thread")
+    lines = r.stderr.splitlines()
+    if lines.index(line) > lines.index(RETURNED):
+        raise Failure(f"the line must come before dlopen returns: stderr {r.stderr!r}")
+    expect_warnings(ctx.run([ctx.probe, "dlopen-only", name],
+                            ctx.env("fibers", LD_LIBRARY_PATH=libdir, GONET_QUIET_TLS="1")), 0,
+                    "dlopen by name, GONET_QUIET_TLS=1")
     r = ctx.run([ctx.probe, "dlopen", ctx.tls_lib], ctx.env("fibers"))
     expect_warnings(r, 0, "dlopen by path")
-    if r.stderr or r.stdout != "ok\n":
+    if r.stderr != RETURNED + "\n" or r.stdout != "ok\n":
         raise Failure(f"dlopen by path: stdout {r.stdout!r}, stderr {r.stderr!r}")
+
+
+def check_library_dlopened_by_name_along_the_callers_runpath_is_named(ctx):
+    """A program with a RUNPATH of its own dlopens the library by name, found only along that
+    RUNPATH: gonet leaves the call to libc with the program as its caller (the load succeeds
+    without LD_LIBRARY_PATH), and names the library at the next pthread_create, once."""
+    size = tls_bytes(ctx.tls_lib)
+    name = os.path.basename(ctx.tls_lib)
+    for mode in (None, "fibers"):
+        r = ctx.run([ctx.runpath_probe, "dlopen", name], ctx.env(mode))
+        if r.stdout != "ok\n":
+            raise Failure(f"mode {mode or 'native'}: stdout {r.stdout!r}, stderr {r.stderr!r}")
+    line, = expect_warnings(r, 1, "dlopen by name along the program's RUNPATH")
+    expect_named(line, name, size)
+    lines = r.stderr.splitlines()
+    if lines.index(line) < lines.index(RETURNED):
+        raise Failure(f"expected the line at pthread_create, after dlopen: {r.stderr!r}")
 
 
 def check_quiet_tls_silences_the_warning(ctx):
@@ -205,6 +245,7 @@ def main():
     ap.add_argument("check", choices=sorted(CHECKS))
     ap.add_argument("--build", required=True)
     ap.add_argument("--probe", required=True)
+    ap.add_argument("--runpath-probe", required=True)
     ap.add_argument("--tls-lib", required=True)
     args = ap.parse_args()
     ctx = Ctx(args)
