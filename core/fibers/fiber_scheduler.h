@@ -71,7 +71,9 @@
 //   - Signals (fibers/fiber_signals.h): each fiber has its own mask, installed on its machine at
 //     the switch; pthread_kill/pthread_sigqueue of a fiber run the handler on that fiber when it
 //     parks or wakes, and interrupt its park as the kernel would interrupt the call. A fiber that
-//     computes runs the handler at its next park; an offloaded call is not interrupted.
+//     computes runs the handler at its next park. A fiber in an offloaded call runs the handler
+//     at once and then interrupts the helper's call (gonet's SIGURG): poll and friends fail with
+//     EINTR, but a pipe read or a waitpid restarts even without SA_RESTART.
 //     pthread_cancel(fiber) acts when the fiber parks in a socket call, a sleep or a join, or
 //     calls pthread_testcancel; not in a condition wait, sem_wait or an offloaded call
 //     (fibers/fiber_signals.h, Cancellation).
