@@ -5,7 +5,9 @@
 // fiber instead of the worker under it. Mutexes and condition variables go through the fiber-aware
 // implementation for every caller, OS threads included, because one mutex may be shared by a
 // fiber and the main thread. In every other mode, and for what fibers mode leaves to glibc
-// (robust, priority and process-shared mutexes), each call goes to libc unchanged.
+// (robust, priority and process-shared mutexes, process-shared condvars), each call goes to libc
+// unchanged; a wait on a process-private condvar with such a mutex is still gonet's (fiber_sync.h:
+// one condvar, one protocol).
 //
 // A pthread_t that pthread_create returned for a fiber is the FiberTask's address; calls that
 // take such a handle (every one in glibc's list: see "calls that take a fiber's pthread_t") are
@@ -379,38 +381,50 @@ GONET_HOOK int __pthread_mutex_trylock(pthread_mutex_t* m) { return pthread_mute
 GONET_HOOK int __pthread_mutex_unlock(pthread_mutex_t* m) { return pthread_mutex_unlock(m); }
 
 // --- condition variables -------------------------------------------------------------------
+// One condvar, one protocol (fiber_sync.h): a process-private condvar is gonet's for every wait
+// and wake, whatever the mutex (one gonet leaves to glibc is released and re-taken with glibc's
+// own calls); a process-shared one is glibc's for every wait and wake.
+
+namespace {
+
+bool FiberCond(const pthread_cond_t* c) { return Fibers() && core::CondSupported(c); }
+
+core::GlibcMutexOps GlibcMutex() {
+  return core::GlibcMutexOps{NEXT(pthread_mutex_lock), NEXT(pthread_mutex_unlock)};
+}
+
+}  // namespace
 
 GONET_HOOK int pthread_cond_wait(pthread_cond_t* c, pthread_mutex_t* m) {
-  if (Fibers() && core::MutexSupported(m)) return core::CondWait(c, m, CLOCK_REALTIME, nullptr);
-  return NEXT(pthread_cond_wait)(c, m);
+  if (!FiberCond(c)) return NEXT(pthread_cond_wait)(c, m);
+  core::GlibcMutexOps glibc = GlibcMutex();
+  return core::CondWait(c, m, CLOCK_REALTIME, nullptr, &glibc);
 }
 
 GONET_HOOK int pthread_cond_timedwait(pthread_cond_t* c, pthread_mutex_t* m,
                                       const timespec* abstime) {
-  if (Fibers() && core::MutexSupported(m)) {
-    if (abstime->tv_nsec < 0 || abstime->tv_nsec >= 1000000000) return EINVAL;
-    return core::CondWait(c, m, core::CondClock(c), abstime);
-  }
-  return NEXT(pthread_cond_timedwait)(c, m, abstime);
+  if (!FiberCond(c)) return NEXT(pthread_cond_timedwait)(c, m, abstime);
+  if (abstime->tv_nsec < 0 || abstime->tv_nsec >= 1000000000) return EINVAL;
+  core::GlibcMutexOps glibc = GlibcMutex();
+  return core::CondWait(c, m, core::CondClock(c), abstime, &glibc);
 }
 
 GONET_HOOK int pthread_cond_clockwait(pthread_cond_t* c, pthread_mutex_t* m, clockid_t clock,
                                       const timespec* abstime) {
-  if (Fibers() && core::MutexSupported(m)) {
-    if (clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC) return EINVAL;
-    if (abstime->tv_nsec < 0 || abstime->tv_nsec >= 1000000000) return EINVAL;
-    return core::CondWait(c, m, clock, abstime);
-  }
-  return NEXT(pthread_cond_clockwait)(c, m, clock, abstime);
+  if (!FiberCond(c)) return NEXT(pthread_cond_clockwait)(c, m, clock, abstime);
+  if (clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC) return EINVAL;
+  if (abstime->tv_nsec < 0 || abstime->tv_nsec >= 1000000000) return EINVAL;
+  core::GlibcMutexOps glibc = GlibcMutex();
+  return core::CondWait(c, m, clock, abstime, &glibc);
 }
 
 GONET_HOOK int pthread_cond_signal(pthread_cond_t* c) {
-  if (Fibers()) return core::CondSignal(c);
+  if (FiberCond(c)) return core::CondSignal(c);
   return NEXT(pthread_cond_signal)(c);
 }
 
 GONET_HOOK int pthread_cond_broadcast(pthread_cond_t* c) {
-  if (Fibers()) return core::CondBroadcast(c);
+  if (FiberCond(c)) return core::CondBroadcast(c);
   return NEXT(pthread_cond_broadcast)(c);
 }
 

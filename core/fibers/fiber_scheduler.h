@@ -71,7 +71,9 @@
 //   - Signals (fibers/fiber_signals.h): each fiber has its own mask, installed on its machine at
 //     the switch; pthread_kill/pthread_sigqueue of a fiber run the handler on that fiber when it
 //     parks or wakes, and interrupt its park as the kernel would interrupt the call. A fiber that
-//     computes runs the handler at its next park; an offloaded call is not interrupted.
+//     computes runs the handler at its next park. A fiber in an offloaded call runs the handler
+//     at once and then interrupts the helper's call (gonet's SIGURG): poll and friends fail with
+//     EINTR, but a pipe read or a waitpid restarts even without SA_RESTART.
 //     pthread_cancel(fiber) acts when the fiber parks in a socket call, a sleep or a join, or
 //     calls pthread_testcancel; not in a condition wait, sem_wait or an offloaded call
 //     (fibers/fiber_signals.h, Cancellation).
@@ -92,8 +94,9 @@
 //     at once (fd/poll_group.h).
 //   - A call gonet neither parks nor offloads (regular-file IO, res_* and the non-_r resolver
 //     calls, glibc-internal IO such as stdio on a pipe, process-shared or robust mutexes, rwlocks
-//     and barriers, named or process-shared semaphores, shared futexes; the README lists each
-//     with its reason) blocks its machine; its worker's other fibers move to another
+//     and barriers, named or process-shared semaphores and condvars, shared futexes, futex_waitv,
+//     sigsuspend and pause, System V and POSIX message queues and System V semaphores; the README
+//     lists each with its reason) blocks its machine; its worker's other fibers move to another
 //     machine after ~20-30 ms (handoff). After a handoff those fibers, and the stuck one once it
 //     returns, run on a different OS thread: a compiled-in cached TLS address (errno's, above)
 //     from before would then point at the old thread. That is the price of never deadlocking; it

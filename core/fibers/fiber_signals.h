@@ -19,9 +19,13 @@
 //   - unblocks the signal, or signals itself (delivered before pthread_kill returns).
 // A signal whose disposition is the default action kills (or stops) the process as the kernel
 // would: it is re-sent to the worker with tgkill. An ignored one is discarded.
-// Limits: a fiber that computes without parking runs the handler at its next park; a fiber
-// inside an offloaded call (syscall_offload.h) runs the handler when the call returns, which the
-// signal does not interrupt.
+// A fiber inside an offloaded call (syscall_offload.h) is parked like any other: the signal wakes
+// it, the handler runs on the fiber at once, and the fiber then interrupts the helper's call with
+// gonet's SIGURG (resent every 5 ms until the call returns), so the calls the kernel never
+// restarts after a handler (poll, select, epoll_wait and their variants) fail with EINTR.
+// Limits: a fiber that computes without parking runs the handler at its next park; the other
+// offloaded calls (read of a pipe, waitpid, ...) restart even when the program's handler lacks
+// SA_RESTART (gonet's SIGURG handler has it), where the kernel would fail them with EINTR.
 //
 // Cancellation: pthread_cancel of a fiber marks it and wakes it if parked; the fiber acts on it
 // (unwinding its stack, running destructors and C++ cleanup handlers, as pthread_exit in a fiber

@@ -19,6 +19,7 @@ namespace {
 // glibc's mutex __kind bits (nptl/pthreadP.h).
 constexpr int kKindMask = 3;  // PTHREAD_MUTEX_KIND_MASK_NP
 constexpr int kRobust = 16, kPrioInherit = 32, kPrioProtect = 64, kPshared = 128;
+constexpr unsigned kCondShared = 1;          // __PTHREAD_COND_SHARED_MASK in __wrefs
 constexpr unsigned kCondClockMonotonic = 2;  // __PTHREAD_COND_CLOCK_MONOTONIC_MASK in __wrefs
 
 __thread uint32_t t_tid __attribute__((tls_model("initial-exec"))) = 0;
@@ -129,21 +130,29 @@ int64_t MonotonicDeadline(clockid_t clock, const timespec& abstime) {
   return DeadlineAfter(left);
 }
 
-int CondWait(pthread_cond_t* c, pthread_mutex_t* m, clockid_t clock, const timespec* abstime) {
+bool CondSupported(const pthread_cond_t* c) { return (c->__data.__wrefs & kCondShared) == 0; }
+
+int CondWait(pthread_cond_t* c, pthread_mutex_t* m, clockid_t clock, const timespec* abstime,
+             const GlibcMutexOps* glibc) {
   int64_t deadline = abstime != nullptr ? MonotonicDeadline(clock, *abstime) : 0;
   std::atomic<uint32_t>* seq = CondSeq(c);
   std::atomic<uint32_t>* waiters = CondWaiters(c);
+  // A mutex gonet leaves to glibc is released and re-taken by glibc's own code, which keeps its
+  // robust list, priority and owner as glibc's cond wait would (one condvar, one protocol: the
+  // condvar's is gonet's whatever the mutex; fiber_sync.h).
+  bool gonets = MutexSupported(m);
+  GONET_DCHECK(gonets || glibc != nullptr, "CondWait: a mutex left to glibc needs glibc's ops");
   // seq_cst pair: waiters++ then read seq here; seq++ then read waiters in the signaller. A
   // signaller that saw no waiter bumped seq before our read, which we then wait past: that signal
   // came before this wait began, as the mutex the signaller held makes it.
   waiters->fetch_add(1, std::memory_order_seq_cst);
   uint32_t seen = seq->load(std::memory_order_seq_cst);
-  unsigned count = m->__data.__count;  // a recursive mutex is released completely
-  int type = Type(m);
-  if (type == PTHREAD_MUTEX_RECURSIVE) m->__data.__count = 1;
-  int r = MutexUnlock(m);
+  unsigned count = m->__data.__count;  // gonet's recursive mutex is released completely
+  bool recursive = gonets && Type(m) == PTHREAD_MUTEX_RECURSIVE;
+  if (recursive) m->__data.__count = 1;
+  int r = gonets ? MutexUnlock(m) : glibc->unlock(m);
   if (r != 0) {
-    if (type == PTHREAD_MUTEX_RECURSIVE) m->__data.__count = count;
+    if (recursive) m->__data.__count = count;
     waiters->fetch_sub(1, std::memory_order_seq_cst);
     return r;
   }
@@ -153,8 +162,14 @@ int CondWait(pthread_cond_t* c, pthread_mutex_t* m, clockid_t clock, const times
     w = FutexWait(seq, seen, deadline);
   }
   waiters->fetch_sub(1, std::memory_order_seq_cst);
+  if (!gonets) {
+    // As glibc's pthread_cond_wait: the re-take's error (a robust mutex's dead owner) wins.
+    int l = glibc->lock(m);
+    if (l != 0) return l;
+    return w == ETIMEDOUT ? ETIMEDOUT : 0;
+  }
   MutexLock(m, 0);
-  if (type == PTHREAD_MUTEX_RECURSIVE) m->__data.__count = count;
+  if (recursive) m->__data.__count = count;
   return w == ETIMEDOUT ? ETIMEDOUT : 0;
 }
 

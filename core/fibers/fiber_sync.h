@@ -25,6 +25,30 @@
 // named or process-shared semaphores are left to glibc (the *Supported checks): they block the
 // worker, a documented limit.
 //
+// ONE CONDITION VARIABLE, ONE PROTOCOL, chosen by the condvar alone (CondSupported: its
+// process-shared attribute, fixed at pthread_cond_init), never by the mutex a wait passes:
+//   - a process-private condvar is gonet's for every wait and every wake, whatever the mutex.
+//     With a mutex gonet leaves to glibc (robust, PI/PP, process-shared: MutexSupported false),
+//     CondWait releases and re-takes it with glibc's real pthread_mutex_unlock/lock (the caller
+//     passes them: GlibcMutexOps) and parks on the condvar in gonet's table like any other wait;
+//     the re-take's EOWNERDEAD/ENOTRECOVERABLE is the wait's answer, as in glibc.
+//   - a process-shared condvar is glibc's for every wait and every wake (the shim calls glibc's
+//     own pthread_cond_*): its waiters and wakers may live in another process, which gonet's
+//     table and its private futex wakes cannot reach, and which may not run gonet at all.
+// Why not the other way (leave a wait with such a mutex to glibc and have signal/broadcast find
+// glibc's waiters and forward to glibc)? A condvar's two protocols read the same words with
+// different meanings (gonet counts signals in __wseq, glibc its waiters' positions and group), so
+// a condvar used with a default mutex and later with a robust one (POSIX allows it), or a signal
+// that cannot tell whose state it reads, would corrupt glibc's groups or lose a wake; a mixed
+// condvar has no single truth to check under one lock. Keying the protocol on the mutex is what
+// lost issue 13's wake-ups: glibc's waiter sleeps on __g_signals, which gonet's signal never
+// touches. Deciding by the condvar keeps every waiter and every waker of one condvar on one
+// protocol, for fibers, OS threads and glibc's own callers alike (glibc calls no program condvar
+// behind the PLT but C11's cnd_*, which gonet interposes). The mix left: a process-shared condvar
+// waited on with a process-private mutex that gonet drives; glibc's wait then releases that mutex
+// with its own unlock, which wakes a thread sleeping in the kernel but not a fiber parked on the
+// mutex (futex_table.h, rule 5). Such a pairing only makes sense inside one process.
+//
 // Condition variable: the low 32 bits of __wseq count signals (a waiter sleeps while it still
 // holds the value it read before unlocking the mutex); the next word counts waiters so that a
 // signal with nobody waiting costs no table lookup. The clock comes from pthread_condattr as
@@ -51,8 +75,19 @@ int MutexLock(pthread_mutex_t* m, int64_t deadline_ns);  // 0, ETIMEDOUT, EDEADL
 int MutexTryLock(pthread_mutex_t* m);                    // 0, EBUSY, EAGAIN
 int MutexUnlock(pthread_mutex_t* m);                     // 0, EPERM
 
-// clock: the clock of abstime (nullptr: no timeout). 0 or ETIMEDOUT.
-int CondWait(pthread_cond_t* c, pthread_mutex_t* m, clockid_t clock, const timespec* abstime);
+// A process-private condvar: gonet's protocol for every entry (above); false: glibc's.
+bool CondSupported(const pthread_cond_t* c);
+// glibc's own pthread_mutex_lock/unlock (the shim's NEXT, a unit test's libc): how CondWait
+// releases and re-takes a mutex that MutexSupported leaves to glibc.
+struct GlibcMutexOps {
+  int (*lock)(pthread_mutex_t*);
+  int (*unlock)(pthread_mutex_t*);
+};
+// clock: the clock of abstime (nullptr: no timeout). 0 or ETIMEDOUT; EPERM if the mutex is not
+// the caller's; with a mutex left to glibc, whatever glibc's re-take answered (EOWNERDEAD, ...).
+// glibc: required when MutexSupported(m) is false.
+int CondWait(pthread_cond_t* c, pthread_mutex_t* m, clockid_t clock, const timespec* abstime,
+             const GlibcMutexOps* glibc = nullptr);
 clockid_t CondClock(const pthread_cond_t* c);
 int CondSignal(pthread_cond_t* c);
 int CondBroadcast(pthread_cond_t* c);

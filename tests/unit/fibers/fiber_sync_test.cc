@@ -1,5 +1,5 @@
-// Fibers mode mutexes, condition variables and sleeps (core/fibers/fiber_sync.h), shared between fibers
-// and OS threads as the pthread hooks share them.
+// Fibers mode mutexes, condition variables and sleeps (core/fibers/fiber_sync.h), shared between
+// fibers and OS threads as the pthread hooks share them.
 #include "core/fibers/fiber_sync.h"
 
 #include <gtest/gtest.h>
@@ -186,6 +186,72 @@ TEST(FiberSync, CondTimedWaitTimesOutWithTheMutexHeld) {
             0);
   EXPECT_EQ(r.load(), ETIMEDOUT);
   EXPECT_EQ(relocked.load(), EBUSY);
+}
+
+// Issue 13: a wait with a mutex gonet leaves to glibc (robust, PI, process-shared) on a
+// process-private condvar is gonet's too, the mutex released and re-taken with glibc's own calls:
+// the waiting fiber parks (other fibers run on its worker) and gonet's signal, from a fiber or an
+// OS thread, wakes it; glibc's user count is left as it was (destroy says 0).
+TEST(FiberSync, CondWaitWithAMutexLeftToGlibcParksAndIsWoken) {
+  GONET_SKIP_UNDER_SANITIZER();
+  StartFibersMode();
+  const GlibcMutexOps glibc{&::pthread_mutex_lock, &::pthread_mutex_unlock};
+  for (int kind = 0; kind < 3; ++kind) {
+    pthread_mutexattr_t ma;
+    pthread_mutexattr_init(&ma);
+    if (kind == 0) pthread_mutexattr_setrobust(&ma, PTHREAD_MUTEX_ROBUST);
+    if (kind == 1) pthread_mutexattr_setprotocol(&ma, PTHREAD_PRIO_INHERIT);
+    if (kind == 2) pthread_mutexattr_setpshared(&ma, PTHREAD_PROCESS_SHARED);
+    static pthread_mutex_t mu;
+    static pthread_cond_t cv;
+    ASSERT_EQ(pthread_mutex_init(&mu, &ma), 0);
+    pthread_mutexattr_destroy(&ma);
+    ASSERT_EQ(pthread_cond_init(&cv, nullptr), 0);
+    ASSERT_FALSE(MutexSupported(&mu));
+    ASSERT_TRUE(CondSupported(&cv));
+    for (bool from_fiber : {false, true}) {
+      static bool go;
+      go = false;
+      std::atomic<int> state{0};
+      FiberTask* waiter = Go([&] {
+        ASSERT_EQ(pthread_mutex_lock(&mu), 0);
+        state = 1;
+        int r = 0;
+        while (!go && r == 0) r = CondWait(&cv, &mu, CLOCK_REALTIME, nullptr, &glibc);
+        EXPECT_EQ(r, 0);
+        state = 2;
+        EXPECT_EQ(pthread_mutex_unlock(&mu), 0);
+      });
+      ASSERT_TRUE(WaitUntil([&] { return state.load() == 1; }));
+      // The waiter parked: other fibers still run, whichever worker it was on.
+      std::vector<FiberTask*> others;
+      for (int i = 0; i < 2 * FiberScheduler::workers(); ++i) others.push_back(Go([] {}));
+      for (FiberTask* t : others) ASSERT_EQ(t->Join(nullptr), 0);
+      auto wake = [] {
+        ASSERT_EQ(pthread_mutex_lock(&mu), 0);
+        go = true;
+        CondSignal(&cv);
+        ASSERT_EQ(pthread_mutex_unlock(&mu), 0);
+      };
+      if (from_fiber) {
+        ASSERT_EQ(Go(wake)->Join(nullptr), 0);
+      } else {
+        wake();
+      }
+      ASSERT_EQ(waiter->Join(nullptr), 0);
+      EXPECT_EQ(state.load(), 2);
+    }
+    EXPECT_EQ(pthread_mutex_destroy(&mu), 0);
+    EXPECT_EQ(pthread_cond_destroy(&cv), 0);
+  }
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setpshared(&ca, PTHREAD_PROCESS_SHARED);
+  pthread_cond_t shared;
+  pthread_cond_init(&shared, &ca);
+  pthread_condattr_destroy(&ca);
+  EXPECT_FALSE(CondSupported(&shared));  // glibc's for every entry
+  pthread_cond_destroy(&shared);
 }
 
 TEST(FiberSync, SleepingFiberLetsItsWorkerRunOthers) {
