@@ -31,8 +31,9 @@
 //   kInFiber    its machine is running a fiber (gen counts runs). Run stores it before resuming
 //               and CASes kInFiber(gen) -> kInSched(gen) when the fiber comes back.
 //   kHandedOff  the sysmon CASed kInFiber(gen) -> kHandedOff(gen): the fiber had run for
-//               kRetakeNs (20 ms) blocked in the kernel, or kRetakeRunnableNs (200 ms) running or
-//               runnable (fibers/machine_state.h), and fibers or due timers were waiting behind it.
+//               kRetakeNs (20 ms) blocked in the kernel, or, runnable, had then used
+//               kRetakeRunnableNs (200 ms) of CPU (fibers/machine_state.h), and fibers or due
+//               timers were waiting behind it.
 //               It gives the worker to a spare machine (or a new thread), secured before the CAS,
 //               which runs it from there. The old machine's CAS then fails: it finishes that one
 //               fiber's switch (requeuing it on the worker it lost if it yielded), and becomes a
@@ -101,8 +102,8 @@
 //     returns, run on a different OS thread: a compiled-in cached TLS address (errno's, above)
 //     from before would then point at the old thread. That is the price of never deadlocking; it
 //     needs a fiber stuck for 20 ms with others waiting behind it.
-//   - No preemption: a fiber that computes without parking keeps its machine; after 200 ms the
-//     fibers queued behind it are handed to another machine.
+//   - No preemption: a fiber that computes without parking keeps its machine; once it has used
+//     200 ms of CPU the fibers queued behind it are handed to another machine.
 //   - pthread_attr_setstack (a program-provided stack) is ignored; the stack size is honoured.
 //     The default is 256 KiB (GONET_FIBER_STACK); an overflow is reported, then the process dies
 //     of SIGSEGV, as it would natively.

@@ -75,9 +75,16 @@ bool Retake(int64_t now) {
     // one (recent), or 0 (it ended): only run st can be too old, and the CAS in HandOff names it.
     int64_t since = w->running_since_ns.load(std::memory_order_relaxed);
     if (since == 0 || now - since < kRetakeNs) continue;
-    if (now - since < kRetakeRunnableNs &&
-        ThreadRunnable(w->machine_tid.load(std::memory_order_relaxed))) {
-      continue;
+    const pid_t tid = w->machine_tid.load(std::memory_order_relaxed);
+    if (ThreadRunnable(tid)) {
+      // Computing, or waiting for a CPU: only the CPU it has used tells the two apart.
+      const int64_t cpu = ThreadCpuNs(tid);
+      if (w->retake_seen_status != st) {
+        w->retake_seen_status = st;
+        w->retake_seen_cpu_ns = cpu;
+        continue;
+      }
+      if (cpu < 0 || cpu - w->retake_seen_cpu_ns < kRetakeRunnableNs) continue;
     }
     // Stuck with nobody waiting for the worker: leave it (a handoff costs a thread).
     int64_t next = w->NextTimer();

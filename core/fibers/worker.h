@@ -48,6 +48,10 @@ struct FiberWorker {
   std::atomic<int64_t> running_since_ns{0};
   std::atomic<uint64_t> status{kInSched};
   std::atomic<pid_t> machine_tid{0};  // the OS thread running it (the sysmon asks /proc about it)
+  // The sysmon's own notes (only the sysmon reads or writes them): the run (status) it last found
+  // runnable past kRetakeNs, and its machine's CPU time then (machine_state.h).
+  uint64_t retake_seen_status = 0;
+  int64_t retake_seen_cpu_ns = 0;
 
   void Push(FiberTask* t) {
     SpinGuard g(mu);
@@ -175,8 +179,9 @@ constexpr int64_t kBusyPollIntervalNs = 1000000;
 // Handoff (header): a stuck worker is handed to another machine after kRetakeNs, checked every
 // kSysmonTickNs; the sysmon stops ticking after kSysmonIdleTicks ticks with no fiber running.
 constexpr int64_t kRetakeNs = 20 * 1000000;
-// A machine that is runnable (computing, or preempted by the kernel) rather than blocked is handed
-// off only after this long (fibers/machine_state.h says why).
+// A machine that is runnable rather than blocked is handed off only once its fiber has used this
+// much CPU in one run, counted from when the sysmon first found it past kRetakeNs (a machine the
+// kernel has not scheduled uses none: fibers/machine_state.h says why).
 constexpr int64_t kRetakeRunnableNs = 200 * 1000000;
 constexpr int64_t kSysmonTickNs = 10 * 1000000;
 constexpr int kSysmonIdleTicks = 50;
