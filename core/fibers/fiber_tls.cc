@@ -52,6 +52,7 @@ struct Object {
 // The table: written under g_table_mu, append-only; readers load the count (acquire) and read
 // only entries below it, which never change once published.
 Spinlock g_table_mu;
+Spinlock g_scan_mu;  // one scan of new loads at a time (ScanLoads: its seen[] is shared)
 Block g_blocks[kMaxBlocks];
 std::atomic<uint32_t> g_nblocks{0};
 Object g_objects[kMaxObjects];
@@ -305,6 +306,12 @@ size_t Init() {
 
 bool Active() { return g_nblocks.load(std::memory_order_relaxed) != 0; }
 
+void AfterForkChild() {
+  // The forking thread may have been the only one in a scan; its holders are gone in the child.
+  new (&g_scan_mu) Spinlock();
+  new (&g_table_mu) Spinlock();
+}
+
 size_t SwitchBytes() {
   uint32_t n = g_nblocks.load(std::memory_order_acquire);
   size_t total = 0;
@@ -375,9 +382,8 @@ namespace {
 // Adopts (follow) or names (!follow) the objects with TLS loaded since the last scan.
 void ScanLoads(bool follow) {
   if (!g_initialised) return;
-  static Spinlock scan_mu;  // one scan at a time: seen[] is shared
   static Seen seen[16];
-  SpinGuard scan(scan_mu);
+  SpinGuard scan(g_scan_mu);
   unsigned long long known;
   {
     SpinGuard g(g_table_mu);

@@ -53,7 +53,7 @@
 // its stack. FollowDlopen and NoticeUnfollowedLoads from any thread; the block table is
 // append-only and published with release/acquire on its count, so a switch never takes a lock.
 //
-// LOCKING (core/README.md, locks 5 and 6): scan_mu lets one scan of newly loaded objects run at a
+// LOCKING (core/README.md, locks 5 and 6): g_scan_mu lets one scan of newly loaded objects run at a
 // time, and is held across dl_iterate_phdr and the pinning dlopen; g_table_mu, taken under it or
 // by Init, guards the appends to the tables.
 #pragma once
@@ -119,6 +119,10 @@ void NoticeUnfollowedLoads();
 // loads the same file, and the loaded object's own later searches (through its loader's RPATH
 // chain) are the same too. Only in fibers mode (after Init); false whenever it cannot tell.
 bool SameDlopenSearchAsCaller(const void* caller);
+
+// In a fork child, before anything else runs (runtime's AtForkChild): the scan and table locks
+// may have been held by a thread that does not exist in the child.
+void AfterForkChild();
 
 // Bytes one switch copies (all blocks), for gonet's tests and its start-up line.
 size_t SwitchBytes();

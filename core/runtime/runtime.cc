@@ -59,6 +59,7 @@ void AtForkChild() {
   StatsSegmentAfterForkChild();  // the child's own live-stats segment
   // Fibers mode: the forking thread's worker, if any, is the only one left (fiber_scheduler.cc).
   FiberSyncAfterForkChild();
+  fiber_tls::AfterForkChild();
   FiberStackPool::AfterForkChild();
   FiberSchedulerAfterForkChild();
   SyscallOffloadAfterForkChild();
