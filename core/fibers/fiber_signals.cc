@@ -92,7 +92,7 @@ int FiberTask::Kill(int sig, int code, const sigval& value) {
   sig_pending_.fetch_or(bit, std::memory_order_seq_cst);
   // A sigwait for it (SigTimedWait): wake the fiber, which interrupts the helper's wait.
   if ((sigwait_set_.load(std::memory_order_seq_cst) & bit) != 0) {
-    sigwait_kicks_.fetch_add(1, std::memory_order_release);
+    sigwait_kicks_.fetch_add(1, std::memory_order_seq_cst);
     Unpark();
     return 0;
   }
@@ -232,6 +232,10 @@ int FiberTask::SigTimedWait(const sigset_t* set, siginfo_t* info, const timespec
   } clear{sigwait_set_};
   int saved_errno = errno;
   for (;;) {
+    // Read before looking at what is pending (Kill sets the pending bit, then kicks): a signal
+    // this look misses is a kick after this read, which interrupts the offloaded wait below.
+    const uint32_t kicks = sigwait_kicks_.load(std::memory_order_seq_cst);
+    const uint32_t handled = signals_handled();
     if (int sig = TakePending(sig_pending_, sig_queued_, thread_state_if_any(), want, info)) {
       errno = saved_errno;
       return sig;
@@ -246,8 +250,8 @@ int FiberTask::SigTimedWait(const sigset_t* set, siginfo_t* info, const timespec
       errno = EAGAIN;
       return -1;
     }
-    uint32_t kicks = sigwait_kicks_.load(std::memory_order_acquire);
-    r = OffloadCall(RawSigTimedWait, const_cast<const uint64_t*>(&want), out, timeout);
+    r = OffloadCallSince(handled, RawSigTimedWait, const_cast<const uint64_t*>(&want), out,
+                         timeout);
     if (r > 0) return static_cast<int>(r);
     // Interrupted for a signal sent to this fiber: take it. Anything else is the kernel's answer.
     if (errno == EINTR && sigwait_kicks_.load(std::memory_order_acquire) != kicks) continue;

@@ -246,6 +246,11 @@ void NoteOffloadInterrupt(const siginfo_t* si) {
 
 long Offload(long (*fn)(void*), void* arg) {
   if (!InFiber()) return fn(arg);
+  return OffloadSince(FiberScheduler::Current()->signals_handled(), fn, arg);
+}
+
+long OffloadSince(uint32_t handled, long (*fn)(void*), void* arg) {
+  if (!InFiber()) return fn(arg);
   // A signal handler that runs on this worker while we hold g_mu must not reach Submit again.
   ReentryGuard guard;
   if (GONET_UNLIKELY(g_pid.load(std::memory_order_relaxed) == 0)) {
@@ -260,7 +265,6 @@ long Offload(long (*fn)(void*), void* arg) {
   Count(Stats().offloaded_calls);
   {
     ScopedWaitNote note(job.parker, kWaitOffload);  // gonet dump: parked on a helper's call
-    uint32_t handled = self->signals_handled();
     bool interrupting = false;
     while (job.done.load(std::memory_order_acquire) == 0) {
       job.parker->Park(interrupting ? DeadlineAfter(kInterruptResendNs) : 0,

@@ -76,6 +76,12 @@ void NoteOffloadInterrupt(const siginfo_t* si);
 // as fn left it (see above). Called outside a fiber, it runs fn inline. fn must not park or
 // touch the calling fiber's TLS (it runs on another thread): a real libc call, nothing more.
 long Offload(long (*fn)(void*), void* arg);
+// The same, for a caller that checked for signals itself before deciding to offload (sigwait):
+// the call is interrupted by any signal handled or kick (FiberTask::signals_handled) since the
+// caller read `handled_since`, not just since the offload began. A signal sent between the
+// caller's check and the offload would otherwise reach no one: the fiber's wait is in the helper,
+// which only a kernel signal or gonet's interruption ends.
+long OffloadSince(uint32_t handled_since, long (*fn)(void*), void* arg);
 
 // Offload(fn, arg) for a call with arguments: OffloadCall(real::poll, fds, nfds, timeout).
 template <typename Fn, typename... Args>
@@ -85,6 +91,14 @@ auto OffloadCall(Fn fn, Args... args) -> decltype(fn(args...)) {
   using Call = decltype(call);
   return static_cast<Ret>(
       Offload([](void* c) -> long { return (*static_cast<Call*>(c))(); }, &call));
+}
+template <typename Fn, typename... Args>
+auto OffloadCallSince(uint32_t handled_since, Fn fn, Args... args) -> decltype(fn(args...)) {
+  using Ret = decltype(fn(args...));
+  auto call = [&] { return static_cast<long>(fn(args...)); };
+  using Call = decltype(call);
+  return static_cast<Ret>(OffloadSince(
+      handled_since, [](void* c) -> long { return (*static_cast<Call*>(c))(); }, &call));
 }
 
 // In a fork child (runtime/ calls it): no helper survives; the pool starts empty.
