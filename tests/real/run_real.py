@@ -510,6 +510,7 @@ key = {dir}/key.pem
 
 STUNNEL_CONNS = 50
 STUNNEL_SECONDS = 3
+STUNNEL_WARMUP = 0.5
 
 
 def offload_threads(pid):
@@ -524,11 +525,19 @@ def offload_threads(pid):
     return n
 
 
+def cpu_seconds(pid):
+    """User plus system CPU time pid has used so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def stunnel_round(e, preload, d, echo_port):
     """One stunnel4 process (preloaded or not) with two services chained in it, plain -> TLS ->
     plain, in front of a native epoll echo server; loadgen drives STUNNEL_CONNS connections of
     byte-checked ping-pong through both. Returns (loadgen exit code, requests/s, OS threads and
-    offload helpers seen under load, offloaded_calls during the load or None)."""
+    offload helpers seen under load, offloaded_calls during the load or None, stunnel's CPU
+    microseconds per request: on a shared machine a steadier measure than requests/s)."""
     front, middle = free_port(), free_port()
     conf = os.path.join(d, f"stunnel-{front}.conf")
     with open(conf, "w") as f:
@@ -539,8 +548,9 @@ def stunnel_round(e, preload, d, echo_port):
         wait_until(f"stunnel listening on {front} and {middle}",
                    lambda: listening(front) and listening(middle), srv)
         before = gonet_stats(e, srv.pid) if preload else None
+        cpu_before = cpu_seconds(srv.pid)
         load = start([os.path.join(e.build, "loadgen"), "--port", str(front), "--conns",
-                      str(STUNNEL_CONNS), "--size", "256", "--warmup", "0.5", "--duration",
+                      str(STUNNEL_CONNS), "--size", "256", "--warmup", str(STUNNEL_WARMUP), "--duration",
                       str(STUNNEL_SECONDS), "--json"], e.environ(False),
                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         # Sampled mid-run, every connection's threads (fibers) then exist and wait in poll.
@@ -551,6 +561,7 @@ def stunnel_round(e, preload, d, echo_port):
             helpers = max(helpers, offload_threads(srv.pid))
             time.sleep(0.2)
         out, err = load.communicate(timeout=60)
+        cpu = cpu_seconds(srv.pid) - cpu_before
         offloaded = None
         if preload:
             after = gonet_stats(e, srv.pid)
@@ -558,12 +569,16 @@ def stunnel_round(e, preload, d, echo_port):
                 raise RuntimeError(f"no gonet stats in mode {e.mode} for stunnel")
             offloaded = (after["counters"]["offloaded_calls"] -
                          before["counters"]["offloaded_calls"])
-        rps = 0.0
+        rps, us_per_request = 0.0, 0.0
         try:
-            rps = json.loads(out)["rps"]
+            report = json.loads(out)
+            rps = report["rps"]
+            # Warmup and measured requests both burn CPU: scale by the measured share.
+            total = rps * (STUNNEL_SECONDS + STUNNEL_WARMUP)
+            us_per_request = cpu * 1e6 / max(total, 1)
         except (ValueError, KeyError):
             print(f"loadgen output: {out!r} {err!r}")
-        return load.returncode, rps, threads, helpers, offloaded
+        return load.returncode, rps, threads, helpers, offloaded, us_per_request
     finally:
         stop(srv)
 
@@ -596,17 +611,18 @@ def check_stunnel_forwarder(e):
         finally:
             stop(echo)
     for p in (False, True):
-        rc, rps, threads, helpers, offloaded = results[p]
+        rc, rps, threads, helpers, offloaded, us = results[p]
         print(f"{'preloaded ' + e.mode if p else 'native'}: loadgen exit {rc}, {rps:.0f} "
-              f"requests/s, {threads} OS threads, {helpers} gonet-offload, "
-              f"offloaded_calls {offloaded}")
+              f"requests/s, {us:.0f} us CPU per request, {threads} OS threads, {helpers} "
+              f"gonet-offload, offloaded_calls {offloaded}")
     ok = results[False][0] == 0 and results[True][0] == 0
     if e.mode == "fibers":
-        _, _, _, helpers, offloaded = results[True]
+        _, _, _, helpers, offloaded, _ = results[True]
         # A handful of offloads is tolerated (stunnel's start-up: its configuration and cron
         # threads); one per poll would be thousands.
         ok = ok and helpers <= 1 and offloaded <= 10
-        print(f"fibers/native throughput: {results[True][1] / max(results[False][1], 1):.2f}")
+        print(f"fibers/native throughput: {results[True][1] / max(results[False][1], 1):.2f}, "
+              f"CPU per request: {results[True][5] / max(results[False][5], 1e-9):.2f}")
     return ok
 
 
