@@ -5,6 +5,9 @@
 // (core/fibers/syscall_offload.h) while the fiber parks: helpers start on demand, so there are as
 // many lookups in flight as fibers asking, and a slow DNS server holds no worker. The answer (and
 // errno, h_errno through the _r functions' own out-parameter) is glibc's own.
+// A getnameinfo that looks nothing up (NI_NUMERICHOST, and NI_NUMERICSERV or no service wanted:
+// only inet_ntop and a port number; stunnel asks that for both ends of every connection) is
+// made inline: a helper hop would cost more than the call, and it cannot wait.
 // What differs: the lookup runs with the helper thread's resolver state, so resolver options a
 // thread set in its own _res (res_init, then changing _res.options) do not apply to it; the
 // res_* calls, which exist to use that state, are not offloaded for that reason.
@@ -25,8 +28,11 @@ GONET_HOOK int getaddrinfo(const char* node, const char* service, const struct a
 
 GONET_HOOK int getnameinfo(const struct sockaddr* addr, socklen_t addrlen, char* host,
                            socklen_t hostlen, char* serv, socklen_t servlen, int flags) {
-  if (!core::InFiber())
+  const bool numeric = (flags & NI_NUMERICHOST) != 0 &&
+                       ((flags & NI_NUMERICSERV) != 0 || serv == nullptr || servlen == 0);
+  if (!core::InFiber() || numeric) {
     return NEXT(getnameinfo)(addr, addrlen, host, hostlen, serv, servlen, flags);
+  }
   return core::OffloadCall(NEXT(getnameinfo), addr, addrlen, host, hostlen, serv, servlen, flags);
 }
 

@@ -1,19 +1,20 @@
 // The readiness waits (poll, ppoll, select, pselect, epoll_wait, epoll_pwait, epoll_pwait2, and
 // the fortified __poll_chk/__ppoll_chk) and the child waits (waitpid, wait, wait3, wait4,
-// waitid). Only fibers mode acts on them: a fiber that would wait in the kernel runs the call on
-// a helper thread and parks (core/fibers/syscall_offload.h), so the fibers sharing its worker keep
-// running. Everywhere else (other modes, the main thread, gonet's own threads, a signal handler
-// inside core) each call goes to libc at once, unchanged.
+// waitid). Only fibers mode acts on them: a fiber that would wait in the kernel parks, on the
+// netpoller or while a helper thread makes the call (core/fibers/syscall_offload.h), so the
+// fibers sharing its worker keep running. Everywhere else (other modes, the main thread, gonet's
+// own threads, a signal handler inside core) each call goes to libc at once, unchanged.
 //
 // In a fiber, a call that cannot wait (a zero timeout, WNOHANG) is made inline, and poll of no
 // fds with a timeout, a portable sleep, parks the fiber like nanosleep does. Any other call is
 // first made without waiting (a zero timeout, WNOHANG): an answer or an error is returned at
-// once, as the blocking call would have returned it, and only "nothing yet" is offloaded, with
-// the program's own timeout, so the common ready case costs no thread hop. The probe's few
-// microseconds are added to the program's timeout (the call waits that much longer than asked at
-// most), which the kernel's timer slack already exceeds. One visible trace: when select's probe
-// finds something ready, its timeval is left as the program gave it, where Linux would have
-// written the time left (the same, less those microseconds).
+// once, as the blocking call would have returned it. On "nothing yet", the readiness waits park
+// on the netpoller when epoll can watch every fd they name (core/fd/poll_group.h; epoll_wait
+// watches the program's epoll fd itself); the rest, and the child waits, are offloaded with the
+// program's own timeout. The probe's few microseconds are added to the program's timeout (the
+// call waits that much longer than asked at most), which the kernel's timer slack already exceeds.
+// One visible trace: when select's probe finds something ready, its timeval is left as the program
+// gave it, where Linux would have written the time left (the same, less those microseconds).
 #include <poll.h>
 #include <signal.h>
 #include <sys/epoll.h>
@@ -91,12 +92,32 @@ struct PollCall {
   }
 };
 
-// Several sockets of gonet's: one park on all of them (poll_group.h). Passthrough: offload.
-gonet::core::IoResult PollSockets(pollfd* fds, nfds_t nfds, const sigset_t* sigmask,
-                                  int64_t deadline_ns) {
-  if (nfds > core::kMaxPollGroupSockets) return core::IoResult::Passthrough();
+// One park on every fd of the set (poll_group.h). Passthrough: offload.
+gonet::core::IoResult PollFds(pollfd* fds, nfds_t nfds, const sigset_t* sigmask,
+                              int64_t deadline_ns) {
+  if (nfds > core::kMaxPollGroupFds) return core::IoResult::Passthrough();
   PollCall call{fds, nfds, sigmask};
-  return core::WaitSockets(fds, nfds, deadline_ns, &PollCall::Probe, &call);
+  return core::WaitFds(fds, nfds, deadline_ns, &PollCall::Probe, &call);
+}
+
+// The program's epoll_pwait2 with a zero timeout: the probe of a poll group of one fd, the
+// program's epoll fd, which is readable while its ready list is not empty.
+struct EpollCall {
+  int epfd;
+  epoll_event* events;
+  int maxevents;
+  static int Probe(void* self) {
+    auto* c = static_cast<EpollCall*>(self);
+    int r = real::epoll_wait(c->epfd, c->events, c->maxevents, 0);
+    return r < 0 ? -errno : r;
+  }
+};
+
+gonet::core::IoResult EpollOnNetpoller(int epfd, epoll_event* events, int maxevents,
+                                       int64_t deadline_ns) {
+  EpollCall call{epfd, events, maxevents};
+  const pollfd p{epfd, POLLIN, 0};
+  return core::WaitFds(&p, 1, deadline_ns, &EpollCall::Probe, &call);
 }
 
 // What is left of a poll timeout (ms, -1 = none) by deadline_ns, for a call offloaded after a
@@ -119,7 +140,7 @@ bool SelectAsPollfds(int nfds, const fd_set* r, const fd_set* w, const fd_set* e
     if (r != nullptr && FD_ISSET(fd, r)) ev |= POLLIN;
     if (w != nullptr && FD_ISSET(fd, w)) ev |= POLLOUT;
     if (ev == 0) continue;
-    if (*n == core::kMaxPollGroupSockets) return false;
+    if (*n == core::kMaxPollGroupFds) return false;
     out[(*n)++] = pollfd{fd, ev, 0};
   }
   return *n > 0;
@@ -133,15 +154,15 @@ GONET_HOOK int poll(struct pollfd* fds, nfds_t nfds, int timeout_ms) {
     core::FiberSleepUntil(core::DeadlineAfter(int64_t{timeout_ms} * 1000000));
     return 0;
   }
-  if (nfds == 1) {  // one socket of gonet's: park on its pollDesc, no helper (core/fd/poll_wait.cc)
+  if (nfds == 1) {  // one socket of gonet's: park on its pollDesc (core/fd/poll_wait.cc)
     core::IoResult r = core::PollOneSocket(fds, timeout_ms < 0 ? 0 : int64_t{timeout_ms} * 1000000);
     if (!r.passthrough()) return ToCAbi<int>(r);
   }
+  if (int r = real::poll(fds, nfds, 0); r != 0) return r;
   int64_t deadline = timeout_ms < 0 ? 0 : core::DeadlineAfter(int64_t{timeout_ms} * 1000000);
-  if (core::IoResult r = PollSockets(fds, nfds, nullptr, deadline); !r.passthrough()) {
+  if (core::IoResult r = PollFds(fds, nfds, nullptr, deadline); !r.passthrough()) {
     return ToCAbi<int>(r);
   }
-  if (int r = real::poll(fds, nfds, 0); r != 0) return r;
   return core::OffloadCall(real::poll, fds, nfds, MsLeft(timeout_ms, deadline));
 }
 
@@ -159,16 +180,16 @@ GONET_HOOK int ppoll(struct pollfd* fds, nfds_t nfds, const struct timespec* tim
     core::IoResult r = core::PollOneSocket(fds, ns);
     if (!r.passthrough()) return ToCAbi<int>(r);
   }
+  const timespec zero{};
+  if (int r = real::ppoll(fds, nfds, &zero, sigmask); r != 0) return r;
   // A signal mask only matters while the call waits for a signal, and fibers get none (README):
   // a group applies it in its probes, as the kernel would during the wait.
   int64_t deadline = timeout == nullptr
                          ? 0
                          : core::DeadlineAfter(std::max<int64_t>(core::TimespecNs(*timeout), 1));
-  if (core::IoResult r = PollSockets(fds, nfds, sigmask, deadline); !r.passthrough()) {
+  if (core::IoResult r = PollFds(fds, nfds, sigmask, deadline); !r.passthrough()) {
     return ToCAbi<int>(r);
   }
-  const timespec zero{};
-  if (int r = real::ppoll(fds, nfds, &zero, sigmask); r != 0) return r;
   return core::OffloadCall(real::ppoll, fds, nfds, timeout, sigmask);
 }
 
@@ -191,7 +212,7 @@ GONET_HOOK int select(int nfds, fd_set* r, fd_set* w, fd_set* e, struct timeval*
   });
   if (ready > 0) probe.Publish();
   if (ready != 0) return ready;
-  pollfd pfds[core::kMaxPollGroupSockets];
+  pollfd pfds[core::kMaxPollGroupFds];
   size_t n = 0;
   if (SelectAsPollfds(nfds, r, w, e, pfds, &n)) {
     int64_t deadline =
@@ -204,7 +225,7 @@ GONET_HOOK int select(int nfds, fd_set* r, fd_set* w, fd_set* e, struct timeval*
       int nfds;
       int result = 0;
     } ctx{&probe, nfds};
-    core::IoResult g = core::WaitSockets(
+    core::IoResult g = core::WaitFds(
         pfds, n, deadline,
         [](void* p) {
           auto* c = static_cast<Ctx*>(p);
@@ -238,7 +259,7 @@ GONET_HOOK int pselect(int nfds, fd_set* r, fd_set* w, fd_set* e, const struct t
   });
   if (ready > 0) probe.Publish();
   if (ready != 0) return ready;
-  pollfd pfds[core::kMaxPollGroupSockets];
+  pollfd pfds[core::kMaxPollGroupFds];
   size_t n = 0;
   if (SelectAsPollfds(nfds, r, w, e, pfds, &n)) {
     int64_t deadline = timeout == nullptr
@@ -249,7 +270,7 @@ GONET_HOOK int pselect(int nfds, fd_set* r, fd_set* w, fd_set* e, const struct t
       int nfds;
       const sigset_t* sigmask;
     } ctx{&probe, nfds, sigmask};
-    core::IoResult g = core::WaitSockets(
+    core::IoResult g = core::WaitFds(
         pfds, n, deadline,
         [](void* p) {
           auto* c = static_cast<Ctx*>(p);
@@ -268,16 +289,34 @@ GONET_HOOK int pselect(int nfds, fd_set* r, fd_set* w, fd_set* e, const struct t
   return core::OffloadCall(real::pselect, nfds, r, w, e, timeout, sigmask);
 }
 
-GONET_HOOK int epoll_wait(int epfd, struct epoll_event* events, int maxevents, int timeout_ms) {
+namespace {
+
+// epoll_wait, and epoll_pwait without a signal mask. A poll group of one copy gives up only
+// before it waits (it cannot arm the copy), so the helper gets the whole timeout.
+int EpollWait(int epfd, struct epoll_event* events, int maxevents, int timeout_ms) {
   if (!core::InFiber() || timeout_ms == 0) {
     return real::epoll_wait(epfd, events, maxevents, timeout_ms);
   }
   if (int r = real::epoll_wait(epfd, events, maxevents, 0); r != 0) return r;
+  int64_t deadline = timeout_ms < 0 ? 0 : core::DeadlineAfter(int64_t{timeout_ms} * 1000000);
+  if (core::IoResult g = EpollOnNetpoller(epfd, events, maxevents, deadline); !g.passthrough()) {
+    return ToCAbi<int>(g);
+  }
   return core::OffloadCall(real::epoll_wait, epfd, events, maxevents, timeout_ms);
 }
 
+}  // namespace
+
+GONET_HOOK int epoll_wait(int epfd, struct epoll_event* events, int maxevents, int timeout_ms) {
+  return EpollWait(epfd, events, maxevents, timeout_ms);
+}
+
+// With a signal mask the call is offloaded: the helper waits with the program's mask, so that a
+// process-directed signal the mask lets through interrupts it, as it would the program's thread;
+// a fiber parked on the netpoller could not be chosen for that signal.
 GONET_HOOK int epoll_pwait(int epfd, struct epoll_event* events, int maxevents, int timeout_ms,
                            const sigset_t* sigmask) {
+  if (sigmask == nullptr) return EpollWait(epfd, events, maxevents, timeout_ms);
   if (!core::InFiber() || timeout_ms == 0) {
     return real::epoll_pwait(epfd, events, maxevents, timeout_ms, sigmask);
   }
@@ -292,6 +331,14 @@ GONET_HOOK int epoll_pwait2(int epfd, struct epoll_event* events, int maxevents,
   }
   const timespec zero{};
   if (int r = real::epoll_pwait2(epfd, events, maxevents, &zero, sigmask); r != 0) return r;
+  if (sigmask == nullptr) {
+    int64_t deadline = timeout == nullptr
+                           ? 0
+                           : core::DeadlineAfter(std::max<int64_t>(core::TimespecNs(*timeout), 1));
+    if (core::IoResult g = EpollOnNetpoller(epfd, events, maxevents, deadline); !g.passthrough()) {
+      return ToCAbi<int>(g);
+    }
+  }
   return core::OffloadCall(real::epoll_pwait2, epfd, events, maxevents, timeout, sigmask);
 }
 

@@ -53,8 +53,8 @@ enum WaitWhat : char {
   kWaitCond = 'v',
   kWaitRwlock = 'l',
   kWaitSem = 's',
-  kWaitFutex = 'f',
-  kWaitPoll = 'p',  // poll or select over several sockets, on the netpoller (poll_group.h)  // a futex the program waits on through syscall(SYS_futex)
+  kWaitFutex = 'f',  // a futex the program waits on through syscall(SYS_futex)
+  kWaitPoll = 'p',   // poll, select or epoll_wait on the netpoller (poll_group.h)
   kWaitSleep = 'z',
   kWaitJoin = 'j',
   kWaitOffload = 'o',  // a call running on an offload helper (syscall_offload.h)

@@ -116,11 +116,12 @@ class PollDesc {
 
   DirLock& Lock(Mode mode) { return mode == Mode::kRead ? rlock_ : wlock_; }
 
-  // A poll or select over several sockets (core/fd/poll_group.cc) waits on all of them at once,
+  // A poll or select over several fds (core/fd/poll_group.cc) waits on all of them at once,
   // beside the semaphores: it puts its parker in watcher_ (one at a time; a second one is told
-  // no), and every readiness of either direction and every Evict unparks it. It re-asks the
-  // kernel after each wake, so a late or extra Unpark is only a spurious wake-up (parker.h), and
-  // parkers are type-stable, so a notifier racing with RemoveWatcher is safe.
+  // no, and watches a private copy of the fd instead), and every readiness of either direction and
+  // every Evict unparks it. It re-asks the kernel after each wake, so a late or extra Unpark is
+  // only a spurious wake-up (parker.h), and parkers are type-stable, so a notifier racing with
+  // RemoveWatcher is safe.
   bool AddWatcher(Parker* p) {
     Parker* none = nullptr;
     return watcher_.compare_exchange_strong(none, p, std::memory_order_seq_cst);
@@ -160,7 +161,7 @@ class PollDesc {
   std::atomic<bool> hint_ended_{false};    // urgent data, EOF or an error seen: no drained hint
   uint32_t drained_edges_ = 0;             // read_edges_ before the last short receive
   bool drained_ = false;                   // a short receive recorded drained_edges_
-  std::atomic<Parker*> watcher_{nullptr};  // a multi-socket poll waiting on this fd, or nullptr
+  std::atomic<Parker*> watcher_{nullptr};  // a poll group waiting on this fd, or nullptr
   DirLock rlock_;  // queues readers in front of rg_ (several threads in accept/recv on one fd)
   DirLock wlock_;  // queues writers in front of wg_
   int fd_ = -1;

@@ -1,14 +1,23 @@
-// poll, ppoll, select, pselect and epoll_wait over 1, 2 and 64 sockets, with and without a pipe
-// in the set: a wait with a far timeout returns when one socket becomes readable, with the
-// kernel's revents / fd sets / events; a wait with a short timeout and nothing ready returns 0
-// with nothing set. Issue 13: in fibers mode a poll of several sockets ran on a helper thread
-// each time (stunnel: a thread per connection again); now it parks on the netpoller, and only
-// sets with fds gonet cannot arm (the pipe) take a helper.
+// poll, ppoll, select, pselect and epoll_wait over 0, 1, 2 and 64 sockets, with and without a
+// pipe and an eventfd in the set: a wait with a far timeout returns when one socket, the pipe or
+// the eventfd becomes readable, with the kernel's revents / fd sets / events; a wait with a short
+// timeout and nothing ready returns 0 with nothing set; several threads waiting on one pipe are
+// all woken by one write; a signal ends a wait with EINTR. Issue 13: in fibers mode a poll of
+// several sockets ran on a helper thread each time (stunnel: a thread per connection again), and so
+// did every set naming a pipe (stunnel's signal pipe) and every epoll_wait; now they all park on
+// the netpoller (the pipe and eventfd through private copies, epoll_wait on the program's epoll fd
+// itself), and the last line shows that no wait took a helper thread (gonet-offload; natively there
+// are none either). The suite runs fibers mode on one worker, where a wait that held the worker
+// would stall the writer.
 //
 // No result depends on timing: the writer acts after the waiter announced itself (the sleep only
 // makes it likely that the waiter is already asleep), and every woken wait has a far timeout.
+#include <dirent.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/select.h>
 #include <sys/socket.h>
 
@@ -29,6 +38,7 @@ struct Set {
   std::vector<int> mine;   // the waiter's ends
   std::vector<int> peers;  // the writer's ends
   int pipe_r = -1, pipe_w = -1;
+  int event = -1;  // an eventfd
 };
 
 Set MakeSet(int sockets, bool with_pipe) {
@@ -44,6 +54,7 @@ Set MakeSet(int sockets, bool with_pipe) {
     Must(pipe(p), "pipe");
     s.pipe_r = p[0];
     s.pipe_w = p[1];
+    s.event = Must(eventfd(0, EFD_CLOEXEC), "eventfd");
   }
   return s;
 }
@@ -54,12 +65,16 @@ void CloseSet(Set& s) {
   if (s.pipe_r >= 0) {
     close(s.pipe_r);
     close(s.pipe_w);
+    close(s.event);
   }
 }
 
 std::vector<int> WaitFds(const Set& s) {
   std::vector<int> fds = s.mine;
-  if (s.pipe_r >= 0) fds.push_back(s.pipe_r);
+  if (s.pipe_r >= 0) {
+    fds.push_back(s.pipe_r);
+    fds.push_back(s.event);
+  }
   return fds;
 }
 
@@ -93,8 +108,10 @@ const char* ApiName(Api a) {
   }
 }
 
-// One wait for readability over fds with timeout_ms; prints the result and what was ready.
-void WaitOnce(Api api, const std::vector<int>& fds, int timeout_ms, const char* label) {
+// One wait for readability over fds with timeout_ms; prints the result and what was ready (or
+// leaves the line in *out).
+void WaitOnce(Api api, const std::vector<int>& fds, int timeout_ms, const char* label,
+              std::string* out = nullptr) {
   std::vector<short> revents(fds.size(), 0);
   long r = 0;
   int err = 0;
@@ -149,18 +166,40 @@ void WaitOnce(Api api, const std::vector<int>& fds, int timeout_ms, const char* 
       break;
     }
   }
+  char line[512];
   if (r < 0) {
-    Say("%s %s -> -1 %s", ApiName(api), label, ErrnoName(err));
+    snprintf(line, sizeof line, "%s %s -> -1 %s", ApiName(api), label, ErrnoName(err));
   } else {
-    Say("%s %s -> %ld [%s]", ApiName(api), label, r, Positions(fds, revents).c_str());
+    snprintf(line, sizeof line, "%s %s -> %ld [%s]", ApiName(api), label, r,
+             Positions(fds, revents).c_str());
+  }
+  if (out != nullptr) {
+    *out = line;
+  } else {
+    Say("%s", line);
   }
 }
 
-void Scenario(Api api, int sockets, bool with_pipe) {
-  Set s = MakeSet(sockets, with_pipe);
+// Runs one wait on a thread once it is likely asleep, after `act` makes something readable.
+template <typename Act>
+void WakeOne(Api api, const std::vector<int>& fds, const std::string& label, Act act) {
+  std::atomic<bool> announced{false};
+  std::thread waiter([&] {
+    announced.store(true);
+    WaitOnce(api, fds, kFarMs, label.c_str());
+  });
+  while (!announced.load()) SleepMs(1);
+  SleepMs(30);
+  act();
+  waiter.join();
+}
+
+void Scenario(Api api, int sockets, bool with_unmanaged) {
+  Set s = MakeSet(sockets, with_unmanaged);
   std::vector<int> fds = WaitFds(s);
   char label[96];
-  snprintf(label, sizeof label, "%d socket(s)%s", sockets, with_pipe ? " + pipe" : "");
+  snprintf(label, sizeof label, "%d socket(s)%s", sockets,
+           with_unmanaged ? " + pipe + eventfd" : "");
 
   // Nothing ready: a short timeout expires.
   std::thread idle([&] {
@@ -170,33 +209,97 @@ void Scenario(Api api, int sockets, bool with_pipe) {
   idle.join();
 
   // The last socket becomes readable while a thread waits.
-  std::atomic<bool> announced{false};
-  std::thread waiter([&] {
-    announced.store(true);
-    std::string l = std::string(label) + ", last socket written";
-    WaitOnce(api, fds, kFarMs, l.c_str());
-  });
-  while (!announced.load()) SleepMs(1);
-  SleepMs(30);
-  Must(write(s.peers.back(), "x", 1), "write");
-  waiter.join();
-
-  // The pipe (if any) becomes readable while a thread waits.
-  if (with_pipe) {
+  if (sockets > 0) {
+    WakeOne(api, fds, std::string(label) + ", last socket written",
+            [&] { Must(write(s.peers.back(), "x", 1), "write"); });
     char c;
     Must(read(s.mine.back(), &c, 1), "read");
-    announced.store(false);
-    std::thread pipe_waiter([&] {
-      announced.store(true);
-      std::string l = std::string(label) + ", pipe written";
-      WaitOnce(api, fds, kFarMs, l.c_str());
+  }
+
+  // The pipe, then the eventfd (if any), becomes readable while a thread waits.
+  if (with_unmanaged) {
+    WakeOne(api, fds, std::string(label) + ", pipe written",
+            [&] { Must(write(s.pipe_w, "x", 1), "write pipe"); });
+    char c;
+    Must(read(s.pipe_r, &c, 1), "read pipe");
+    WakeOne(api, fds, std::string(label) + ", eventfd written", [&] {
+      uint64_t one = 1;
+      Must(write(s.event, &one, sizeof one), "write eventfd");
     });
-    while (!announced.load()) SleepMs(1);
-    SleepMs(30);
-    Must(write(s.pipe_w, "x", 1), "write pipe");
-    pipe_waiter.join();
   }
   CloseSet(s);
+}
+
+// Four threads, each with a socket of its own, wait on one pipe together: one write wakes all.
+void SharedPipe(Api api) {
+  constexpr int kWaiters = 4;
+  int p[2];
+  Must(pipe(p), "pipe");
+  std::vector<Set> sets;
+  for (int i = 0; i < kWaiters; ++i) sets.push_back(MakeSet(1, false));
+  std::atomic<int> announced{0};
+  std::vector<std::string> lines(kWaiters);
+  std::vector<std::thread> waiters;
+  for (int i = 0; i < kWaiters; ++i) {
+    waiters.emplace_back([&, i] {
+      std::vector<int> fds = {sets[i].mine[0], p[0]};
+      announced.fetch_add(1);
+      std::string l = "shared pipe, waiter " + std::to_string(i);
+      WaitOnce(api, fds, kFarMs, l.c_str(), &lines[i]);
+    });
+  }
+  while (announced.load() < kWaiters) SleepMs(1);
+  SleepMs(30);
+  Must(write(p[1], "x", 1), "write pipe");
+  for (std::thread& t : waiters) t.join();
+  for (const std::string& l : lines) Say("%s", l.c_str());
+  for (Set& s : sets) CloseSet(s);
+  close(p[0]);
+  close(p[1]);
+}
+
+void OnSignal(int) {}
+
+// A signal to the waiting thread ends the wait with EINTR, even with SA_RESTART (signal(7): these
+// calls are never restarted). The signal is sent until the wait returns, so one that arrives
+// before the thread is in the call only delays the result.
+void Interrupted(Api api) {
+  struct sigaction sa {};
+  sa.sa_handler = OnSignal;
+  sa.sa_flags = SA_RESTART;
+  Must(sigaction(SIGUSR1, &sa, nullptr), "sigaction");
+  Set s = MakeSet(2, true);
+  std::vector<int> fds = WaitFds(s);
+  std::atomic<bool> done{false};
+  std::thread waiter([&] {
+    WaitOnce(api, fds, kFarMs, "2 socket(s) + pipe + eventfd, signal to the thread");
+    done.store(true);
+  });
+  while (!done.load()) {
+    pthread_kill(waiter.native_handle(), SIGUSR1);
+    SleepMs(20);
+  }
+  waiter.join();
+  CloseSet(s);
+}
+
+// OS threads of this process named gonet-offload: the helpers that run waits gonet could not
+// park. None exist natively, and none may under gonet either.
+int OffloadHelpers() {
+  int n = 0;
+  DIR* d = opendir("/proc/self/task");
+  if (d == nullptr) return -1;
+  while (dirent* e = readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    char path[300], comm[32] = {};
+    snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+    FILE* f = fopen(path, "r");
+    if (f == nullptr) continue;
+    if (fgets(comm, sizeof comm, f) != nullptr && strncmp(comm, "gonet-offload", 13) == 0) ++n;
+    fclose(f);
+  }
+  closedir(d);
+  return n;
 }
 
 }  // namespace
@@ -204,10 +307,14 @@ void Scenario(Api api, int sockets, bool with_pipe) {
 int main() {
   alarm(240);  // a lost wake-up ends the run instead of hanging it
   for (Api api : {Api::kPoll, Api::kPpoll, Api::kSelect, Api::kPselect, Api::kEpoll}) {
+    Scenario(api, 0, true);
     for (int n : {1, 2, 64}) {
       Scenario(api, n, false);
       Scenario(api, n, true);
     }
+    SharedPipe(api);
+    Interrupted(api);
   }
+  Say("offload helper threads: %d", OffloadHelpers());
   return 0;
 }

@@ -493,6 +493,139 @@ def check_iperf_server(e):
     return results[False] == want and results[True] == want
 
 
+STUNNEL_CONFIG = """foreground = yes
+pid =
+syslog = no
+debug = 3
+[plain-to-tls]
+client = yes
+accept = 127.0.0.1:{front}
+connect = 127.0.0.1:{middle}
+[tls-to-plain]
+accept = 127.0.0.1:{middle}
+connect = 127.0.0.1:{echo}
+cert = {dir}/cert.pem
+key = {dir}/key.pem
+"""
+
+STUNNEL_CONNS = 50
+STUNNEL_SECONDS = 3
+STUNNEL_WARMUP = 0.5
+
+
+def offload_threads(pid):
+    """OS threads of pid named gonet-offload (syscall offload helpers)."""
+    n = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                n += f.read().strip() == "gonet-offload"
+        except OSError:
+            pass
+    return n
+
+
+def cpu_seconds(pid):
+    """User plus system CPU time pid has used so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def stunnel_round(e, preload, d, echo_port):
+    """One stunnel4 process (preloaded or not) with two services chained in it, plain -> TLS ->
+    plain, in front of a native epoll echo server; loadgen drives STUNNEL_CONNS connections of
+    byte-checked ping-pong through both. Returns (loadgen exit code, requests/s, OS threads and
+    offload helpers seen under load, offloaded_calls during the load or None, stunnel's CPU
+    microseconds per request: on a shared machine a steadier measure than requests/s)."""
+    front, middle = free_port(), free_port()
+    conf = os.path.join(d, f"stunnel-{front}.conf")
+    with open(conf, "w") as f:
+        f.write(STUNNEL_CONFIG.format(front=front, middle=middle, echo=echo_port, dir=d))
+    srv = start(["stunnel4", conf], e.environ(preload), stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL)
+    try:
+        wait_until(f"stunnel listening on {front} and {middle}",
+                   lambda: listening(front) and listening(middle), srv)
+        before = gonet_stats(e, srv.pid) if preload else None
+        cpu_before = cpu_seconds(srv.pid)
+        load = start([os.path.join(e.build, "loadgen"), "--port", str(front), "--conns",
+                      str(STUNNEL_CONNS), "--size", "256", "--warmup", str(STUNNEL_WARMUP), "--duration",
+                      str(STUNNEL_SECONDS), "--json"], e.environ(False),
+                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # Sampled mid-run, every connection's threads (fibers) then exist and wait in poll.
+        threads = helpers = 0
+        end = time.monotonic() + STUNNEL_SECONDS
+        while load.poll() is None and time.monotonic() < end:
+            threads = max(threads, os_threads(srv.pid))
+            helpers = max(helpers, offload_threads(srv.pid))
+            time.sleep(0.2)
+        out, err = load.communicate(timeout=60)
+        cpu = cpu_seconds(srv.pid) - cpu_before
+        offloaded = None
+        if preload:
+            after = gonet_stats(e, srv.pid)
+            if before is None or after is None:
+                raise RuntimeError(f"no gonet stats in mode {e.mode} for stunnel")
+            offloaded = (after["counters"]["offloaded_calls"] -
+                         before["counters"]["offloaded_calls"])
+        rps, us_per_request = 0.0, 0.0
+        try:
+            report = json.loads(out)
+            rps = report["rps"]
+            # Warmup and measured requests both burn CPU: scale by the measured share.
+            total = rps * (STUNNEL_SECONDS + STUNNEL_WARMUP)
+            us_per_request = cpu * 1e6 / max(total, 1)
+        except (ValueError, KeyError):
+            print(f"loadgen output: {out!r} {err!r}")
+        return load.returncode, rps, threads, helpers, offloaded, us_per_request
+    finally:
+        stop(srv)
+
+
+def check_stunnel_forwarder(e):
+    """Debian's stunnel4 (a thread per connection, each polling its two sockets and stunnel's
+    signal pipe before every transfer) as a plain -> TLS -> plain forwarder in front of an echo
+    server, STUNNEL_CONNS connections of byte-checked ping-pong natively and preloaded: loadgen
+    verifies every byte both times; in fibers mode no poll takes a helper thread (issue 13)."""
+    if not shutil.which("stunnel4") or not shutil.which("openssl"):
+        print("stunnel4 or openssl not installed")
+        return SKIP
+    with tempfile.TemporaryDirectory() as d:
+        r = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days",
+                            "1", "-subj", "/CN=localhost", "-keyout", os.path.join(d, "key.pem"),
+                            "-out", os.path.join(d, "cert.pem")], capture_output=True,
+                           env=e.environ(False), timeout=60)
+        if r.returncode != 0:
+            print("openssl:", r.stderr.decode(errors="replace"))
+            return False
+        echo = start([os.path.join(e.build, "epoll_echo"), "--port", "0", "--lifetime", "90"],
+                     e.environ(False), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                     text=True)
+        try:
+            line = echo.stdout.readline()
+            if not line.startswith("listening on "):
+                raise RuntimeError(f"epoll_echo did not start: {line!r}")
+            echo_port = int(line.split()[-1])
+            results = {p: stunnel_round(e, p, d, echo_port) for p in (False, True)}
+        finally:
+            stop(echo)
+    for p in (False, True):
+        rc, rps, threads, helpers, offloaded, us = results[p]
+        print(f"{'preloaded ' + e.mode if p else 'native'}: loadgen exit {rc}, {rps:.0f} "
+              f"requests/s, {us:.0f} us CPU per request, {threads} OS threads, {helpers} "
+              f"gonet-offload, offloaded_calls {offloaded}")
+    ok = results[False][0] == 0 and results[True][0] == 0
+    if e.mode == "fibers":
+        _, _, _, helpers, offloaded, _ = results[True]
+        # A handful of offloads is tolerated (stunnel's start-up: its configuration and cron
+        # threads); one per poll would be thousands.
+        ok = ok and helpers <= 1 and offloaded <= 10
+        print(f"fibers/native throughput: {results[True][1] / max(results[False][1], 1):.2f}, "
+              f"CPU per request: {results[True][5] / max(results[False][5], 1e-9):.2f}")
+    return ok
+
+
 APACHE_CONFIG = """ServerRoot {dir}
 LoadModule mpm_worker_module /usr/lib/apache2/modules/mod_mpm_worker.so
 LoadModule authz_core_module /usr/lib/apache2/modules/mod_authz_core.so
@@ -686,6 +819,7 @@ CHECKS = {
     "privoxy_proxy": check_privoxy_proxy,
     "iperf_server": check_iperf_server,
     "servers_stop_under_load": check_servers_stop_under_load,
+    "stunnel_forwarder": check_stunnel_forwarder,
 }
 
 
