@@ -199,14 +199,14 @@ void FiberScheduler::ForEachSuspendedTask(SuspendedTaskFn fn, void* ctx) {
   for (size_t i = 0; i < n; ++i) {
     FiberTask& t = g_task_base[i];
     if (!t.alive_.load(std::memory_order_acquire)) continue;
-    t.pinned_.store(1, std::memory_order_seq_cst);
+    t.pinned_.fetch_add(1, std::memory_order_seq_cst);
     // started_ is written by the worker before on_cpu_ drops (release) and read after we saw
     // on_cpu_ == 0 with our pin up, so it is the value of the last run.
     if (t.on_cpu_.load(std::memory_order_seq_cst) == 0 &&
         t.alive_.load(std::memory_order_acquire) && t.started_) {
       fn(ctx, t, t.fiber_.SavedContext());
     }
-    t.pinned_.store(0, std::memory_order_release);
+    t.pinned_.fetch_sub(1, std::memory_order_release);
   }
 }
 

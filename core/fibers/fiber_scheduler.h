@@ -46,7 +46,9 @@
 // fiber and run on an offload thread (syscall_offload.h).
 // The sysmon ticks every 10 ms while any fiber runs, and polls the netpoller when every worker
 // has been busy for 10 ms (nobody else would); after 0.5 s with no fiber running it sleeps until
-// Run wakes it (one load per Run), so an idle process makes no periodic wake-ups.
+// Run wakes it (one load per Run), so an idle process makes no periodic wake-ups. Once a second
+// it also gives back the stack pages below SP of fibers parked since its last look
+// (stack_release.cc); going to sleep with such fibers left, it wakes once more to do so.
 //
 // Scheduling, after Go's schedule()/findrunnable():
 //   - every worker has its own run queue; a started task runs on its home worker. Tasks that
@@ -254,11 +256,17 @@ class FiberTask final : public Parker {
   bool cancel_async_ = false;  // remembered for pthread_setcanceltype; acted on as deferred
   int no_cancel_ = 0;
   std::atomic<uint64_t> state_{kRun};
-  // Dump pinning (ForEachSuspendedTask), a Dekker pair: the worker stores on_cpu_ before it
-  // looks at pinned_, the dumper stores pinned_ before it looks at on_cpu_; so either the worker
-  // sees the pin and waits, or the dumper sees the task on a CPU and skips it.
+  // Pinning (ForEachSuspendedTask, ScanParkedStacks), a Dekker pair: the worker stores on_cpu_
+  // before it looks at pinned_, a pinner adds to pinned_ before it looks at on_cpu_; so either the
+  // worker sees the pin and waits, or the pinner sees the task on a CPU and leaves it. pinned_
+  // counts pins: a dump and a stack scan may hold one each (stack_release.cc).
   std::atomic<uint32_t> on_cpu_{0};
   std::atomic<uint32_t> pinned_{0};
+  // Stack release (stack_release.cc), the scanner's alone (one scan at a time): the park word
+  // (state_) this task had at the last scan (0: not parked then), and whether its pages below SP
+  // went back to the kernel in that park.
+  uint64_t stack_scan_word_ = 0;
+  bool stack_released_ = false;
   std::atomic<bool> alive_{false};  // spawned and not exited
   bool started_ = false;            // resumed at least once (a fresh task has no park site)
   FiberWorker* home_ = nullptr;
@@ -310,6 +318,14 @@ class FiberScheduler {
   // (gonet dump does); fn must not park.
   using SuspendedTaskFn = void (*)(void* ctx, const FiberTask& t, const void* saved_context);
   static void ForEachSuspendedTask(SuspendedTaskFn fn, void* ctx);
+
+  // One pass of the stack release (stack_release.cc: the rule): gives back to the kernel the
+  // stack pages below SP of every task parked in the same park since the previous pass. Returns
+  // the pages released; *pending (if given) is set to the tasks seen parked for the first time,
+  // which the next pass may release. 0 at once if another pass is running. The sysmon calls it
+  // every kStackScanNs; tests call it to release without waiting. Thread rule: an OS thread that
+  // is not a worker (a pinned task's worker would wait for us).
+  static size_t ScanParkedStacks(size_t* pending = nullptr);
 
  private:
   static bool StartWorkers(int n);

@@ -4,6 +4,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <new>
@@ -18,6 +19,13 @@ constexpr size_t kDefaultUsable = 256 * 1024;
 // of fibers does not pin its peak memory forever.
 constexpr int kMaxPooledPerClass = 4096;
 constexpr int kClasses = 8;
+// A stack going back to the pool keeps this much of its top resident and gives the rest back to
+// the kernel (MADV_DONTNEED), as glibc does with a cached thread's stack (advise_stack_range keeps
+// PTHREAD_STACK_MIN): the next fiber touches the top pages anyway, so they stay, and a fiber that
+// once ran deep leaves no resident pages behind in a pool of up to kMaxPooledPerClass stacks.
+// Below the kept part, a shallow fiber's stack has nothing resident, so the madvise is a page-table
+// walk with nothing to free.
+constexpr size_t kPooledResidentTop = 16 * 1024;
 
 size_t PageSize() {
   static const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
@@ -118,6 +126,10 @@ FiberStack FiberStackPool::Get(size_t usable_bytes) {
 
 void FiberStackPool::Put(const FiberStack& stack) {
   if (stack.base == nullptr) return;
+  // Whole pages only (madvise rounds a length up): with 64 KiB pages nothing of the top is lost.
+  size_t release =
+      (stack.usable() - std::min(stack.usable(), kPooledResidentTop)) & ~(PageSize() - 1);
+  if (release != 0) madvise(static_cast<char*>(stack.base) + PageSize(), release, MADV_DONTNEED);
   // The descriptor lives in the stack's top bytes while the stack is pooled.
   auto* slot = reinterpret_cast<FiberStack*>(static_cast<char*>(stack.top()) - sizeof(FiberStack));
   *slot = stack;

@@ -5,6 +5,9 @@
 // mapping is MAP_NORESERVE, so a 256 KiB stack costs only the pages the fiber really touches.
 // Stacks of a given size are kept on a free list when their fiber ends and handed to the next
 // fiber that asks for that size: creating a fiber is then a pointer pop, not an mmap+mprotect.
+// A pooled stack keeps only its top 16 KiB resident (Put; glibc does the same for a cached thread
+// stack), and a parked fiber's pages below its stack pointer go back to the kernel after a second
+// or two (stack_release.cc).
 //
 // Sizes: the fiber's pthread_attr stack size if the program set one, else GONET_FIBER_STACK
 // ("256k", "1m", bytes), else 256 KiB; rounded up to whole pages, at least PTHREAD_STACK_MIN.

@@ -105,11 +105,18 @@ void* SysmonMain(void*) {
   pthread_setname_np(pthread_self(), "gonet-sysmon");
   if (SysmonStartHook hook = g_sysmon_start_hook.load(std::memory_order_acquire)) hook();
   int quiet_ticks = 0;
+  int64_t next_scan = Nanotime() + kStackScanNs;
+  size_t scan_pending = 0;  // fibers the last stack scan saw parked for the first time
+  auto scan_stacks = [&](int64_t now) {
+    FiberScheduler::ScanParkedStacks(&scan_pending);
+    next_scan = now + kStackScanNs;
+  };
   for (;;) {
     timespec tick{0, kSysmonTickNs};
     sys::Call(SYS_nanosleep, &tick, nullptr);  // raw: not fibers mode's nanosleep hook
     int64_t now = Nanotime();
     bool running = Retake(now);
+    if (now >= next_scan) scan_stacks(now);
     // Every worker busy (or stuck) for a while: nobody delivers readiness, so poll for them.
     if (running && now - g_last_poll_ns.load(std::memory_order_relaxed) > kSysmonPollNs &&
         !g_poller_busy.exchange(true, std::memory_order_acq_rel)) {
@@ -122,11 +129,14 @@ void* SysmonMain(void*) {
     }
     if (++quiet_ticks < kSysmonIdleTicks) continue;
     // No fiber has run for a while: sleep until one does (Run wakes us), so that an idle process
-    // makes no periodic wake-ups.
+    // makes no periodic wake-ups. Fibers that the last stack scan saw parked for the first time
+    // are released by one more scan at its due time (stack_release.cc); only then for good.
     g_sysmon_asleep.store(1, std::memory_order_seq_cst);
     if (!Retake(Nanotime())) {  // look again after the store (Run's store/load pair)
       while (g_sysmon_asleep.load(std::memory_order_seq_cst) == 1) {
-        FutexWaitUntil(&g_sysmon_asleep, 1, 0);
+        FutexWaitUntil(&g_sysmon_asleep, 1, scan_pending != 0 ? next_scan : 0);
+        int64_t now = Nanotime();
+        if (scan_pending != 0 && now >= next_scan) scan_stacks(now);
       }
     }
     g_sysmon_asleep.store(0, std::memory_order_seq_cst);

@@ -187,6 +187,10 @@ constexpr int64_t kSysmonTickNs = 10 * 1000000;
 constexpr int kSysmonIdleTicks = 50;
 constexpr int64_t kSysmonPollNs = 10 * 1000000;  // poll for everyone if nobody has for this long
 constexpr int kMaxMachines = 10000;              // Go's default limit on threads
+// Stack release (stack_release.cc): the sysmon's pass over the parked fibers runs this often, and
+// a fiber parked in the same park at two passes gives back its pages below SP; so a fiber parked
+// for 1-2 s is released. Go's scale: it shrinks idle goroutine stacks at GC, seconds apart.
+constexpr int64_t kStackScanNs = 1000 * 1000000;
 
 // An OS thread that runs workers (Go's M). Machines are never freed: a spare one sleeps on
 // `given` until the sysmon hands it a worker.

@@ -36,7 +36,8 @@ namespace gonet::core {
   X(fiber_handoffs, "workers handed to another thread while a fiber blocked (fibers)")         \
   X(fiber_steals, "new fibers taken by an idle worker from a busy one (fibers)")               \
   X(offloaded_calls, "blocking calls a fiber ran on a helper thread while it parked (fibers)") \
-  X(drained_parks, "receives that parked at once: the last one had emptied the queue")
+  X(drained_parks, "receives that parked at once: the last one had emptied the queue")         \
+  X(stack_pages_released, "stack pages below SP of long-parked fibers given back (fibers)")
 
 struct Counters {
 #define GONET_DECLARE_COUNTER(name, help) std::atomic<int64_t> name{0};

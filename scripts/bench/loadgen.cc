@@ -17,6 +17,10 @@
 //   measure  --duration seconds (or --max-requests answers), each answer's latency recorded;
 //   drain    up to kDrainNs for answers still in flight (verified, not recorded), so that
 //            closing does not reset connections holding unread data: servers see a clean EOF.
+// With --one-request, each connection makes exactly one request (its latency is recorded); once
+// every connection has its answer (or --connect-timeout passed) loadgen prints
+// "answered N" on stdout and holds the connections open, idle, for --duration seconds (a drop
+// still counts), so that a benchmark can look at a server whose connections all sit idle.
 //
 // Exit status: 0 iff every connection connected, none was closed by the server, every byte
 // matched, and at least one request completed; 1 otherwise; 2 on a usage error.
@@ -58,6 +62,7 @@ struct Options {
   Mode mode = Mode::kEcho;
   std::uint64_t max_requests = 0;  // 0: no cap
   bool json = false;
+  bool one_request = false;  // one request per connection, then hold them idle (header)
 };
 
 std::int64_t NowNs() {
@@ -301,10 +306,14 @@ class LoadGenerator {
       phase_ = Phase::kMeasure;
       measure_start_ns_ = now;
       measure_end_ns_ = now + SecondsToNs(opt_.duration_s);
+      if (opt_.one_request) {
+        std::printf("answered %d\n", connected_ - unanswered_);
+        std::fflush(stdout);
+      }
     }
     if (phase_ == Phase::kMeasure) {
       measure_elapsed_ns_ = std::min(now, measure_end_ns_) - measure_start_ns_;
-      if (now >= measure_end_ns_ || Capped() || busy_ == 0) {
+      if (now >= measure_end_ns_ || Capped() || (busy_ == 0 && !opt_.one_request)) {
         phase_ = Phase::kDrain;
         drain_end_ns_ = now + kDrainNs;
       }
@@ -431,9 +440,10 @@ class LoadGenerator {
       c.answered = true;
       --unanswered_;
     }
-    if (phase_ == Phase::kMeasure && now <= measure_end_ns_ && !Capped()) {
+    if (opt_.one_request || (phase_ == Phase::kMeasure && now <= measure_end_ns_ && !Capped())) {
       hist_.Record(static_cast<std::uint64_t>(now - c.request_start_ns));
       ++c.measured;
+      if (opt_.one_request) return;  // and stays idle
     }
     if ((phase_ == Phase::kWarmup || phase_ == Phase::kMeasure) && now < measure_end_ns_ &&
         !Capped()) {
@@ -530,6 +540,8 @@ int main(int argc, char** argv) {
   add("connect-timeout", "seconds a handshake may take",
       cxxopts::value<double>()->default_value("10"));
   add("connect-burst", "handshakes in flight at once", cxxopts::value<int>()->default_value("100"));
+  add("one-request",
+      "one request per connection, then print \"answered N\" and hold them idle for --duration");
   add("json", "print one JSON object instead of text");
   add("h,help", "print usage");
   Options opt;
@@ -550,6 +562,7 @@ int main(int argc, char** argv) {
     opt.connect_timeout_s = args["connect-timeout"].as<double>();
     opt.connect_burst = args["connect-burst"].as<int>();
     opt.json = args.count("json") > 0;
+    opt.one_request = args.count("one-request") > 0;
     const std::string mode = args["mode"].as<std::string>();
     if (mode == "echo") {
       opt.mode = Mode::kEcho;

@@ -10,6 +10,8 @@
 #   BENCH_SIZE=64          echo message bytes
 #   BENCH_HTTP_CONNS=500   wrk connections of the HTTP cells
 #   BENCH_ROUNDS=3         rounds of every cell (1 with BENCH_QUICK); each row reports the median
+#   BENCH_DEEP_IDLE_CONNS  connections of the idle-after-a-deep-request section (deep_idle.sh;
+#                          default 10000, 1000 with BENCH_QUICK)
 #
 # Rounds: this machine is shared, and its speed drifts by 10-30% over minutes. One 5 s window per
 # server let a ratio between two rows swing with whoever else was running when each row ran.
@@ -311,8 +313,24 @@ while IFS= read -r row; do
 done < <(awk -F, '$2 ~ /gonet-fibers/ && $3 >= 100 && $9 > $3 {
   printf "%s at %s connections peaked at %s threads: not M:N\n", $2, $3, $9 }' "$CSV")
 
+# Memory, not throughput: idle connections after a deep first request (deep_idle.sh).
+DEEP_IDLE_MD=$WORK/deep_idle.md
+if [[ -x $BUILD/deep_idle_echo ]]; then
+  log "idle connections after a deep first request"
+  if [[ ${BENCH_QUICK:-0} == 1 ]]; then deep_conns=${BENCH_DEEP_IDLE_CONNS:-1000}; else
+    deep_conns=${BENCH_DEEP_IDLE_CONNS:-10000}
+  fi
+  DEEP_IDLE_CONNS=$deep_conns DEEP_IDLE_CSV=$WORK/deep_idle.csv \
+    "$ROOT/scripts/bench/deep_idle.sh" "$BUILD" >"$DEEP_IDLE_MD" ||
+    NOTES+=("deep_idle.sh failed: $(tail -c 200 "$DEEP_IDLE_MD" | tr '\n' ' ')")
+else
+  : >"$DEEP_IDLE_MD"
+  NOTES+=("deep_idle_echo missing: no idle-after-a-deep-request section")
+fi
+
 # --- the report ---------------------------------------------------------------------------
 mkdir -p "$RESULTS"
+[[ -s $WORK/deep_idle.csv ]] && cp "$WORK/deep_idle.csv" "$RESULTS/latest.deep_idle.csv"
 cp "$CSV" "$RESULTS/latest.csv"
 cp "$WORK/rounds.csv" "$RESULTS/latest.rounds.csv"
 commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
@@ -345,18 +363,28 @@ cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
           last = suite[i]
           printf "\n## %s\n\n", suite[i] == "echo" ? "Echo" : "HTTP"
           printf "| server | conns | req/s | range | vs native | p50 us | p99 us | p999 us |"
-          print " peak RSS MiB | peak threads | status |"
-          print "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+          print " peak RSS MiB | peak RSS/conn KiB | peak threads | status |"
+          print "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
         }
         b = base[suite[i] "/" conns[i]]
         ratio = (b != "" && rps[i] != "" && b > 0) ? sprintf("%.2f", rps[i] / b) : "-"
         mib = rss[i] > 0 ? sprintf("%.1f", rss[i] / 1024) : "-"
+        # The whole peak over the connections, start-up memory included: comparable within a
+        # connection count (the idle section below subtracts a baseline).
+        per = rss[i] > 0 && conns[i] > 0 ? sprintf("%.1f", rss[i] / conns[i]) : "-"
         range = lo[i] == "" ? "-" : sprintf("%.0f-%.0f", lo[i], hi[i])
-        printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", server[i], conns[i],
-               rps[i] == "" ? "-" : sprintf("%.0f", rps[i]), range, ratio, cell(p50[i]),
-               cell(p99[i]), cell(p999[i]), mib, (thr[i] > 0 ? thr[i] : "-"), st[i]
+        printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", server[i],
+               conns[i], rps[i] == "" ? "-" : sprintf("%.0f", rps[i]), range, ratio, cell(p50[i]),
+               cell(p99[i]), cell(p999[i]), mib, per, (thr[i] > 0 ? thr[i] : "-"), st[i]
       }
     }' "$CSV"
+  if [[ -s $DEEP_IDLE_MD ]]; then
+    echo
+    echo "## Idle connections after a deep first request"
+    echo
+    echo "\`scripts/bench/deep_idle.sh\` (issue 16): memory a connection costs once idle."
+    cat "$DEEP_IDLE_MD"
+  fi
   if ((${#NOTES[@]} > 0)); then
     echo
     echo "Notes:"

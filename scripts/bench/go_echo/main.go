@@ -6,6 +6,10 @@
 // connection compares the runtimes rather than the buffer sizes. GOMAXPROCS is left to its
 // default (the CPUs in the affinity mask: 1 under `taskset -c 0`).
 //
+// With -deep N, a connection's first message first runs N levels of a call with a 1 KiB local
+// array, as examples/deep_idle_echo.cc does (the benchmark's idle-after-a-deep-request case): the
+// goroutine's stack grows for it, and Go's GC shrinks it again once the goroutine idles.
+//
 // Prints "listening on PORT" once ready; stops on SIGTERM/SIGINT or after -lifetime.
 package main
 
@@ -19,11 +23,38 @@ import (
 	"time"
 )
 
+// deepCall writes and reads back a 1 KiB frame per level, so every level's stack is touched.
+//
+//go:noinline
+func deepCall(level int) int {
+	var frame [1024]byte
+	for i := range frame {
+		frame[i] = byte(level ^ i)
+	}
+	sum := 0
+	if level > 1 {
+		sum = deepCall(level - 1)
+	}
+	for _, b := range frame {
+		sum += int(b)
+	}
+	return sum
+}
+
+var deep = flag.Int("deep", 0, "levels of a 1 KiB-per-level call run on each connection's first message")
+
 func serve(c net.Conn) {
 	defer c.Close()
 	buf := make([]byte, 16*1024)
+	first := true
 	for {
 		n, err := c.Read(buf)
+		if n > 0 && first && *deep > 0 {
+			first = false
+			if deepCall(*deep) == 1 {
+				fmt.Fprintln(os.Stderr, "deep call: unlikely sum")
+			}
+		}
 		if n > 0 {
 			if _, werr := c.Write(buf[:n]); werr != nil {
 				return
