@@ -3,6 +3,7 @@
 #include <time.h>
 
 #include <cerrno>
+#include <climits>
 #include <new>
 
 #include "core/base/base.h"
@@ -14,11 +15,17 @@
 namespace gonet::core {
 namespace {
 
-// One queued fiber. It lives on the fiber's stack for the length of its wait.
+// One queued waiter. It lives on the waiter's stack for the length of its wait. A fiber parks on
+// its parker; an OS thread (parker nullptr) sleeps in the kernel on the word itself (rule 3) and is
+// queued only to keep its place in line: wakers go through the queue in arrival order, fibers and
+// threads alike, as the kernel's own futex queue does. Without the place in line, a wake of one
+// always went to a queued fiber first, and an OS thread waiting on a lock or condition variable
+// that fibers keep taking could wait forever (python3 -m http.server in fibers mode: the main
+// thread, which accepts, starved of the GIL by its handler fibers).
 struct Waiter {
   const void* addr;
   uint32_t bitset;
-  Parker* parker;
+  Parker* parker;  // nullptr: an OS thread asleep in the kernel on addr
   Waiter* next = nullptr;
   Waiter* prev = nullptr;
   std::atomic<bool> woken{false};
@@ -47,13 +54,24 @@ Bucket& BucketFor(const void* addr) {
   return g_table[(reinterpret_cast<uintptr_t>(addr) >> 2) % kBuckets];
 }
 
-// Rule 3: an OS thread sleeps in the kernel on the word itself, as glibc's waiters do.
+// Rule 3: an OS thread sleeps in the kernel on the word itself, as glibc's waiters do, with its
+// place in line in the bucket (Waiter). It leaves the line itself, whoever woke it: a kernel wake
+// from the line may reach another sleeper on the word, whose own entry then leaves instead, so
+// the line always holds one entry per OS thread still asleep or about to sleep.
 int KernelWait(Bucket& b, const std::atomic<uint32_t>* addr, uint32_t expected, int64_t deadline_ns,
                WaitKind kind, uint32_t bitset) {
   timespec abs{};
   if (deadline_ns != 0) {
     abs.tv_sec = deadline_ns / 1000000000;
     abs.tv_nsec = deadline_ns % 1000000000;
+  }
+  Waiter w{addr, bitset, nullptr};
+  {
+    SpinGuard g(b.mu);
+    if (addr->load(std::memory_order_seq_cst) != expected) return EAGAIN;
+    w.prev = b.tail;
+    (b.tail ? b.tail->next : b.head) = &w;
+    b.tail = &w;
   }
   b.kernel_sleepers.fetch_add(1, std::memory_order_seq_cst);
   long r;
@@ -68,6 +86,10 @@ int KernelWait(Bucket& b, const std::atomic<uint32_t>* addr, uint32_t expected, 
     }
   }
   b.kernel_sleepers.fetch_sub(1, std::memory_order_seq_cst);
+  {
+    SpinGuard g(b.mu);
+    b.Unlink(&w);
+  }
   return r == 0 ? 0 : static_cast<int>(-r);  // EAGAIN, ETIMEDOUT, EINTR as the kernel says
 }
 
@@ -112,10 +134,24 @@ int FutexWake(const void* addr, int n, KernelSleepers sleepers, uint32_t bitset)
   if (n <= 0) return 0;
   Bucket& b = BucketFor(addr);
   int woken = 0;
+  // A wake of everyone needs no order: the OS threads are woken by one kernel call below.
+  const bool in_order = n != INT32_MAX && n != INT_MAX;
   {
     SpinGuard g(b.mu);
     for (Waiter* w = b.head; w != nullptr && woken < n;) {
       Waiter* next = w->next;
+      if (w->parker == nullptr) {
+        // An OS thread's place in line: wake one kernel sleeper on the word now, before the
+        // fibers queued behind it. It stays queued (it leaves by itself); 0 means no sleeper yet
+        // (it is about to sleep and will find the word changed), so the line goes on.
+        if (in_order && w->addr == addr && (w->bitset & bitset) != 0) {
+          long r = sys::Call(SYS_futex, addr, FUTEX_WAKE_BITSET | FUTEX_PRIVATE_FLAG, 1, nullptr,
+                             nullptr, bitset);
+          if (r > 0) ++woken;
+        }
+        w = next;
+        continue;
+      }
       if (w->addr == addr && (w->bitset & bitset) != 0) {
         b.Unlink(w);
         // The waiter may return, and its frame die, once woken is visible: read the parker first
@@ -141,7 +177,7 @@ int FutexQueued(const void* addr) {
   Bucket& b = BucketFor(addr);
   int n = 0;
   SpinGuard g(b.mu);
-  for (Waiter* w = b.head; w != nullptr; w = w->next) n += w->addr == addr;
+  for (Waiter* w = b.head; w != nullptr; w = w->next) n += w->addr == addr && w->parker != nullptr;
   return n;
 }
 

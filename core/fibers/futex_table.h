@@ -12,9 +12,15 @@
 //      its worker runs other fibers.
 //   3. An OS thread (the main thread, an offload helper, any thread that is not a fiber) waits in
 //      the kernel, FUTEX_WAIT_PRIVATE on the word, exactly where glibc's own waiters sleep, so
-//      glibc's wakers wake it as they would natively.
-//   4. A waker wakes queued fibers first and then asks the kernel (FUTEX_WAKE_PRIVATE) for what is
-//      left of n, since a glibc sleeper or an OS thread may be there and the table cannot know
+//      glibc's wakers wake it as they would natively. It also takes its place in the bucket's
+//      line, so that gonet's wakers serve it in its turn (rule 4).
+//   4. A waker serves the line in arrival order, fibers and OS threads alike, as the kernel serves
+//      its own futex queue: a queued fiber is unparked, and an OS thread's place is served by
+//      waking one kernel sleeper on the word (FUTEX_WAKE_PRIVATE, 1). A wake of one that always
+//      preferred fibers starved an OS thread for as long as fibers kept queuing (the main thread
+//      of python3 -m http.server in fibers mode, waiting for the GIL, stopped accepting). A wake
+//      of everyone wakes the fibers and then every kernel sleeper in one call. Then it asks the
+//      kernel for what is left of n, since a glibc sleeper may be there and the table cannot know
 //      (kMayHaveGlibcSleepers). A word whose protocol is gonet's alone (condvar, rwlock) has no
 //      glibc sleepers; its kernel wake is skipped unless an OS thread of gonet's sleeps on the
 //      bucket (counted). Callers gate the whole call on their own "someone may wait" state
@@ -26,7 +32,8 @@
 //
 // LOCKING (core/README.md, lock 2): one spinlock per bucket, held for list edits and for the
 // Unparks of a wake (DirLock::WakeAll does the same), which take a worker's run-queue lock
-// (lock 3) for a fiber; never across a park or a blocking syscall.
+// (lock 3) for a fiber, and for the FUTEX_WAKE that serves an OS thread's place in line (it never
+// blocks); never across a park or a blocking syscall.
 #pragma once
 
 #include <linux/futex.h>
@@ -58,7 +65,7 @@ int FutexWake(const void* addr, int n,
               KernelSleepers sleepers = KernelSleepers::kMayHaveGlibcSleepers,
               uint32_t bitset = kFutexMatchAny);
 
-// Fibers queued on addr now (tests and gonet dump).
+// Fibers queued on addr now (tests and gonet dump); OS threads in line are not counted.
 int FutexQueued(const void* addr);
 
 // fork child: forget other threads' waiters and any bucket lock they held.

@@ -121,6 +121,45 @@ TEST(FutexTable, WakeReachesQueuedFibersAndKernelSleepersAlike) {
   ASSERT_EQ(fiber->Join(nullptr), 0);
 }
 
+// Wakes of one serve the waiters in the order they came, an OS thread in the kernel as much as
+// the fibers queued before and after it (futex_table.h, rule 4): the second wake is the thread's,
+// not the later fiber's. Natively the kernel's futex queue is in arrival order too; a wake that
+// preferred fibers starved the main thread of python3 -m http.server (its GIL wait) in fibers mode.
+TEST(FutexTable, WakeOneServesFibersAndOsThreadsInArrivalOrder) {
+  StartFibersMode();
+  static std::atomic<uint32_t> word{0};
+  std::atomic<int> order{0}, first{0}, thread{0}, last{0};
+  FiberTask* f1 = Go([&] {
+    EXPECT_EQ(FutexWait(&word, 0, 0), 0);
+    first = ++order;
+  });
+  ASSERT_TRUE(WaitUntil([] { return FutexQueued(&word) == 1; }));
+  std::atomic<pid_t> tid{0};
+  std::thread os([&] {
+    tid = Tid();
+    EXPECT_EQ(FutexWait(&word, 0, 0), 0);
+    thread = ++order;
+  });
+  ASSERT_TRUE(WaitUntil([&] { return tid.load() != 0 && KernelSleepsOn(tid, &word); }));
+  FiberTask* f2 = Go([&] {
+    EXPECT_EQ(FutexWait(&word, 0, 0), 0);
+    last = ++order;
+  });
+  ASSERT_TRUE(WaitUntil([] { return FutexQueued(&word) == 2; }));
+  for (int i = 1; i <= 3; ++i) {
+    EXPECT_EQ(FutexWake(&word, 1, KernelSleepers::kOnlyGonets), 1) << "wake " << i;
+    ASSERT_TRUE(WaitUntil([&] { return order.load() >= i; })) << "wake " << i;
+    usleep(20 * 1000);  // room for a wrongly woken second waiter to show
+    EXPECT_EQ(order.load(), i) << "wake " << i << " woke more than one";
+  }
+  os.join();
+  ASSERT_EQ(f1->Join(nullptr), 0);
+  ASSERT_EQ(f2->Join(nullptr), 0);
+  EXPECT_EQ(first.load(), 1);
+  EXPECT_EQ(thread.load(), 2);
+  EXPECT_EQ(last.load(), 3);
+}
+
 // glibc's own sem_wait (an OS thread sleeping inside glibc) is woken by gonet's SemPost, and a
 // fiber waiting in SemWait registers in glibc's waiter count, so glibc's sem_post would wake too.
 TEST(FiberSync, SemaphoreKeepsGlibcsLayoutBothWays) {
