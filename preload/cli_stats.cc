@@ -21,12 +21,15 @@ namespace {
 
 using core::ShmHeader;
 
-void PrintStatsText(const Segment& seg, const std::vector<int64_t>* previous) {
+// Prints the counters read into `now` (one read each); the deltas are against `previous`, the
+// values the last report printed, so a change between two reports always shows in one of them.
+void PrintStatsText(const Segment& seg, const std::vector<int64_t>& now,
+                    const std::vector<int64_t>* previous) {
   const ShmHeader& h = *seg.header;
   printf("gonet stats: pid %d, mode %s, uptime %s\n", h.pid, ModeName(h.mode),
          Seconds(MonoNs() - h.start_mono_ns).c_str());
   for (uint32_t i = 0; i < h.counter_count; ++i) {
-    int64_t v = seg.Counter(i);
+    int64_t v = now[i];
     if (previous != nullptr) {
       printf("  %-26s %lld  (%+lld)\n", seg.Name(i), static_cast<long long>(v),
              static_cast<long long>(v - (*previous)[i]));
@@ -129,16 +132,19 @@ int StatsCommand(int argc, char** argv) {
   if (int status = ParseStatsArgs(argc, argv, &pid, &json, &watch_ns); status >= 0) return status;
   Segment seg;
   if (int rc = OpenSegment("stats", pid, /*writable=*/false, &seg)) return rc;
-  std::vector<int64_t> previous;
+  std::vector<int64_t> previous, now;
   for (bool first = true;; first = false) {
     if (json) {
       PrintStatsJson(seg);
     } else {
-      PrintStatsText(seg, first || watch_ns == 0 ? nullptr : &previous);
+      now.resize(seg.header->counter_count);
+      for (uint32_t i = 0; i < seg.header->counter_count; ++i) now[i] = seg.Counter(i);
+      PrintStatsText(seg, now, first || watch_ns == 0 ? nullptr : &previous);
+      // Not a second read: a counter that moved between a report's read and a later one would
+      // vanish from every delta (ops.stats_watch_prints_deltas_until_program_exits timed out).
+      previous.swap(now);
     }
     if (watch_ns == 0) return 0;
-    previous.resize(seg.header->counter_count);
-    for (uint32_t i = 0; i < seg.header->counter_count; ++i) previous[i] = seg.Counter(i);
     timespec ts{static_cast<time_t>(watch_ns / 1000000000),
                 static_cast<long>(watch_ns % 1000000000)};
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {

@@ -90,7 +90,7 @@ const char* OpName(int op) {
     case 'f':
       return "futex";
     case 'p':
-      return "poll of several sockets";
+      return "poll (poll, select or epoll_wait on the netpoller)";
     case 'z':
       return "sleep";
     case 'j':

@@ -1,6 +1,7 @@
 // dump_probe: a thread-per-task program whose threads, run as fibers, park on every kind of wait
 // that `gonet dump` names: accept on a socket, a mutex, a condition variable, a semaphore, a
-// sleep, and a poll of a pipe that runs on an offload helper (tests/regress/dump_test.py). It
+// sleep, a poll of a pipe (on the netpoller) and a read of a pipe that runs on an offload helper
+// (tests/regress/dump_test.py). It
 // prints "listening on PORT" like the sample daemons; the first connection releases everything
 // and the program exits 0. alarm() bounds its life. Its main thread waits in nanosleep, which
 // parks nothing of gonet's (an OS thread sleeps in the kernel), as Apache's child does: the dump
@@ -63,7 +64,15 @@ void* ProbePoller(void* arg) {
   int p[2];
   if (pipe(p) != 0) return arg;
   struct pollfd pfd = {p[0], POLLIN, 0};
-  for (;;) poll(&pfd, 1, -1);  // nobody writes: an offloaded poll, until the process ends
+  for (;;) poll(&pfd, 1, -1);  // nobody writes: parked on the netpoller until the process ends
+  return arg;
+}
+
+void* ProbeReader(void* arg) {
+  int p[2];
+  char c;
+  if (pipe(p) != 0) return arg;
+  for (;;) read(p[0], &c, 1);  // nobody writes: an offloaded read, until the process ends
   return arg;
 }
 
@@ -92,9 +101,11 @@ int main(void) {
   pthread_t sleeper;
   pthread_create(&sleeper, NULL, ProbeSleeper, NULL);
   pthread_detach(sleeper);
-  pthread_t poller;
+  pthread_t poller, reader;
   pthread_create(&poller, NULL, ProbePoller, NULL);
   pthread_detach(poller);
+  pthread_create(&reader, NULL, ProbeReader, NULL);
+  pthread_detach(reader);
   printf("listening on %d\n", ntohs(a.sin_port));
   fflush(stdout);
   while (!__atomic_load_n(&g_released, __ATOMIC_ACQUIRE)) {

@@ -169,9 +169,11 @@ def dump_names_what_parked_fibers_wait_on(ctx):
     with Target(ctx, "dump_probe", run_options=("--mode", "fibers")) as t:
         want = {"fd_accept": r"fd \d+, op a \(accept\)", "mutex": "mutex",
                 "cond": "condition variable", "sem": "semaphore", "sleep": "sleep",
+                "poll": r"poll \(poll, select or epoll_wait on the netpoller\)",
                 "offload": "offloaded call"}
         funcs = {"fd_accept": "ProbeHolder", "mutex": "ProbeLocker", "cond": "ProbeCondWaiter",
-                 "sem": "ProbeSemWaiter", "sleep": "ProbeSleeper", "offload": "ProbePoller"}
+                 "sem": "ProbeSemWaiter", "sleep": "ProbeSleeper", "poll": "ProbePoller",
+                 "offload": "ProbeReader"}
 
         def all_listed():
             r = ctx.gonet_cmd("dump", t.pid)
