@@ -54,6 +54,9 @@ void Log(const char* fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(line, sizeof line, fmt, ap);
   va_end(ap);
+  // Threads outside the numbered ones (the handoff pairs) have no log: g_log[-1] was written
+  // past the array's start (UBSan in the ASan build), natively too.
+  if (t_id < 0 || t_id >= kThreads) return;
   g_log[t_id] += line;
   g_log[t_id] += '\n';
 }
