@@ -260,7 +260,17 @@ int SemPost(sem_t* s) {
 }
 
 namespace {
+// __readers as gonet uses it: glibc's reader count (in units of 1 << PTHREAD_RWLOCK_READER_SHIFT)
+// and gonet's writer bit on top. glibc's own flags stay meaningful in the low bits, because a lock
+// may have been used by glibc before gonet's mode was set (GObject's constructor takes its type
+// lock for writing before libgonet's constructor runs): glibc leaves an unlocked lock in its write
+// phase (__readers == PTHREAD_RWLOCK_WRPHASE), which a count in the low bits would read as one
+// reader held for ever (GLib's socket-listener, task, contexts... hung in g_type_register_static).
 constexpr uint32_t kRwWriter = uint32_t{1} << 31;
+constexpr uint32_t kGlibcWrPhase = 1;   // PTHREAD_RWLOCK_WRPHASE: no meaning once unlocked
+constexpr uint32_t kGlibcWrLocked = 2;  // PTHREAD_RWLOCK_WRLOCKED: held by a glibc writer
+constexpr uint32_t kGlibcFlags = 7;     // WRPHASE | WRLOCKED | RWAITING
+constexpr uint32_t kRwReader = 8;       // 1 << PTHREAD_RWLOCK_READER_SHIFT
 std::atomic<uint32_t>* RwState(pthread_rwlock_t* l) {
   return reinterpret_cast<std::atomic<uint32_t>*>(&l->__data.__readers);
 }
@@ -270,6 +280,8 @@ std::atomic<uint32_t>* RwWaiters(pthread_rwlock_t* l) {
 std::atomic_ref<int> RwWriter(pthread_rwlock_t* l) {
   return std::atomic_ref<int>(l->__data.__cur_writer);
 }
+bool WriteLocked(uint32_t s) { return (s & (kRwWriter | kGlibcWrLocked)) != 0; }
+bool Unlocked(uint32_t s) { return (s & ~kGlibcWrPhase) == 0; }
 bool HoldsWrite(pthread_rwlock_t* l) {
   return (RwState(l)->load() & kRwWriter) &&
          static_cast<uint32_t>(RwWriter(l).load()) == CurrentOwnerId();
@@ -293,20 +305,25 @@ bool RwLockSupported(const pthread_rwlock_t* l) { return l->__data.__shared == 0
 int RwTryRead(pthread_rwlock_t* l) {
   std::atomic<uint32_t>* state = RwState(l);
   uint32_t s = state->load(std::memory_order_relaxed);
-  while ((s & kRwWriter) == 0) {
-    if (s + 1 == kRwWriter) return EAGAIN;  // too many readers
-    if (state->compare_exchange_weak(s, s + 1, std::memory_order_acquire)) return 0;
+  while (!WriteLocked(s)) {
+    if ((s & ~kGlibcFlags) + kRwReader >= kRwWriter) return EAGAIN;  // too many readers
+    // A glibc write phase ends with the first reader, as in glibc.
+    uint32_t next = (s & ~kGlibcWrPhase) + kRwReader;
+    if (state->compare_exchange_weak(s, next, std::memory_order_acquire)) return 0;
   }
   return EBUSY;
 }
 
 int RwTryWrite(pthread_rwlock_t* l) {
-  uint32_t expect = 0;
-  if (!RwState(l)->compare_exchange_strong(expect, kRwWriter, std::memory_order_acquire)) {
-    return EBUSY;
+  std::atomic<uint32_t>* state = RwState(l);
+  uint32_t s = state->load(std::memory_order_relaxed);
+  while (Unlocked(s)) {
+    if (state->compare_exchange_weak(s, kRwWriter, std::memory_order_acquire)) {
+      RwWriter(l).store(static_cast<int>(CurrentOwnerId()), std::memory_order_relaxed);
+      return 0;
+    }
   }
-  RwWriter(l).store(static_cast<int>(CurrentOwnerId()), std::memory_order_relaxed);
-  return 0;
+  return EBUSY;
 }
 
 int RwLockRead(pthread_rwlock_t* l, int64_t deadline_ns) {
@@ -315,7 +332,7 @@ int RwLockRead(pthread_rwlock_t* l, int64_t deadline_ns) {
     int r = RwTryRead(l);
     if (r != EBUSY) return r;
     uint32_t seen = RwState(l)->load(std::memory_order_seq_cst);
-    if ((seen & kRwWriter) == 0) continue;
+    if (!WriteLocked(seen)) continue;
     if (RwWait(l, seen, deadline_ns) == ETIMEDOUT) {
       r = RwTryRead(l);
       return r == EBUSY ? ETIMEDOUT : r;
@@ -328,7 +345,7 @@ int RwLockWrite(pthread_rwlock_t* l, int64_t deadline_ns) {
   for (;;) {
     if (RwTryWrite(l) == 0) return 0;
     uint32_t seen = RwState(l)->load(std::memory_order_seq_cst);
-    if (seen == 0) continue;
+    if (Unlocked(seen)) continue;
     if (RwWait(l, seen, deadline_ns) == ETIMEDOUT) {
       return RwTryWrite(l) == 0 ? 0 : ETIMEDOUT;
     }
@@ -339,13 +356,19 @@ int RwUnlock(pthread_rwlock_t* l) {
   std::atomic<uint32_t>* state = RwState(l);
   uint32_t s = state->load(std::memory_order_relaxed);
   bool wake;
-  if (s & kRwWriter) {
+  if (WriteLocked(s)) {  // gonet's writer, or glibc's from before gonet's mode was set
     RwWriter(l).store(0, std::memory_order_relaxed);
     state->store(0, std::memory_order_seq_cst);
     wake = true;
   } else {
-    if (s == 0) return EPERM;
-    wake = state->fetch_sub(1, std::memory_order_seq_cst) == 1;  // the last reader
+    uint32_t next;
+    do {
+      if ((s & ~kGlibcFlags) == 0) return EPERM;
+      next = s - kRwReader;
+      // The last reader leaves the lock unlocked, without flags a glibc reader may have left.
+      if ((next & ~kGlibcFlags) == 0) next = 0;
+    } while (!state->compare_exchange_weak(s, next, std::memory_order_seq_cst));
+    wake = next == 0;
   }
   // Everyone waiting re-checks: readers all get in, or one writer does.
   if (wake && RwWaiters(l)->load(std::memory_order_seq_cst) != 0) {

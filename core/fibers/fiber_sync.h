@@ -101,8 +101,9 @@ int SemWait(sem_t* s, int64_t deadline_ns);
 int SemTryWait(sem_t* s);  // 0 or EAGAIN
 int SemPost(sem_t* s);     // 0 or EOVERFLOW
 
-// Reader-writer locks (process-private): the low bits of __readers count readers, its top bit
-// marks a writer; __writers counts waiters so an unlock with nobody waiting skips the table. As
+// Reader-writer locks (process-private): __readers counts readers in glibc's units (1 << 3, above
+// glibc's three flag bits, so that a lock glibc used before gonet's mode was set reads right: its
+// unlocked write phase as unlocked, its writer as a writer), its top bit marks gonet's writer; __writers counts waiters so an unlock with nobody waiting skips the table. As
 // glibc's default (PTHREAD_RWLOCK_PREFER_READER_NP), readers are preferred; a writer or reader
 // that already holds the write lock gets EDEADLK.
 bool RwLockSupported(const pthread_rwlock_t* l);
