@@ -351,6 +351,11 @@ TEST(FiberSync, RwLockReadersShareAndWritersExclude) {
 // must read as unlocked, not as a reader held for ever (GLib's GIO tests hung); a glibc writer or
 // reader still holding it is released by gonet's unlock.
 TEST(FiberSync, RwLockTakesOverWhatGlibcLeft) {
+#if defined(__SANITIZE_THREAD__)
+  // ThreadSanitizer intercepts glibc's rwlock entries and models the lock as its own: gonet's
+  // unlock of a lock glibc's wrlock took is, to it, a read lock of a write-locked mutex.
+  GTEST_SKIP() << "ThreadSanitizer cannot model gonet and glibc sharing one rwlock";
+#endif
   GONET_SKIP_UNDER_SANITIZER();
   StartFibersMode();
   pthread_rwlock_t rw = PTHREAD_RWLOCK_INITIALIZER;
