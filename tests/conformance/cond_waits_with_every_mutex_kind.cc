@@ -20,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "deadline.h"
 #include "transcript.h"
 
 using namespace conf;
@@ -28,18 +29,6 @@ namespace {
 
 constexpr int kWaiters = 8;
 constexpr int kFarSeconds = 20;
-
-timespec After(clockid_t clock, int seconds, long ms = 0) {
-  timespec t;
-  clock_gettime(clock, &t);
-  t.tv_sec += seconds;
-  t.tv_nsec += ms * 1000000L;
-  if (t.tv_nsec >= 1000000000L) {
-    t.tv_sec += 1;
-    t.tv_nsec -= 1000000000L;
-  }
-  return t;
-}
 
 enum class Kind { kRobust, kPrioInherit, kSharedMutex, kSharedBoth };
 

@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "deadline.h"
 #include "transcript.h"
 
 using namespace conf;
@@ -25,15 +26,6 @@ constexpr int kMany = 200;
 long Futex(std::atomic<uint32_t>* w, int op, uint32_t val, const timespec* t = nullptr,
            uint32_t bitset = FUTEX_BITSET_MATCH_ANY) {
   return syscall(SYS_futex, w, op, val, t, nullptr, bitset);
-}
-
-timespec After(clockid_t clock, int ms) {
-  timespec t;
-  clock_gettime(clock, &t);
-  t.tv_nsec += ms * 1000000L;
-  t.tv_sec += t.tv_nsec / 1000000000L;
-  t.tv_nsec %= 1000000000L;
-  return t;
 }
 
 // Waits until *w != val, as a futex user loops; returns the last wait's result.
@@ -53,9 +45,9 @@ void RawWaitsAndTheirErrors() {
   timespec rel = {0, 30 * 1000000L};
   std::thread th([&] {
     Show(Futex(&w, FUTEX_WAIT_PRIVATE, 0, &rel), "futex: WAIT(+30ms relative), no wake");
-    timespec mono = After(CLOCK_MONOTONIC, 30);
+    timespec mono = After(CLOCK_MONOTONIC, 0, 30);
     Show(Futex(&w, FUTEX_WAIT_BITSET_PRIVATE, 0, &mono), "futex: WAIT_BITSET(MONOTONIC +30ms)");
-    timespec real = After(CLOCK_REALTIME, 30);
+    timespec real = After(CLOCK_REALTIME, 0, 30);
     Show(Futex(&w, FUTEX_WAIT_BITSET_PRIVATE | FUTEX_CLOCK_REALTIME, 0, &real),
          "futex: WAIT_BITSET|CLOCK_REALTIME(+30ms)");
     timespec past = {1, 0};
@@ -77,7 +69,7 @@ void ManyWaitersWokenByTheMainThreadAndBack() {
   for (int i = 0; i < kMany; ++i) {
     threads.emplace_back([&, i] {
       announced.fetch_add(1);
-      timespec far = After(CLOCK_MONOTONIC, 60000);
+      timespec far = After(CLOCK_MONOTONIC, 0, 60000);
       long r = i % 2 ? WaitWhileEquals(&w, 0, FUTEX_WAIT_PRIVATE, nullptr)
                      : WaitWhileEquals(&w, 0, FUTEX_WAIT_BITSET_PRIVATE, &far, 1u << (i % 32));
       if (r == 0) done.fetch_add(1);

@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "deadline.h"
 #include "transcript.h"
 
 using namespace conf;
@@ -34,18 +35,6 @@ Fn GlibcOwn(const char* name) {
   auto fn = reinterpret_cast<Fn>(dlsym(libc, name));
   if (fn == nullptr) Fail(name);
   return fn;
-}
-
-timespec After(clockid_t clock, int seconds, long ms = 0) {
-  timespec t;
-  clock_gettime(clock, &t);
-  t.tv_sec += seconds;
-  t.tv_nsec += ms * 1000000L;
-  if (t.tv_nsec >= 1000000000L) {
-    t.tv_sec += 1;
-    t.tv_nsec -= 1000000000L;
-  }
-  return t;
 }
 
 // Lets the announced waiters go to sleep before the wake (likely, not required).
