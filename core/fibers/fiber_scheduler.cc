@@ -48,6 +48,7 @@ void FiberSchedulerAfterForkChild() {
   }
   g_machines.store(t_worker != nullptr ? 1 : 0, std::memory_order_relaxed);
   g_sysmon_asleep.store(2, std::memory_order_relaxed);
+  FiberScheduler::ForgetPinsAfterFork();
   FiberWorker* self = t_worker;
   if (self == nullptr) {
     g_nworkers.store(0, std::memory_order_relaxed);

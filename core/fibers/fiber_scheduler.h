@@ -327,6 +327,11 @@ class FiberScheduler {
   // is not a worker (a pinned task's worker would wait for us).
   static size_t ScanParkedStacks(size_t* pending = nullptr);
 
+  // In a fork child: a dump or a stack scan of the parent may have been between its pin and
+  // unpin at the fork. Its thread is gone, so the pin would hold the task's next resume forever
+  // (worker.cc), and the scan flag every later scan.
+  static void ForgetPinsAfterFork();
+
  private:
   static bool StartWorkers(int n);
   static FiberWorker* PlaceNewFiber();
@@ -334,6 +339,7 @@ class FiberScheduler {
 
 // In a fork child (runtime/ calls it): see fiber_scheduler.cc.
 void FiberSchedulerAfterForkChild();
+
 
 // Runs on the sysmon thread when it starts (runtime/ sets it: publish the sysmon as gonet dump's
 // answerer of last resort, observe/dump.h), since fibers/ cannot name observe/.

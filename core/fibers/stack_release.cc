@@ -106,6 +106,14 @@ size_t ReleaseBelowSp(const FiberStack& stack, const void* saved_sp) {
 
 }  // namespace
 
+void FiberScheduler::ForgetPinsAfterFork() {
+  g_scan_busy.store(false, std::memory_order_relaxed);
+  size_t n = g_task_count.load(std::memory_order_relaxed);
+  for (size_t i = 0; g_task_base != nullptr && i < n; ++i) {
+    g_task_base[i].pinned_.store(0, std::memory_order_relaxed);
+  }
+}
+
 size_t FiberScheduler::ScanParkedStacks(size_t* pending) {
   if (pending != nullptr) *pending = 0;
   if (g_task_base == nullptr) return 0;

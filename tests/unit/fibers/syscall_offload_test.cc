@@ -179,6 +179,12 @@ TEST(SyscallOffload, ForkedChildRunsItsCallsOnItsOwnHelpers) {
 #if defined(__SANITIZE_THREAD__)
   GTEST_SKIP() << "ThreadSanitizer cannot start threads in the child of a multi-threaded fork";
 #endif
+#if defined(__SANITIZE_ADDRESS__)
+  // gcc 12's ASan does not take its allocator's locks around fork: a parent thread that was inside
+  // malloc at the fork leaves the child's allocator locked, and the child's first helper thread
+  // then waits forever in realloc (seen with gdb, about 1 run in 50 on a loaded machine).
+  GTEST_SKIP() << "AddressSanitizer's allocator may stay locked in the child of a threaded fork";
+#endif
   StartFibersMode();
   {
     Pipe warm;  // leaves an idle helper behind in the parent
