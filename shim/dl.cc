@@ -2,21 +2,24 @@
 // fiber too (core/fibers/fiber_tls.h).
 //
 // glibc's dlopen looks at its return address to learn who called it: a name without '/' is
-// searched along the caller's RUNPATH, "$ORIGIN" is the caller's directory, and the caller's
-// namespace receives the object. An ordinary wrapper would make gonet the caller. So the entry
-// is a few instructions of assembly that jump to libc's dlopen, with the program's own return
-// address in place, unless the call is one whose answer cannot depend on the caller: fibers
-// mode, and a path with '/' and no '$'. Only those calls go through DlopenFollowed, which calls
-// libc's dlopen and then adopts the new objects' TLS. A bare name (no '/', no '$') from a caller
-// whose search path core finds to be gonet's own (fiber_tls::SameDlopenSearchAsCaller) goes
-// through DlopenNoticed, which calls libc's dlopen and then names the new objects with TLS on
-// stderr before returning (their TLS stays one copy per worker). Objects loaded any other way
-// are named at the next pthread_create.
+// searched along the caller's RPATH and RUNPATH, "$ORIGIN" is the caller's directory, and the
+// caller's namespace receives the object. An ordinary wrapper would make gonet the caller. So the
+// entry is a few instructions of assembly that ask the route, with the program's arguments and
+// its return address, where to jump: libc's dlopen itself (the return address still the
+// program's) unless gonet can make the call and load the same file, in fibers mode:
+//   - a path with '/' and no '$': DlopenFollowed calls libc's dlopen and adopts the new objects;
+//   - a bare name whose search core can reproduce for that caller (dlopen_search.h): the same,
+//     through DlopenFollowed for a caller with gonet's own search path, or DlopenAlongProgram
+//     for the program with a RUNPATH of its own, which loads the file the program's search finds.
+// What glibc loads for any other caller is named at the next pthread_create (fiber_tls.h).
 #include <dlfcn.h>
 
+#include <climits>
+#include <cstdio>
 #include <cstring>
 
 #include "core/base/base.h"
+#include "core/fibers/dlopen_search.h"
 #include "core/fibers/fiber_tls.h"
 #include "core/runtime/runtime.h"
 #include "shim/real.h"
@@ -24,6 +27,9 @@
 namespace {
 
 using DlopenFn = void* (*)(const char*, int);
+// What the route answers: an address the entry jumps to (void (*)() converts to and from any
+// function pointer type without a warning).
+using JumpTarget = void (*)();
 
 DlopenFn RealDlopen() { return gonet::real::DlopenEntry(); }
 
@@ -41,34 +47,53 @@ extern "C" __attribute__((visibility("hidden"), used)) void* gonet_shim_dlopen_f
   return handle;
 }
 
-extern "C" __attribute__((visibility("hidden"), used)) void* gonet_shim_dlopen_noticed(
-    const char* file, int flags) {
+// The program called dlopen(name) and has a RUNPATH of its own. glibc answers with an object
+// already loaded under that name before it searches, for any caller; then the program's search.
+extern "C" __attribute__((visibility("hidden"), used)) void* gonet_shim_dlopen_along_program(
+    const char* file, int flags, const void* caller) {
   DlopenFn real = RealDlopen();
   if (real == nullptr) return nullptr;
-  void* handle = real(file, flags);
-  if (handle != nullptr && (flags & RTLD_NOLOAD) == 0) {
+  void* loaded = real(file, flags | RTLD_NOLOAD);
+  if (loaded != nullptr) return loaded;
+  char path[PATH_MAX];
+  {
     gonet::core::ErrnoGuard keep;
-    gonet::core::fiber_tls::NoticeUnfollowedLoads();
+    namespace search = gonet::core::dlopen_search;
+    if (search::Plan(file, caller, path, sizeof path) != search::ByName::kAlongProgramRunpath) {
+      snprintf(path, sizeof path, "%s", file);  // changed under us: gonet's own search, as before
+    }
   }
-  return handle;
+  return gonet_shim_dlopen_followed(path, flags);
 }
 
 // Called by the assembly entry below with the program's arguments and its return address: where
-// to jump with them (libc's dlopen, or one of the two above, which return to the program).
-extern "C" __attribute__((visibility("hidden"), used)) DlopenFn gonet_shim_dlopen_route(
+// to jump with them, the return address as third argument (libc's dlopen, which ignores it, or
+// one of the two above, which return to the program).
+extern "C" __attribute__((visibility("hidden"), used)) JumpTarget gonet_shim_dlopen_route(
     const char* file, int, const void* caller) {
   if (gonet::core::mode() != gonet::core::RunMode::kFibers || file == nullptr ||
       strchr(file, '$') != nullptr) {
-    return RealDlopen();
+    return reinterpret_cast<JumpTarget>(RealDlopen());
   }
-  if (strchr(file, '/') != nullptr) return &gonet_shim_dlopen_followed;
+  if (strchr(file, '/') != nullptr)
+    return reinterpret_cast<JumpTarget>(&gonet_shim_dlopen_followed);
   gonet::core::ErrnoGuard keep;
-  if (gonet::core::fiber_tls::SameDlopenSearchAsCaller(caller)) return &gonet_shim_dlopen_noticed;
-  return RealDlopen();
+  namespace search = gonet::core::dlopen_search;
+  char path[PATH_MAX];
+  switch (search::Plan(file, caller, path, sizeof path)) {
+    case search::ByName::kAsGonet:
+      return reinterpret_cast<JumpTarget>(&gonet_shim_dlopen_followed);
+    case search::ByName::kAlongProgramRunpath:
+      return reinterpret_cast<JumpTarget>(&gonet_shim_dlopen_along_program);
+    case search::ByName::kCallersOwn:
+      break;
+  }
+  return reinterpret_cast<JumpTarget>(RealDlopen());
 }
 
 #if defined(__x86_64__)
-// At entry rsp is 8 mod 16 (the return address, the route's third argument). The two pushes and
+// At entry rsp is 8 mod 16 (the return address, the route's third argument, and again the third
+// argument of where it jumps). The two pushes and
 // the 8-byte pad keep the call aligned; then a jump to what the route chose: libc's dlopen (its
 // return address is the program's again) or a path of ours, which returns to the program itself
 // (nullptr, libc's dlopen not found: the followed path, which returns nullptr).
@@ -92,6 +117,7 @@ dlopen:
   .cfi_adjust_cfa_offset -8
   pop %rdi
   .cfi_adjust_cfa_offset -8
+  mov (%rsp), %rdx
   test %rax, %rax
   jz 1f
   jmp *%rax

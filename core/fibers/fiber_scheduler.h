@@ -84,7 +84,8 @@
 //     but its destructor is not run at fiber exit: key_kind.h) and the program's own
 //     __thread/thread_local variables (fibers/fiber_tls.h, with C++ destructors at fiber exit)
 //     are per fiber. The TLS of glibc and the runtimes tls_scan.h lists stays per worker (glibc's
-//     uselocale); an object dlopen'ed by name is shared and named on stderr.
+//     uselocale); an object dlopen'ed along its caller's own search path (dlopen_search.h)
+//     is shared and named on stderr.
 //   - poll, ppoll, select, pselect, epoll_wait, epoll_pwait, epoll_pwait2, waitpid, wait, wait3,
 //     wait4, waitid, flock, lockf, fcntl(F_SETLKW/F_OFD_SETLKW), getaddrinfo, getnameinfo,
 //     gethostby{name,name2,addr}_r (always offloaded), and read/readv/write/writev on

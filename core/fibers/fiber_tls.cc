@@ -405,8 +405,9 @@ void ScanLoads(bool follow) {
       }
     } else if (app) {
       Warn(e.object, g_shared ? "GONET_FIBER_TLS=shared: fibers share one copy per worker thread"
-                              : "it was dlopen'ed by name (not by path): fibers share one copy per "
-                                "worker thread");
+                              : "it was dlopen'ed along its caller's own search path (a name with "
+                                "$ORIGIN, or from a library with an RPATH or RUNPATH): fibers "
+                                "share one copy per worker thread");
       app = false;
     }
     SpinGuard g(g_table_mu);
@@ -429,59 +430,6 @@ void ScanLoads(bool follow) {
 }
 
 }  // namespace
-
-namespace {
-
-// The directories libc's dlopen searches for a bare name called from the object `map`, in order,
-// each with its kind (RPATH, LD_LIBRARY_PATH, RUNPATH, default: glibc's RTLD_DI_SERINFO, which
-// walks the caller's RPATH chain as the search does). malloc'ed; nullptr if dlinfo cannot say.
-// glibc fills the object's search-path cache without the loader's lock here, as for any
-// program's dlinfo; a concurrent dlopen writing the same cache can at worst leak its copy.
-Dl_serinfo* SearchPath(void* map) {
-  Dl_serinfo size;
-  if (dlinfo(map, RTLD_DI_SERINFOSIZE, &size) != 0) return nullptr;
-  auto* path = static_cast<Dl_serinfo*>(malloc(size.dls_size));
-  if (path == nullptr) return nullptr;
-  *path = size;  // dls_size and dls_cnt tell dlinfo the buffer's layout
-  if (dlinfo(map, RTLD_DI_SERINFO, path) != 0) {
-    free(path);
-    return nullptr;
-  }
-  return path;
-}
-
-bool SameSearchPath(const Dl_serinfo* a, const Dl_serinfo* b) {
-  if (a->dls_cnt != b->dls_cnt) return false;
-  for (unsigned i = 0; i < a->dls_cnt; ++i) {
-    const Dl_serpath& x = a->dls_serpath[i];
-    const Dl_serpath& y = b->dls_serpath[i];
-    if (x.dls_flags != y.dls_flags || strcmp(x.dls_name, y.dls_name) != 0) return false;
-  }
-  return true;
-}
-
-}  // namespace
-
-bool SameDlopenSearchAsCaller(const void* caller) {
-  if (!g_initialised) return false;  // not fibers mode: nothing to name
-  Dl_info info;
-  void* caller_map = nullptr;
-  void* own_map = nullptr;
-  if (dladdr1(caller, &info, &caller_map, RTLD_DL_LINKMAP) == 0 || caller_map == nullptr ||
-      dladdr1(reinterpret_cast<const void*>(&SameDlopenSearchAsCaller), &info, &own_map,
-              RTLD_DL_LINKMAP) == 0 ||
-      own_map == nullptr) {
-    return false;  // code outside any object (glibc would search as the program): leave it
-  }
-  Lmid_t ns = -1;
-  if (dlinfo(caller_map, RTLD_DI_LMID, &ns) != 0 || ns != LM_ID_BASE) return false;
-  Dl_serinfo* theirs = SearchPath(caller_map);
-  Dl_serinfo* ours = SearchPath(own_map);
-  bool same = theirs != nullptr && ours != nullptr && SameSearchPath(theirs, ours);
-  free(theirs);
-  free(ours);
-  return same;
-}
 
 void FollowDlopen() { ScanLoads(true); }
 

@@ -35,19 +35,19 @@
 // thread_local destructors are found by block and offset (fiber_thread_exit.cc). A program with no
 // such TLS pays one load and a branch per switch.
 //
-// Objects dlopen'ed later (fibers mode's dlopen hook, shim/dl.cc) are followed when they are
-// loaded by path (a name with '/', without '$': the loader's answer does not depend on who calls
-// it): a new object with TLS gets a block of its own, reached through __tls_get_addr (its address
-// differs per thread, and is allocated on first use), so existing fibers see its initial image
-// and the loading fiber keeps what its constructors stored. Such an object is never unloaded
-// (RTLD_NODELETE: gonet copies its TLS on every switch), as glibc already keeps an object that
-// has live thread_local destructors. An object loaded any other way (a bare soname, a path with
-// $ORIGIN, where the caller decides the search path and gonet's hook must stay out of the way)
-// keeps one copy of its TLS per worker and is named on stderr, once: when the dlopen that loaded
-// it returns, if it was a bare name and the caller's search path is gonet's own
-// (SameDlopenSearchAsCaller: then gonet may make the call and look at what it loaded); otherwise
-// (the caller has an RPATH or RUNPATH of its own, the name has $ORIGIN) at the next
-// pthread_create.
+// Objects dlopen'ed later (fibers mode's dlopen hook, shim/dl.cc) are followed when gonet can
+// make the call itself and load the same file: a path (a name with '/', without '$': the
+// loader's answer does not depend on who calls it), or a bare name whose search gonet can
+// reproduce for its caller (dlopen_search.h: a caller with gonet's own search path, or the
+// program with a RUNPATH of its own). A new object with TLS gets a block of its own, reached
+// through __tls_get_addr (its address differs per thread, and is allocated on first use), so
+// existing fibers see its initial image and the loading fiber keeps what its constructors stored.
+// Such an object is never unloaded (RTLD_NODELETE: gonet copies its TLS on every switch), as
+// glibc already keeps an object that has live thread_local destructors. An object loaded any
+// other way (a name with $ORIGIN, a bare name from a library with a search path of its own:
+// only glibc called with the program's return address can search for it, so gonet's hook jumps
+// to glibc's dlopen and never sees the call return) keeps one copy of its TLS per worker and is
+// named on stderr, once, at the next pthread_create.
 //
 // Thread rules: Init once, before any fiber runs. Save/Load only on the fiber they are given, on
 // its stack. FollowDlopen and NoticeUnfollowedLoads from any thread; the block table is
@@ -100,25 +100,18 @@ struct TlsPlace {
 bool FindTlsPlace(const void* addr, TlsPlace* place);
 void* AtTlsPlace(TlsPlace place);
 
-// dlopen(path) from a fiber returned handle: adopt the new objects with TLS (pin, add blocks).
+// A dlopen gonet made for the program (a path, or a name it searched as the program's caller
+// would) returned a handle: adopt the new objects with TLS (pin, add blocks).
 void FollowDlopen();
 // libc's dlopen, registered by the shim at load (shim/real.h): pinning an adopted object
 // (RTLD_NOLOAD | RTLD_NODELETE) must not go through gonet's own dlopen entry. Until it is set,
 // objects cannot be pinned and stay shared (named on stderr).
 using DlopenFn = void* (*)(const char* file, int flags);
 void SetRealDlopen(DlopenFn dlopen);
-// After a dlopen by bare name returned, and at pthread_create: look for objects loaded without
-// being followed (dlopen of a bare name or with $ORIGIN) and name them on stderr, once each.
+// At pthread_create: look for objects loaded without being followed (a dlopen gonet left to
+// glibc, dlopen_search.h) and name them on stderr, once each.
 // Cheap when nothing was loaded (one dl_iterate_phdr callback). Does nothing before Init.
 void NoticeUnfollowedLoads();
-// True if libc's dlopen of a bare name (no '/', no '$') searches the same directories, in the same
-// namespace, whether the code at `caller` (a return address) calls it or gonet does: the caller's
-// object is in the base namespace and glibc reports the same search path for it as for gonet's
-// own object (RTLD_DI_SERINFO: its RPATH chain, LD_LIBRARY_PATH, its RUNPATH, the default
-// directories unless DF_1_NODEFLIB; gonet declares none of its own), so calling it from gonet
-// loads the same file, and the loaded object's own later searches (through its loader's RPATH
-// chain) are the same too. Only in fibers mode (after Init); false whenever it cannot tell.
-bool SameDlopenSearchAsCaller(const void* caller);
 
 // In a fork child, before anything else runs (runtime's AtForkChild): the scan and table locks
 // may have been held by a thread that does not exist in the child.

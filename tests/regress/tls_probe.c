@@ -12,6 +12,10 @@
                         stderr, starts and joins one thread, prints "ok"
      tls_probe dlopen-only LIB
                         the same without the thread
+     tls_probe dlopen-share LIB
+                        dlopens LIB (the conformance suite's thread-local library), then as
+                        share with the library's thread-local (conf_lib_set, conf_lib_get):
+                        prints "library thread-local value after park: N"
 
    Built twice: tls_probe, and tls_probe_runpath with a RUNPATH naming the directory of the
    library the tests dlopen by name (its search path is then not gonet's own). */
@@ -26,6 +30,11 @@
 /* Not static: a call the compiler cannot see into (recv) may change it, so it is reloaded. */
 __thread int tls_probe_value;
 
+static void set_own(int v) { tls_probe_value = v; }
+static int get_own(void) { return tls_probe_value; }
+static void (*set_value)(int) = set_own;
+static int (*get_value)(void) = get_own;
+
 static int ready[2]; /* first -> second: "my value is set" */
 static int data[2];  /* second -> first: "mine is set too" */
 static int seen_after_park;
@@ -33,10 +42,10 @@ static int seen_after_park;
 static void* first(void* arg) {
   char c = 'r';
   (void)arg;
-  tls_probe_value = 1;
+  set_value(1);
   if (send(ready[0], &c, 1, 0) != 1) return NULL;
   if (recv(data[1], &c, 1, 0) != 1) return NULL; /* parks until the second thread sends */
-  seen_after_park = tls_probe_value;
+  seen_after_park = get_value();
   return NULL;
 }
 
@@ -44,12 +53,12 @@ static void* second(void* arg) {
   char c;
   (void)arg;
   if (recv(ready[1], &c, 1, 0) != 1) return NULL; /* the first thread has set its value */
-  tls_probe_value = 2;
+  set_value(2);
   send(data[0], &c, 1, 0);
   return NULL;
 }
 
-static int share(void) {
+static int share(const char* what) {
   pthread_t a, b;
   if (socketpair(AF_UNIX, SOCK_STREAM, 0, ready) != 0) return 1;
   if (socketpair(AF_UNIX, SOCK_STREAM, 0, data) != 0) return 1;
@@ -57,7 +66,7 @@ static int share(void) {
   if (pthread_create(&b, NULL, second, NULL) != 0) return 1;
   pthread_join(a, NULL);
   pthread_join(b, NULL);
-  printf("thread-local value after park: %d\n", seen_after_park);
+  printf("%sthread-local value after park: %d\n", what, seen_after_park);
   return 0;
 }
 
@@ -93,11 +102,24 @@ static int dlopen_then_thread(const char* lib, int thread) {
   return 0;
 }
 
+static int dlopen_then_share(const char* lib) {
+  void* h = dlopen(lib, RTLD_NOW);
+  if (h == NULL) {
+    fprintf(stderr, "dlopen: %s\n", dlerror());
+    return 1;
+  }
+  set_value = (void (*)(int))dlsym(h, "conf_lib_set");
+  get_value = (int (*)(void))dlsym(h, "conf_lib_get");
+  if (set_value == NULL || get_value == NULL) return 1;
+  return share("library ");
+}
+
 int main(int argc, char** argv) {
   tls_probe_value = 0;
   if (argc > 2 && strcmp(argv[1], "dlopen") == 0) return dlopen_then_thread(argv[2], 1);
   if (argc > 2 && strcmp(argv[1], "dlopen-only") == 0) return dlopen_then_thread(argv[2], 0);
-  if (argc > 1 && strcmp(argv[1], "share") == 0) return share();
+  if (argc > 2 && strcmp(argv[1], "dlopen-share") == 0) return dlopen_then_share(argv[2]);
+  if (argc > 1 && strcmp(argv[1], "share") == 0) return share("");
   if (argc > 1 && strcmp(argv[1], "fork") == 0) return child_then_ok(argv[0], 0);
   if (argc > 1 && strcmp(argv[1], "exec") == 0) return child_then_ok(argv[0], 1);
   printf("ok\n");

@@ -4,7 +4,8 @@ libgonet.so.
 
 In fibers mode the program's threads are fibers on a few worker threads; gonet gives each fiber
 its own copy of the program's __thread / thread_local variables (core/fibers/fiber_tls.h). What
-stays shared is named on stderr, one line per object: a library dlopen'ed by name (not by path),
+stays shared is named on stderr, one line per object: a library dlopen'ed along its caller's own
+search path (a name with $ORIGIN, or by name from a library with an RPATH or RUNPATH of its own),
 or every application object when the operator chose GONET_FIBER_TLS=shared. These checks run real
 processes and read their stderr:
 
@@ -135,58 +136,85 @@ RETURNED = "tls_probe: dlopen returned"
 
 
 def expect_named(line, name, size):
-    for needle in (f"{name} declares {size} bytes", "dlopen'ed by name",
+    for needle in (f"{name} declares {size} bytes", "dlopen'ed along its caller's own search path",
                    "one copy per worker thread", "GONET_QUIET_TLS=1"):
         if needle not in line:
             raise Failure(f"{needle!r} missing from {line!r}")
 
 
-def check_library_dlopened_by_name_is_named(ctx):
-    """A library dlopen'ed by name is searched along its caller's paths, so gonet does not follow
-    it: its TLS stays shared. When the caller's search path is gonet's own (here: no RPATH or
-    RUNPATH, LD_LIBRARY_PATH for both), the line naming it is printed before that dlopen returns,
-    with no pthread_create after it, and only once when a thread is created later. The same
-    library dlopen'ed by path is followed, and per fiber: nothing is printed."""
-    size = tls_bytes(ctx.tls_lib)
-    if size == 0:
+LIBRARY_LINE = "library thread-local value after park: %d\n"
+ONE_WORKER = {"GONET_WORKERS": "1"}
+
+
+def expect_library_tls_per_thread(ctx, probe, lib, **extra):
+    """probe dlopens lib, and a thread parked in recv keeps its own value of the library's
+    thread-local while another stores into its copy: natively, in threads mode, and in fibers mode
+    on one worker; with GONET_FIBER_TLS=shared the library's copy is one per worker (the check can
+    fail)."""
+    quiet_shared = dict(ONE_WORKER, GONET_QUIET_TLS="1", **SHARED)
+    for mode, more, want in ((None, {}, 1), ("threads", {}, 1), ("fibers", ONE_WORKER, 1),
+                             ("fibers", quiet_shared, 2)):
+        r = ctx.run([probe, "dlopen-share", lib], ctx.env(mode, **extra, **more))
+        if r.stdout != LIBRARY_LINE % want:
+            raise Failure(f"{lib}, mode {mode or 'native'} {more}: expected "
+                          f"{LIBRARY_LINE % want!r}, got {r.stdout!r} (stderr {r.stderr!r})")
+        if mode == "fibers" and want == 1:
+            expect_warnings(r, 0, f"{lib} in fibers mode")
+
+
+def check_library_dlopened_by_name_is_followed(ctx):
+    """A library dlopen'ed by bare name from a program whose search path glibc reports as gonet's
+    own (no RPATH or RUNPATH; LD_LIBRARY_PATH for both) is loaded by gonet's own call, which finds
+    the same file: it is followed, its TLS is per fiber, and nothing is printed. The same for the
+    library dlopen'ed by path."""
+    if tls_bytes(ctx.tls_lib) == 0:
         raise Failure(f"{ctx.tls_lib} has no PT_TLS")
     libdir, name = os.path.split(ctx.tls_lib)
-    env = ctx.env("fibers", LD_LIBRARY_PATH=libdir)
-    r = ctx.run([ctx.probe, "dlopen-only", name], env)
-    line, = expect_warnings(r, 1, "dlopen by name, no thread after it")
-    expect_named(line, name, size)
-    lines = r.stderr.splitlines()
-    if RETURNED not in lines or lines.index(line) > lines.index(RETURNED):
-        raise Failure(f"the line must come before dlopen returns: stderr {r.stderr!r}")
-    r = ctx.run([ctx.probe, "dlopen", name], env)
-    line, = expect_warnings(r, 1, "dlopen by name, then a thread")
-    lines = r.stderr.splitlines()
-    if lines.index(line) > lines.index(RETURNED):
-        raise Failure(f"the line must come before dlopen returns: stderr {r.stderr!r}")
-    expect_warnings(ctx.run([ctx.probe, "dlopen-only", name],
-                            ctx.env("fibers", LD_LIBRARY_PATH=libdir, GONET_QUIET_TLS="1")), 0,
-                    "dlopen by name, GONET_QUIET_TLS=1")
+    r = ctx.run([ctx.probe, "dlopen-only", name], ctx.env("fibers", LD_LIBRARY_PATH=libdir))
+    expect_warnings(r, 0, "dlopen by name, no thread after it")
+    r = ctx.run([ctx.probe, "dlopen", name], ctx.env("fibers", LD_LIBRARY_PATH=libdir))
+    expect_warnings(r, 0, "dlopen by name, then a thread")
+    if r.stderr != RETURNED + "\n" or r.stdout != "ok\n":
+        raise Failure(f"dlopen by name: stdout {r.stdout!r}, stderr {r.stderr!r}")
+    expect_library_tls_per_thread(ctx, ctx.probe, name, LD_LIBRARY_PATH=libdir)
     r = ctx.run([ctx.probe, "dlopen", ctx.tls_lib], ctx.env("fibers"))
     expect_warnings(r, 0, "dlopen by path")
     if r.stderr != RETURNED + "\n" or r.stdout != "ok\n":
         raise Failure(f"dlopen by path: stdout {r.stdout!r}, stderr {r.stderr!r}")
+    expect_library_tls_per_thread(ctx, ctx.probe, ctx.tls_lib)
 
 
-def check_library_dlopened_by_name_along_the_callers_runpath_is_named(ctx):
+def check_library_dlopened_by_name_along_the_programs_runpath_is_followed(ctx):
     """A program with a RUNPATH of its own dlopens the library by name, found only along that
-    RUNPATH: gonet leaves the call to libc with the program as its caller (the load succeeds
-    without LD_LIBRARY_PATH), and names the library at the next pthread_create, once."""
-    size = tls_bytes(ctx.tls_lib)
+    RUNPATH (no LD_LIBRARY_PATH): gonet searches the program's directories as glibc does, loads
+    the file it finds by path, and follows it: per fiber, nothing printed."""
     name = os.path.basename(ctx.tls_lib)
     for mode in (None, "fibers"):
         r = ctx.run([ctx.runpath_probe, "dlopen", name], ctx.env(mode))
+        if r.stdout != "ok\n" or r.stderr != RETURNED + "\n":
+            raise Failure(f"mode {mode or 'native'}: stdout {r.stdout!r}, stderr {r.stderr!r}")
+    expect_library_tls_per_thread(ctx, ctx.runpath_probe, name)
+
+
+def check_library_dlopened_with_origin_is_named(ctx):
+    """A name with $ORIGIN is the caller's directory: gonet leaves the call to glibc with the
+    program as its caller (the load succeeds as natively), cannot follow what it loaded, and
+    names the library at the next pthread_create, once: its TLS stays one copy per worker."""
+    size = tls_bytes(ctx.tls_lib)
+    name = os.path.basename(ctx.tls_lib)
+    rel = os.path.relpath(ctx.tls_lib, os.path.dirname(ctx.probe))
+    origin_name = "$ORIGIN/" + rel
+    for mode in (None, "fibers"):
+        r = ctx.run([ctx.probe, "dlopen", origin_name], ctx.env(mode))
         if r.stdout != "ok\n":
             raise Failure(f"mode {mode or 'native'}: stdout {r.stdout!r}, stderr {r.stderr!r}")
-    line, = expect_warnings(r, 1, "dlopen by name along the program's RUNPATH")
+    line, = expect_warnings(r, 1, "dlopen with $ORIGIN")
     expect_named(line, name, size)
     lines = r.stderr.splitlines()
     if lines.index(line) < lines.index(RETURNED):
         raise Failure(f"expected the line at pthread_create, after dlopen: {r.stderr!r}")
+    r = ctx.run([ctx.probe, "dlopen-only", origin_name], ctx.env("fibers"))
+    expect_warnings(r, 0, "dlopen with $ORIGIN, no thread after it")
 
 
 def check_quiet_tls_silences_the_warning(ctx):

@@ -1,0 +1,154 @@
+#include "core/fibers/dlopen_search.h"
+
+#include <dlfcn.h>
+#include <elf.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <link.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+namespace gonet::core::dlopen_search {
+namespace {
+
+// The directories libc's dlopen searches for a bare name called from the object `map`, in order
+// (glibc's RTLD_DI_SERINFO, which walks the caller's RPATH chain as the search does; it leaves out
+// ld.so.cache and each directory's hardware-capability subdirectories). malloc'ed; nullptr if
+// dlinfo cannot say. glibc fills the object's search-path cache without the loader's lock here,
+// as for any program's dlinfo; a concurrent dlopen writing the same cache can at worst leak its
+// copy.
+Dl_serinfo* SearchPath(void* map) {
+  Dl_serinfo size;
+  if (dlinfo(map, RTLD_DI_SERINFOSIZE, &size) != 0) return nullptr;
+  auto* path = static_cast<Dl_serinfo*>(malloc(size.dls_size));
+  if (path == nullptr) return nullptr;
+  *path = size;  // dls_size and dls_cnt tell dlinfo the buffer's layout
+  if (dlinfo(map, RTLD_DI_SERINFO, path) != 0) {
+    free(path);
+    return nullptr;
+  }
+  return path;
+}
+
+bool SameDir(const Dl_serpath& x, const Dl_serpath& y) {
+  return x.dls_flags == y.dls_flags && strcmp(x.dls_name, y.dls_name) == 0;
+}
+
+// If `theirs` is `ours` with one run of directories inserted, the end of that run (an index into
+// theirs); 0 if the paths are the same; -1 otherwise.
+int EndOfOwnRun(const Dl_serinfo* theirs, const Dl_serinfo* ours) {
+  unsigned n = theirs->dls_cnt, m = ours->dls_cnt;
+  if (n < m) return -1;
+  unsigned head = 0;
+  while (head < m && SameDir(theirs->dls_serpath[head], ours->dls_serpath[head])) ++head;
+  unsigned extra = n - m;
+  for (unsigned i = head; i < m; ++i) {
+    if (!SameDir(theirs->dls_serpath[i + extra], ours->dls_serpath[i])) return -1;
+  }
+  return static_cast<int>(head + extra);
+}
+
+bool Exists(const char* dir, const char* sub) {
+  char p[PATH_MAX];
+  if (snprintf(p, sizeof p, "%s/%s", dir, sub) >= static_cast<int>(sizeof p)) return true;
+  struct stat st;
+  return stat(p, &st) == 0;
+}
+
+// glibc looks in these subdirectories of every directory before the directory itself, choosing
+// by the CPU; gonet does not reproduce that choice.
+bool HasCapabilitySubdirs(const char* dir) {
+  static const char* const kSubdirs[] = {
+    "glibc-hwcaps",
+    "tls",
+#if defined(__x86_64__)
+    "x86_64",
+    "haswell",
+    "avx512_1",
+#elif defined(__aarch64__)
+    "aarch64",
+#endif
+  };
+  for (const char* sub : kSubdirs) {
+    if (Exists(dir, sub)) return true;
+  }
+  return false;
+}
+
+#if defined(__x86_64__)
+constexpr int kMachine = EM_X86_64;
+#elif defined(__aarch64__)
+constexpr int kMachine = EM_AARCH64;
+#else
+constexpr int kMachine = -1;
+#endif
+
+// Whether glibc's search stops at this file (open_verify): a file it cannot open, or an ELF
+// object of another class or machine, is passed over; anything else is taken (an invalid file
+// then fails the dlopen, by path as by name).
+bool SearchStopsAt(const char* file) {
+  int fd = open(file, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  ElfW(Ehdr) h;
+  ssize_t got = pread(fd, &h, sizeof h, 0);
+  close(fd);
+  if (got != static_cast<ssize_t>(sizeof h) || memcmp(h.e_ident, ELFMAG, SELFMAG) != 0) {
+    return true;
+  }
+  if (h.e_ident[EI_CLASS] != (sizeof(void*) == 8 ? ELFCLASS64 : ELFCLASS32)) return false;
+  return h.e_machine == kMachine;
+}
+
+}  // namespace
+
+ByName Plan(const char* name, const void* caller, char* path, size_t cap) {
+  if (name == nullptr || strchr(name, '/') != nullptr || strchr(name, '$') != nullptr) {
+    return ByName::kCallersOwn;
+  }
+  Dl_info info;
+  void* caller_map = nullptr;
+  void* own_map = nullptr;
+  if (dladdr1(caller, &info, &caller_map, RTLD_DL_LINKMAP) == 0 || caller_map == nullptr ||
+      dladdr1(reinterpret_cast<const void*>(&Plan), &info, &own_map, RTLD_DL_LINKMAP) == 0 ||
+      own_map == nullptr) {
+    return ByName::kCallersOwn;  // code outside any object (glibc would search as the program)
+  }
+  Lmid_t ns = -1;
+  if (dlinfo(caller_map, RTLD_DI_LMID, &ns) != 0 || ns != LM_ID_BASE) return ByName::kCallersOwn;
+  Dl_serinfo* theirs = SearchPath(caller_map);
+  Dl_serinfo* ours = SearchPath(own_map);
+  ByName plan = ByName::kCallersOwn;
+  int end = theirs != nullptr && ours != nullptr ? EndOfOwnRun(theirs, ours) : -1;
+  if (end == 0) {
+    plan = ByName::kAsGonet;
+  } else if (end > 0 && caller_map == static_cast<void*>(_r_debug.r_map) && cap > 0) {
+    // The program: its run is its RUNPATH (a DT_RPATH of the program is gonet's path too).
+    plan = ByName::kAlongProgramRunpath;
+    snprintf(path, cap, "%s", name);
+    for (int i = 0; i < end; ++i) {
+      const char* dir = theirs->dls_serpath[i].dls_name;
+      if (HasCapabilitySubdirs(dir)) {
+        plan = ByName::kCallersOwn;
+        break;
+      }
+      char file[PATH_MAX];
+      if (snprintf(file, sizeof file, "%s/%s", dir, name) >= static_cast<int>(sizeof file)) {
+        plan = ByName::kCallersOwn;
+        break;
+      }
+      if (SearchStopsAt(file)) {
+        if (snprintf(path, cap, "%s", file) >= static_cast<int>(cap)) plan = ByName::kCallersOwn;
+        break;
+      }
+    }
+  }
+  free(theirs);
+  free(ours);
+  return plan;
+}
+
+}  // namespace gonet::core::dlopen_search
