@@ -10,7 +10,8 @@
 //   - a path with '/' and no '$': DlopenFollowed calls libc's dlopen and adopts the new objects;
 //   - a bare name whose search core can reproduce for that caller (dlopen_search.h): the same,
 //     through DlopenFollowed for a caller with gonet's own search path, or DlopenAlongProgram
-//     for the program with a RUNPATH of its own, which loads the file the program's search finds.
+//     for the program with a RUNPATH of its own, which loads the file the program's search finds;
+//   - the program's own $ORIGIN: DlopenAlongProgram loads the path it expands to.
 // What glibc loads for any other caller is named at the next pthread_create (fiber_tls.h).
 #include <dlfcn.h>
 
@@ -47,21 +48,25 @@ extern "C" __attribute__((visibility("hidden"), used)) void* gonet_shim_dlopen_f
   return handle;
 }
 
-// The program called dlopen(name) and has a RUNPATH of its own. glibc answers with an object
+// The program called dlopen(name) and has a RUNPATH of its own: glibc answers with an object
 // already loaded under that name before it searches, for any caller; then the program's search.
+// Or the program called dlopen with its own $ORIGIN: the path it expands to.
 extern "C" __attribute__((visibility("hidden"), used)) void* gonet_shim_dlopen_along_program(
     const char* file, int flags, const void* caller) {
   DlopenFn real = RealDlopen();
   if (real == nullptr) return nullptr;
-  void* loaded = real(file, flags | RTLD_NOLOAD);
-  if (loaded != nullptr) return loaded;
+  namespace search = gonet::core::dlopen_search;
   char path[PATH_MAX];
+  search::ByName plan;
   {
     gonet::core::ErrnoGuard keep;
-    namespace search = gonet::core::dlopen_search;
-    if (search::Plan(file, caller, path, sizeof path) != search::ByName::kAlongProgramRunpath) {
-      snprintf(path, sizeof path, "%s", file);  // changed under us: gonet's own search, as before
-    }
+    plan = search::Plan(file, caller, path, sizeof path);
+  }
+  if (plan == search::ByName::kAlongProgramRunpath) {
+    void* loaded = real(file, flags | RTLD_NOLOAD);
+    if (loaded != nullptr) return loaded;
+  } else if (plan != search::ByName::kProgramOrigin) {
+    snprintf(path, sizeof path, "%s", file);  // changed under us: gonet's own search, as before
   }
   return gonet_shim_dlopen_followed(path, flags);
 }
@@ -71,12 +76,12 @@ extern "C" __attribute__((visibility("hidden"), used)) void* gonet_shim_dlopen_a
 // one of the two above, which return to the program).
 extern "C" __attribute__((visibility("hidden"), used)) JumpTarget gonet_shim_dlopen_route(
     const char* file, int, const void* caller) {
-  if (gonet::core::mode() != gonet::core::RunMode::kFibers || file == nullptr ||
-      strchr(file, '$') != nullptr) {
+  if (gonet::core::mode() != gonet::core::RunMode::kFibers || file == nullptr) {
     return reinterpret_cast<JumpTarget>(RealDlopen());
   }
-  if (strchr(file, '/') != nullptr)
+  if (strchr(file, '/') != nullptr && strchr(file, '$') == nullptr) {
     return reinterpret_cast<JumpTarget>(&gonet_shim_dlopen_followed);
+  }
   gonet::core::ErrnoGuard keep;
   namespace search = gonet::core::dlopen_search;
   char path[PATH_MAX];
@@ -84,6 +89,7 @@ extern "C" __attribute__((visibility("hidden"), used)) JumpTarget gonet_shim_dlo
     case search::ByName::kAsGonet:
       return reinterpret_cast<JumpTarget>(&gonet_shim_dlopen_followed);
     case search::ByName::kAlongProgramRunpath:
+    case search::ByName::kProgramOrigin:
       return reinterpret_cast<JumpTarget>(&gonet_shim_dlopen_along_program);
     case search::ByName::kCallersOwn:
       break;

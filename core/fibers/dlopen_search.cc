@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <link.h>
+#include <sys/auxv.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -103,12 +104,44 @@ bool SearchStopsAt(const char* file) {
   return h.e_machine == kMachine;
 }
 
+// Expands the program's $ORIGIN and ${ORIGIN} in name into path, as glibc does for a dlopen the
+// program makes (the directory of /proc/self/exe). false for any other '$' (glibc's $LIB and
+// $PLATFORM choose by CPU), or when it cannot tell.
+bool ExpandProgramOrigin(const char* name, char* path, size_t cap) {
+  char origin[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", origin, sizeof origin - 1);
+  if (n <= 0) return false;
+  origin[n] = '\0';
+  char* slash = strrchr(origin, '/');
+  if (slash == nullptr) return false;
+  *(slash == origin ? slash + 1 : slash) = '\0';  // "/prog" -> "/"
+  size_t used = 0;
+  for (const char* p = name; *p != '\0';) {
+    const char* piece = p;
+    size_t len = 1;
+    if (*p == '$') {
+      size_t token = strncmp(p, "${ORIGIN}", 9) == 0 ? 9 : strncmp(p, "$ORIGIN", 7) == 0 ? 7 : 0;
+      if (token == 0 || (p[token] != '/' && p[token] != '\0')) return false;
+      piece = origin;
+      len = strlen(origin);
+      p += token;
+    } else {
+      ++p;
+    }
+    if (used + len >= cap) return false;
+    memcpy(path + used, piece, len);
+    used += len;
+  }
+  path[used] = '\0';
+  return true;
+}
+
 }  // namespace
 
 ByName Plan(const char* name, const void* caller, char* path, size_t cap) {
-  if (name == nullptr || strchr(name, '/') != nullptr || strchr(name, '$') != nullptr) {
-    return ByName::kCallersOwn;
-  }
+  if (name == nullptr) return ByName::kCallersOwn;
+  bool dst = strchr(name, '$') != nullptr;
+  if (!dst && strchr(name, '/') != nullptr) return ByName::kCallersOwn;
   Dl_info info;
   void* caller_map = nullptr;
   void* own_map = nullptr;
@@ -119,6 +152,12 @@ ByName Plan(const char* name, const void* caller, char* path, size_t cap) {
   }
   Lmid_t ns = -1;
   if (dlinfo(caller_map, RTLD_DI_LMID, &ns) != 0 || ns != LM_ID_BASE) return ByName::kCallersOwn;
+  if (dst) {
+    // A set-user-ID program expands $ORIGIN only within trusted directories: glibc's to decide.
+    bool program = caller_map == static_cast<void*>(_r_debug.r_map) && getauxval(AT_SECURE) == 0;
+    return program && ExpandProgramOrigin(name, path, cap) ? ByName::kProgramOrigin
+                                                           : ByName::kCallersOwn;
+  }
   Dl_serinfo* theirs = SearchPath(caller_map);
   Dl_serinfo* ours = SearchPath(own_map);
   ByName plan = ByName::kCallersOwn;

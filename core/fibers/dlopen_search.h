@@ -23,9 +23,12 @@
 //                       DT_RUNPATH is never inherited. Left to glibc (kCallersOwn) when any
 //                       directory of the walk has hardware-capability subdirectories, which
 //                       RTLD_DI_SERINFO does not list and whose choice depends on the CPU.
+//   kProgramOrigin      the program's name with $ORIGIN (or ${ORIGIN}): its directory, as glibc
+//                       expands it for the program (from /proc/self/exe), makes it a path.
 //   kCallersOwn         anything else (a library with a path of its own, another namespace, code
-//                       outside any object, a name with $ORIGIN): only glibc, called with the
-//                       program's return address, can search for it.
+//                       outside any object, another library's $ORIGIN, $LIB or $PLATFORM, a
+//                       set-user-ID program's $ORIGIN): only glibc, called with the program's
+//                       return address, can search for it.
 //
 // Before gonet loads by path, it asks glibc for an object already loaded under that name
 // (RTLD_NOLOAD): glibc matches loaded names before it searches, for any caller.
@@ -38,13 +41,15 @@ namespace gonet::core::dlopen_search {
 enum class ByName {
   kAsGonet,
   kAlongProgramRunpath,
+  kProgramOrigin,
   kCallersOwn,
 };
 
-// How a dlopen of the bare name (no '/', no '$') `name` from the code at `caller` (a return
-// address) can be made by gonet. For kAlongProgramRunpath, path (cap bytes) receives what gonet
-// passes to dlopen: the file found among the program's directories up to the end of its own run,
-// or name itself when none of them has it. Safe from any thread; allocates; loads nothing.
+// How a dlopen of `name`, a bare name (no '/') or one with '$', from the code at `caller` (a
+// return address) can be made by gonet. For kAlongProgramRunpath and kProgramOrigin, path (cap
+// bytes) receives what gonet passes to dlopen: the file found among the program's directories up
+// to the end of its own run, or name itself when none of them has it; the expanded path. Safe
+// from any thread; allocates; loads nothing.
 ByName Plan(const char* name, const void* caller, char* path, size_t cap);
 
 }  // namespace gonet::core::dlopen_search

@@ -405,9 +405,9 @@ void ScanLoads(bool follow) {
       }
     } else if (app) {
       Warn(e.object, g_shared ? "GONET_FIBER_TLS=shared: fibers share one copy per worker thread"
-                              : "it was dlopen'ed along its caller's own search path (a name with "
-                                "$ORIGIN, or from a library with an RPATH or RUNPATH): fibers "
-                                "share one copy per worker thread");
+                              : "it was dlopen'ed along its caller's own search path (a library's "
+                                "own RPATH, RUNPATH or $ORIGIN): fibers share one copy per "
+                                "worker thread");
       app = false;
     }
     SpinGuard g(g_table_mu);

@@ -37,16 +37,16 @@
 //
 // Objects dlopen'ed later (fibers mode's dlopen hook, shim/dl.cc) are followed when gonet can
 // make the call itself and load the same file: a path (a name with '/', without '$': the
-// loader's answer does not depend on who calls it), or a bare name whose search gonet can
-// reproduce for its caller (dlopen_search.h: a caller with gonet's own search path, or the
-// program with a RUNPATH of its own). A new object with TLS gets a block of its own, reached
-// through __tls_get_addr (its address differs per thread, and is allocated on first use), so
-// existing fibers see its initial image and the loading fiber keeps what its constructors stored.
-// Such an object is never unloaded (RTLD_NODELETE: gonet copies its TLS on every switch), as
-// glibc already keeps an object that has live thread_local destructors. An object loaded any
-// other way (a name with $ORIGIN, a bare name from a library with a search path of its own:
-// only glibc called with the program's return address can search for it, so gonet's hook jumps
-// to glibc's dlopen and never sees the call return) keeps one copy of its TLS per worker and is
+// loader's answer does not depend on who calls it), or a name whose search gonet can reproduce
+// for its caller (dlopen_search.h: a bare name from a caller with gonet's own search path or
+// from the program with a RUNPATH of its own, the program's own $ORIGIN). A new object with TLS
+// gets a block of its own, reached through __tls_get_addr (its address differs per thread, and
+// is allocated on first use), so existing fibers see its initial image and the loading fiber
+// keeps what its constructors stored. Such an object is never unloaded (RTLD_NODELETE: gonet
+// copies its TLS on every switch), as glibc already keeps an object that has live thread_local
+// destructors. An object loaded any other way (a library's own RPATH, RUNPATH or $ORIGIN: only
+// glibc called with that library's return address can search for it, so gonet's hook jumps to
+// glibc's dlopen and never sees the call return) keeps one copy of its TLS per worker and is
 // named on stderr, once, at the next pthread_create.
 //
 // Thread rules: Init once, before any fiber runs. Save/Load only on the fiber they are given, on

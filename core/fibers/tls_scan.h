@@ -23,7 +23,7 @@
 // Everything else is the application's (the main program, and any other library): per fiber.
 //
 // What is still shared is named on stderr, one line per object (FormatTlsWarning), by
-// fiber_tls.cc: an object dlopen'ed by name rather than by path, or every application object
+// fiber_tls.cc: an object dlopen'ed along a library's own search path, or every application object
 // when the operator asked for GONET_FIBER_TLS=shared. The warning is printed by the process
 // image that initialised gonet: a forked child does not repeat it, a program started by exec
 // (a new image, which initialises gonet again) does. GONET_QUIET_TLS=1 silences it.

@@ -12,6 +12,9 @@
                         stderr, starts and joins one thread, prints "ok"
      tls_probe dlopen-only LIB
                         the same without the thread
+     tls_probe dlopen-via-lib LOADER LIB
+                        as dlopen LIB, but the dlopen is made by the library LOADER
+                        (tls_loader.c, loaded by path)
      tls_probe dlopen-share LIB
                         dlopens LIB (the conformance suite's thread-local library), then as
                         share with the library's thread-local (conf_lib_set, conf_lib_get):
@@ -87,9 +90,11 @@ static int child_then_ok(const char* self, int exec_self) {
 
 static void* nothing(void* arg) { return arg; }
 
+static void* (*open_lib)(const char*, int) = dlopen;
+
 static int dlopen_then_thread(const char* lib, int thread) {
   pthread_t t;
-  if (dlopen(lib, RTLD_NOW) == NULL) {
+  if (open_lib(lib, RTLD_NOW) == NULL) {
     fprintf(stderr, "dlopen: %s\n", dlerror());
     return 1;
   }
@@ -118,6 +123,12 @@ int main(int argc, char** argv) {
   tls_probe_value = 0;
   if (argc > 2 && strcmp(argv[1], "dlopen") == 0) return dlopen_then_thread(argv[2], 1);
   if (argc > 2 && strcmp(argv[1], "dlopen-only") == 0) return dlopen_then_thread(argv[2], 0);
+  if (argc > 3 && strcmp(argv[1], "dlopen-via-lib") == 0) {
+    void* loader = dlopen(argv[2], RTLD_NOW);
+    open_lib = loader != NULL ? (void* (*)(const char*, int))dlsym(loader, "tls_loader_open") : NULL;
+    if (open_lib == NULL) return 1;
+    return dlopen_then_thread(argv[3], 1);
+  }
   if (argc > 2 && strcmp(argv[1], "dlopen-share") == 0) return dlopen_then_share(argv[2]);
   if (argc > 1 && strcmp(argv[1], "share") == 0) return share("");
   if (argc > 1 && strcmp(argv[1], "fork") == 0) return child_then_ok(argv[0], 0);

@@ -10,10 +10,12 @@ or every application object when the operator chose GONET_FIBER_TLS=shared. Thes
 processes and read their stderr:
 
     tls_warning_test.py CHECK --build DIR --probe PATH --runpath-probe PATH --tls-lib PATH
+                              --loader PATH
 
 --probe is tests/regress/tls_probe.c built by CMake, --runpath-probe the same program linked with
 a RUNPATH naming the directory of --tls-lib, a shared library with TLS
-(tests/conformance/thread_local_lib.cc). Registered with ctest in
+(tests/conformance/thread_local_lib.cc), --loader a library beside it that dlopens for the probe
+(tls_loader.c). Registered with ctest in
 tests/regress/CMakeLists.txt as regress.tls.CHECK. Exit 0: passed; 1: failed; 77: skipped.
 """
 
@@ -56,6 +58,7 @@ class Ctx:
         self.probe = os.path.abspath(args.probe)
         self.runpath_probe = os.path.abspath(args.runpath_probe)
         self.tls_lib = os.path.abspath(args.tls_lib)
+        self.loader = os.path.abspath(args.loader)
 
     def env(self, mode=None, **extra):
         env = {k: v for k, v in os.environ.items()
@@ -196,25 +199,38 @@ def check_library_dlopened_by_name_along_the_programs_runpath_is_followed(ctx):
     expect_library_tls_per_thread(ctx, ctx.runpath_probe, name)
 
 
-def check_library_dlopened_with_origin_is_named(ctx):
-    """A name with $ORIGIN is the caller's directory: gonet leaves the call to glibc with the
-    program as its caller (the load succeeds as natively), cannot follow what it loaded, and
-    names the library at the next pthread_create, once: its TLS stays one copy per worker."""
+def check_library_dlopened_with_the_programs_origin_is_followed(ctx):
+    """A name with $ORIGIN from the program means the program's directory: gonet expands it as
+    glibc does for the program and loads that path: followed, per fiber, nothing printed."""
+    rel = os.path.relpath(ctx.tls_lib, os.path.dirname(os.path.realpath(ctx.probe)))
+    for origin in ("$ORIGIN/", "${ORIGIN}/"):
+        for mode in (None, "fibers"):
+            r = ctx.run([ctx.probe, "dlopen", origin + rel], ctx.env(mode))
+            if r.stdout != "ok\n" or r.stderr != RETURNED + "\n":
+                raise Failure(f"{origin} mode {mode or 'native'}: stdout {r.stdout!r}, "
+                              f"stderr {r.stderr!r}")
+    expect_library_tls_per_thread(ctx, ctx.probe, "$ORIGIN/" + rel)
+
+
+def check_library_dlopened_with_another_librarys_origin_is_named(ctx):
+    """A library (not the program) dlopens with $ORIGIN, its own directory: gonet leaves the call
+    to glibc with that library as the caller (the load succeeds as natively), cannot follow what
+    it loaded, and names it at the next pthread_create, once: its TLS stays one copy per
+    worker."""
     size = tls_bytes(ctx.tls_lib)
     name = os.path.basename(ctx.tls_lib)
-    rel = os.path.relpath(ctx.tls_lib, os.path.dirname(ctx.probe))
-    origin_name = "$ORIGIN/" + rel
+    if os.path.dirname(ctx.loader) != os.path.dirname(ctx.tls_lib):
+        raise Failure(f"{ctx.loader} must sit beside {ctx.tls_lib}: the build is wrong")
+    argv = [ctx.probe, "dlopen-via-lib", ctx.loader, "$ORIGIN/" + name]
     for mode in (None, "fibers"):
-        r = ctx.run([ctx.probe, "dlopen", origin_name], ctx.env(mode))
+        r = ctx.run(argv, ctx.env(mode))
         if r.stdout != "ok\n":
             raise Failure(f"mode {mode or 'native'}: stdout {r.stdout!r}, stderr {r.stderr!r}")
-    line, = expect_warnings(r, 1, "dlopen with $ORIGIN")
+    line, = expect_warnings(r, 1, "dlopen with another library's $ORIGIN")
     expect_named(line, name, size)
     lines = r.stderr.splitlines()
     if lines.index(line) < lines.index(RETURNED):
         raise Failure(f"expected the line at pthread_create, after dlopen: {r.stderr!r}")
-    r = ctx.run([ctx.probe, "dlopen-only", origin_name], ctx.env("fibers"))
-    expect_warnings(r, 0, "dlopen with $ORIGIN, no thread after it")
 
 
 def check_quiet_tls_silences_the_warning(ctx):
@@ -275,6 +291,7 @@ def main():
     ap.add_argument("--probe", required=True)
     ap.add_argument("--runpath-probe", required=True)
     ap.add_argument("--tls-lib", required=True)
+    ap.add_argument("--loader", required=True)
     args = ap.parse_args()
     ctx = Ctx(args)
     if not os.path.exists(ctx.lib):
