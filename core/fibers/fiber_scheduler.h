@@ -77,9 +77,10 @@
 //     computes runs the handler at its next park. A fiber in an offloaded call runs the handler
 //     at once and then interrupts the helper's call (gonet's SIGURG): poll and friends fail with
 //     EINTR, but a pipe read or a waitpid restarts even without SA_RESTART.
-//     pthread_cancel(fiber) acts when the fiber parks in a socket call, a sleep or a join, or
-//     calls pthread_testcancel; not in a condition wait, sem_wait or an offloaded call
-//     (fibers/fiber_signals.h, Cancellation).
+//     pthread_cancel(fiber) acts at the cancellation points glibc's threads have (parks in
+//     socket calls, sleeps, joins, condition and semaphore waits, offloaded cancellable calls),
+//     unwinding as glibc does (forced unwind, C cleanup handlers on the fiber); asynchronous
+//     cancellation acts at the next of them (fibers/fiber_signals.h, Cancellation).
 //   - errno, libstdc++'s exception state, pthread_getspecific data (a sanitizer runtime's key too,
 //     but its destructor is not run at fiber exit: key_kind.h) and the program's own
 //     __thread/thread_local variables (fibers/fiber_tls.h, with C++ destructors at fiber exit)
