@@ -45,7 +45,7 @@ bool FcntlLockWait(int fd, int cmd, unsigned long arg, bool is64, int* result) {
     return true;
   }
   errno = saved;
-  *result = core::OffloadCall(call, fd, cmd, arg);
+  *result = core::OffloadCancelPoint(call, fd, cmd, arg);
   return true;
 }
 
@@ -68,7 +68,7 @@ GONET_HOOK int lockf(int fd, int cmd, off_t len) {
   int r = NEXT(lockf)(fd, F_TLOCK, len);
   if (r == 0 || !Conflict(errno)) return r;
   errno = saved;
-  return core::OffloadCall(NEXT(lockf), fd, cmd, len);
+  return core::OffloadCancelPoint(NEXT(lockf), fd, cmd, len);
 }
 
 GONET_HOOK int lockf64(int fd, int cmd, off64_t len) {
@@ -77,5 +77,5 @@ GONET_HOOK int lockf64(int fd, int cmd, off64_t len) {
   int r = NEXT(lockf64)(fd, F_TLOCK, len);
   if (r == 0 || !Conflict(errno)) return r;
   errno = saved;
-  return core::OffloadCall(NEXT(lockf64), fd, cmd, len);
+  return core::OffloadCancelPoint(NEXT(lockf64), fd, cmd, len);
 }

@@ -22,7 +22,7 @@ GONET_HOOK ssize_t read(int fd, void* buf, size_t n) {
   core::IoResult r = core::Read(fd, buf, n);
   if (!r.passthrough()) return ToCAbi(r);
   if (core::InFiber() && core::FileCallMayWait(fd, POLLIN, n)) {
-    return core::OffloadCall(real::read, fd, buf, n);
+    return core::OffloadCancelPoint(real::read, fd, buf, n);
   }
   return real::read(fd, buf, n);
 }
@@ -32,7 +32,7 @@ GONET_HOOK ssize_t __read_chk(int fd, void* buf, size_t n, size_t buflen) {
   core::IoResult r = core::Read(fd, buf, n);
   if (!r.passthrough()) return ToCAbi(r);
   if (core::InFiber() && core::FileCallMayWait(fd, POLLIN, n)) {
-    return core::OffloadCall(real::read, fd, buf, n);  // the size check is done
+    return core::OffloadCancelPoint(real::read, fd, buf, n);  // the size check is done
   }
   return real::__read_chk(fd, buf, n, buflen);
 }
@@ -41,7 +41,7 @@ GONET_HOOK ssize_t readv(int fd, const struct iovec* iov, int iovcnt) {
   core::IoResult r = core::Readv(fd, iov, iovcnt);
   if (!r.passthrough()) return ToCAbi(r);
   if (core::InFiber() && core::FileCallMayWait(fd, POLLIN, iov, iovcnt)) {
-    return core::OffloadCall(real::readv, fd, iov, iovcnt);
+    return core::OffloadCancelPoint(real::readv, fd, iov, iovcnt);
   }
   return real::readv(fd, iov, iovcnt);
 }
@@ -86,7 +86,7 @@ GONET_HOOK ssize_t write(int fd, const void* buf, size_t n) {
   core::IoResult r = core::Write(fd, buf, n);
   if (!r.passthrough()) return ToCAbi(r);
   if (core::InFiber() && core::FileCallMayWait(fd, POLLOUT, n)) {
-    return core::OffloadCall(real::write, fd, buf, n);
+    return core::OffloadCancelPoint(real::write, fd, buf, n);
   }
   return real::write(fd, buf, n);
 }
@@ -95,7 +95,7 @@ GONET_HOOK ssize_t writev(int fd, const struct iovec* iov, int iovcnt) {
   core::IoResult r = core::Writev(fd, iov, iovcnt);
   if (!r.passthrough()) return ToCAbi(r);
   if (core::InFiber() && core::FileCallMayWait(fd, POLLOUT, iov, iovcnt)) {
-    return core::OffloadCall(real::writev, fd, iov, iovcnt);
+    return core::OffloadCancelPoint(real::writev, fd, iov, iovcnt);
   }
   return real::writev(fd, iov, iovcnt);
 }

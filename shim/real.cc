@@ -155,6 +155,9 @@ void* ResolveNext(const char* name) {
   // real:: calls dlsym makes meanwhile take their raw fallbacks.
   ++t_resolving;
   void* fn = dlsym(RTLD_NEXT, name);
+  // A name glibc keeps only for old binaries (no default version: _pthread_cleanup_push_defer)
+  // is found by the version x86_64's glibc first had.
+  if (fn == nullptr) fn = dlvsym(RTLD_NEXT, name, "GLIBC_2.2.5");
   --t_resolving;
   return fn;
 }

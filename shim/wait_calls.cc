@@ -163,7 +163,7 @@ GONET_HOOK int poll(struct pollfd* fds, nfds_t nfds, int timeout_ms) {
   if (core::IoResult r = PollFds(fds, nfds, nullptr, deadline); !r.passthrough()) {
     return ToCAbi<int>(r);
   }
-  return core::OffloadCall(real::poll, fds, nfds, MsLeft(timeout_ms, deadline));
+  return core::OffloadCancelPoint(real::poll, fds, nfds, MsLeft(timeout_ms, deadline));
 }
 
 GONET_HOOK int __poll_chk(struct pollfd* fds, nfds_t nfds, int timeout_ms, size_t fdslen) {
@@ -190,7 +190,7 @@ GONET_HOOK int ppoll(struct pollfd* fds, nfds_t nfds, const struct timespec* tim
   if (core::IoResult r = PollFds(fds, nfds, sigmask, deadline); !r.passthrough()) {
     return ToCAbi<int>(r);
   }
-  return core::OffloadCall(real::ppoll, fds, nfds, timeout, sigmask);
+  return core::OffloadCancelPoint(real::ppoll, fds, nfds, timeout, sigmask);
 }
 
 GONET_HOOK int __ppoll_chk(struct pollfd* fds, nfds_t nfds, const struct timespec* timeout,
@@ -244,7 +244,7 @@ GONET_HOOK int select(int nfds, fd_set* r, fd_set* w, fd_set* e, struct timeval*
       return ToCAbi<int>(g);
     }
   }
-  return core::OffloadCall(real::select, nfds, r, w, e, timeout);
+  return core::OffloadCancelPoint(real::select, nfds, r, w, e, timeout);
 }
 
 GONET_HOOK int pselect(int nfds, fd_set* r, fd_set* w, fd_set* e, const struct timespec* timeout,
@@ -286,7 +286,7 @@ GONET_HOOK int pselect(int nfds, fd_set* r, fd_set* w, fd_set* e, const struct t
       return ToCAbi<int>(g);
     }
   }
-  return core::OffloadCall(real::pselect, nfds, r, w, e, timeout, sigmask);
+  return core::OffloadCancelPoint(real::pselect, nfds, r, w, e, timeout, sigmask);
 }
 
 namespace {
@@ -302,7 +302,7 @@ int EpollWait(int epfd, struct epoll_event* events, int maxevents, int timeout_m
   if (core::IoResult g = EpollOnNetpoller(epfd, events, maxevents, deadline); !g.passthrough()) {
     return ToCAbi<int>(g);
   }
-  return core::OffloadCall(real::epoll_wait, epfd, events, maxevents, timeout_ms);
+  return core::OffloadCancelPoint(real::epoll_wait, epfd, events, maxevents, timeout_ms);
 }
 
 }  // namespace
@@ -321,7 +321,7 @@ GONET_HOOK int epoll_pwait(int epfd, struct epoll_event* events, int maxevents, 
     return real::epoll_pwait(epfd, events, maxevents, timeout_ms, sigmask);
   }
   if (int r = real::epoll_pwait(epfd, events, maxevents, 0, sigmask); r != 0) return r;
-  return core::OffloadCall(real::epoll_pwait, epfd, events, maxevents, timeout_ms, sigmask);
+  return core::OffloadCancelPoint(real::epoll_pwait, epfd, events, maxevents, timeout_ms, sigmask);
 }
 
 GONET_HOOK int epoll_pwait2(int epfd, struct epoll_event* events, int maxevents,
@@ -339,19 +339,19 @@ GONET_HOOK int epoll_pwait2(int epfd, struct epoll_event* events, int maxevents,
       return ToCAbi<int>(g);
     }
   }
-  return core::OffloadCall(real::epoll_pwait2, epfd, events, maxevents, timeout, sigmask);
+  return core::OffloadCancelPoint(real::epoll_pwait2, epfd, events, maxevents, timeout, sigmask);
 }
 
 GONET_HOOK pid_t wait4(pid_t pid, int* status, int options, struct rusage* usage) {
   if (!core::InFiber() || (options & WNOHANG)) return real::wait4(pid, status, options, usage);
   if (pid_t r = real::wait4(pid, status, options | WNOHANG, usage); r != 0) return r;
-  return core::OffloadCall(real::wait4, pid, status, options, usage);
+  return core::OffloadCancelPoint(real::wait4, pid, status, options, usage);
 }
 
 GONET_HOOK pid_t waitpid(pid_t pid, int* status, int options) {
   if (!core::InFiber() || (options & WNOHANG)) return real::waitpid(pid, status, options);
   if (pid_t r = real::waitpid(pid, status, options | WNOHANG); r != 0) return r;
-  return core::OffloadCall(real::waitpid, pid, status, options);
+  return core::OffloadCancelPoint(real::waitpid, pid, status, options);
 }
 
 GONET_HOOK pid_t wait(int* status) { return waitpid(-1, status, 0); }
@@ -369,5 +369,5 @@ GONET_HOOK int waitid(idtype_t idtype, id_t id, siginfo_t* info, int options) {
     int r = real::waitid(idtype, id, info, options | WNOHANG);
     if (r != 0 || info->si_pid != 0) return r;
   }
-  return core::OffloadCall(real::waitid, idtype, id, info, options);
+  return core::OffloadCancelPoint(real::waitid, idtype, id, info, options);
 }

@@ -161,6 +161,9 @@ int FiberScheduler::Spawn(size_t stack_bytes, void* (*start)(void*), void* arg, 
   t->cancel_disabled_ = false;
   t->cancel_async_ = false;
   t->no_cancel_ = 0;
+  t->exiting_ = false;
+  t->cleanup_jmp_buf_ = nullptr;
+  t->cleanup_ = nullptr;
   t->sig_queued_.store(0, std::memory_order_relaxed);
   t->home_ = PlaceNewFiber();
   if (!t->fiber_.Start(stack_bytes, &FiberTask::Entry, t)) {

@@ -77,9 +77,10 @@
 //     computes runs the handler at its next park. A fiber in an offloaded call runs the handler
 //     at once and then interrupts the helper's call (gonet's SIGURG): poll and friends fail with
 //     EINTR, but a pipe read or a waitpid restarts even without SA_RESTART.
-//     pthread_cancel(fiber) acts when the fiber parks in a socket call, a sleep or a join, or
-//     calls pthread_testcancel; not in a condition wait, sem_wait or an offloaded call
-//     (fibers/fiber_signals.h, Cancellation).
+//     pthread_cancel(fiber) acts at the cancellation points glibc's threads have (parks in
+//     socket calls, sleeps, joins, condition and semaphore waits, offloaded cancellable calls),
+//     unwinding as glibc does (forced unwind, C cleanup handlers on the fiber); asynchronous
+//     cancellation acts at the next of them (fibers/fiber_signals.h, Cancellation).
 //   - errno, libstdc++'s exception state, pthread_getspecific data (a sanitizer runtime's key too,
 //     but its destructor is not run at fiber exit: key_kind.h) and the program's own
 //     __thread/thread_local variables (fibers/fiber_tls.h, with C++ destructors at fiber exit)
@@ -120,6 +121,7 @@
 #pragma once
 
 #include <pthread.h>
+#include <unwind.h>
 
 #include <atomic>
 #include <cstddef>
@@ -152,8 +154,20 @@ class FiberTask final : public Parker {
     SpinGuard g(join_mu_);
     return detached_;
   }
-  // pthread_exit in a fiber: unwinds the fiber's stack (running destructors) to its start.
+  // pthread_exit in a fiber, and cancellation acted on: a forced unwind of the fiber's stack
+  // (running destructors, catch (...) blocks that rethrow, and C cleanup handlers) to its start
+  // (fibers/fiber_signals.h, Cancellation).
   [[noreturn]] void Exit(void* retval);
+
+  // glibc's C cleanup-handler entry points, for this fiber (running): pthread_cleanup_push/pop
+  // in C (__pthread_register_cancel, __pthread_unregister_cancel, __pthread_unwind_next, the
+  // _defer/_restore twins of pthread_cleanup_push_defer_np) and the old _pthread_cleanup_push
+  // ABI. The chains live on the fiber, as glibc keeps them on its thread (fiber_cancel.cc).
+  void RegisterCancel(__pthread_unwind_buf_t* buf, bool defer);
+  void UnregisterCancel(__pthread_unwind_buf_t* buf, bool restore);
+  [[noreturn]] void UnwindNext(__pthread_unwind_buf_t* buf);
+  void CleanupPush(_pthread_cleanup_buffer* buf, void (*routine)(void*), void* arg, bool defer);
+  void CleanupPop(_pthread_cleanup_buffer* buf, int execute, bool restore);
 
   // C++ thread_local destructors registered by this fiber (__cxa_thread_atexit_impl for an
   // object whose TLS is per fiber): run at the fiber's exit, newest first, before the pthread key
@@ -219,7 +233,15 @@ class FiberTask final : public Parker {
     ~NoCancelScope() {
       if (t != nullptr) --t->no_cancel_;
     }
+    // A cancellation point that waits inside this scope (a condition wait, sem_wait: their
+    // waiter must leave its queue before unwinding) asks: would cancellation act, were it not
+    // for this scope? The waiter then leaves and acts (ActOnCancel) once the scope is gone.
+    bool CancelDueInside() const {
+      return t != nullptr && t->CancelRequested() && t->no_cancel_ == 1;
+    }
   };
+  // A cancellation point's own check, outside any NoCancelScope: acts on a due cancellation.
+  void ActOnCancel() { TestCancel(); }
   uint64_t signal_mask() const { return sig_mask_.load(std::memory_order_relaxed); }
   bool HasDeliverableSignal() const {
     return (sig_pending_.load(std::memory_order_relaxed) &
@@ -234,9 +256,17 @@ class FiberTask final : public Parker {
 
   static void Entry(void* self);
   ParkResult AfterSignals(WaitKind kind);
-  bool CancelDue() const {
-    return cancel_pending_.load(std::memory_order_relaxed) && !cancel_disabled_ && no_cancel_ == 0;
+  // Pending, enabled and not already exiting (glibc's EXITING_BIT: a cleanup handler's
+  // cancellation points do not start the unwind again).
+  bool CancelRequested() const {
+    return cancel_pending_.load(std::memory_order_relaxed) && !cancel_disabled_ && !exiting_;
   }
+  bool CancelDue() const { return CancelRequested() && no_cancel_ == 0; }
+  [[noreturn]] void Unwind(void* buf);  // a forced unwind to buf (fiber_cancel.cc)
+  static void RunStart(FiberTask* t);   // the frame every unwind of this fiber ends in
+  static _Unwind_Reason_Code UnwindStop(int version, _Unwind_Action actions,
+                                        _Unwind_Exception_Class cls, _Unwind_Exception* exc,
+                                        _Unwind_Context* context, void* param);
   bool CommitPark();         // on the worker, after the switch; false: a permit came, requeue
   void RunKeyDestructors();  // program keys only (key_kind.h)
   struct ThreadExitFn;
@@ -256,6 +286,14 @@ class FiberTask final : public Parker {
   bool cancel_disabled_ = false;
   bool cancel_async_ = false;  // remembered for pthread_setcanceltype; acted on as deferred
   int no_cancel_ = 0;
+  bool exiting_ = false;  // Exit began: cancellation is no longer acted on
+  // The forced unwind (fiber_cancel.cc): its exception object, and glibc's two cleanup chains
+  // as this fiber's (the task's own thread only): the innermost registered
+  // __pthread_unwind_buf_t, the last of which is RunStart's own, and the old ABI's
+  // _pthread_cleanup_buffer list.
+  _Unwind_Exception exc_{};
+  __pthread_unwind_buf_t* cleanup_jmp_buf_ = nullptr;
+  _pthread_cleanup_buffer* cleanup_ = nullptr;
   std::atomic<uint64_t> state_{kRun};
   // Pinning (ForEachSuspendedTask, ScanParkedStacks), a Dekker pair: the worker stores on_cpu_
   // before it looks at pinned_, a pinner adds to pinned_ before it looks at on_cpu_; so either the
@@ -340,7 +378,6 @@ class FiberScheduler {
 
 // In a fork child (runtime/ calls it): see fiber_scheduler.cc.
 void FiberSchedulerAfterForkChild();
-
 
 // Runs on the sysmon thread when it starts (runtime/ sets it: publish the sysmon as gonet dump's
 // answerer of last resort, observe/dump.h), since fibers/ cannot name observe/.

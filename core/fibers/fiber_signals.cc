@@ -250,7 +250,7 @@ int FiberTask::SigTimedWait(const sigset_t* set, siginfo_t* info, const timespec
       errno = EAGAIN;
       return -1;
     }
-    r = OffloadCallSince(handled, RawSigTimedWait, const_cast<const uint64_t*>(&want), out,
+    r = OffloadCallSince(handled, true, RawSigTimedWait, const_cast<const uint64_t*>(&want), out,
                          timeout);
     if (r > 0) return static_cast<int>(r);
     // Interrupted for a signal sent to this fiber: take it. Anything else is the kernel's answer.
@@ -274,6 +274,7 @@ int FiberTask::SetCancelState(int state, int* old) {
   if (state != PTHREAD_CANCEL_ENABLE && state != PTHREAD_CANCEL_DISABLE) return EINVAL;
   if (old != nullptr) *old = cancel_disabled_ ? PTHREAD_CANCEL_DISABLE : PTHREAD_CANCEL_ENABLE;
   cancel_disabled_ = state == PTHREAD_CANCEL_DISABLE;
+  if (cancel_async_ && CancelDue()) Exit(PTHREAD_CANCELED);  // as glibc: enabling acts at once
   return 0;
 }
 
@@ -281,6 +282,7 @@ int FiberTask::SetCancelType(int type, int* old) {
   if (type != PTHREAD_CANCEL_DEFERRED && type != PTHREAD_CANCEL_ASYNCHRONOUS) return EINVAL;
   if (old != nullptr) *old = cancel_async_ ? PTHREAD_CANCEL_ASYNCHRONOUS : PTHREAD_CANCEL_DEFERRED;
   cancel_async_ = type == PTHREAD_CANCEL_ASYNCHRONOUS;
+  if (cancel_async_ && CancelDue()) Exit(PTHREAD_CANCELED);  // as glibc
   return 0;
 }
 

@@ -27,15 +27,28 @@
 // offloaded calls (read of a pipe, waitpid, ...) restart even when the program's handler lacks
 // SA_RESTART (gonet's SIGURG handler has it), where the kernel would fail them with EINTR.
 //
-// Cancellation: pthread_cancel of a fiber marks it and wakes it if parked; the fiber acts on it
-// (unwinding its stack, running destructors and C++ cleanup handlers, as pthread_exit in a fiber
-// does; pthread_join then returns PTHREAD_CANCELED) when it parks at a cancellation point or calls
-// pthread_testcancel, with cancellation enabled. The parks that act are those of socket calls,
-// sleeps and joins; a condition wait, sem_wait, a mutex and an offloaded call (whose job a helper
-// still holds) do not (FiberTask::NoCancelScope). Asynchronous cancellation acts as deferred.
-// Limits: the unwinding is a C++ exception, not glibc's forced unwind, so a catch (...) that does
-// not rethrow stops it, and C code's pthread_cleanup_push (glibc's per-OS-thread buffers) is not
-// run.
+// Cancellation: pthread_cancel of a fiber marks it and wakes it if parked; the fiber acts on it,
+// with cancellation enabled, at a cancellation point: a park in a socket call, a sleep or a join,
+// pthread_testcancel, a condition wait (it takes the mutex back first, as glibc's
+// __condvar_cleanup_waiting, so a cleanup handler finds it held), sem_wait/sem_timedwait/
+// sem_clockwait (checked on entry even with a token, as glibc; a cancelled waiter unregisters),
+// and an offloaded call that is a POSIX cancellation point (read/write of a pipe, the waits for a
+// child, poll and friends, fcntl(F_SETLKW), lockf, sigwait: syscall_offload.h, Cancellation: the
+// helper's call is ended if it did not complete; one that completed returns its result, and the
+// cancellation acts at the next point, as glibc's cancellable syscalls). A mutex lock is not a
+// cancellation point (FiberTask::NoCancelScope), nor the resolver's offloaded calls, which finish
+// first. Acting is pthread_exit(PTHREAD_CANCELED): a forced unwind of the fiber's stack with the
+// same stop function and exception object glibc's threads use in kind (fiber_cancel.cc):
+// destructors run, catch (abi::__forced_unwind&) and catch (...) see it and must rethrow (one
+// that swallows it aborts: "FATAL: exception not rethrown"), and C cleanup handlers
+// (pthread_cleanup_push compiled as C, the _np defer twins, the old _pthread_cleanup_push ABI),
+// kept on the fiber, run interleaved with them in stack order; then thread_local and key
+// destructors, and pthread_join returns PTHREAD_CANCELED. Once the unwind began, cancellation
+// is no longer acted on (glibc's EXITING_BIT). pthread_setcancelstate/setcanceltype are the
+// fiber's; enabling asynchronous cancellation with a request pending acts at once, as glibc.
+// Limits: asynchronous cancellation otherwise acts as deferred (a fiber that computes is never
+// interrupted: it acts at its next cancellation point); an offloaded call's syscall is ended only
+// on x86_64 (elsewhere a pipe read or a waitpid restarts, and cancellation acts once it returns).
 #pragma once
 
 #include <signal.h>

@@ -159,17 +159,21 @@ int CondWait(pthread_cond_t* c, pthread_mutex_t* m, clockid_t clock, const times
   int w;
   {
     ScopedWaitNote note(CurrentParker(), kWaitCond);
-    w = FutexWait(seq, seen, deadline);
+    w = FutexWaitCancellable(seq, seen, deadline);
   }
   waiters->fetch_sub(1, std::memory_order_seq_cst);
+  // Cancelled (a fiber): as glibc's __condvar_cleanup_waiting, the mutex is taken back before
+  // the unwind, so the program's cleanup handler finds it held and typically unlocks it.
   if (!gonets) {
     // As glibc's pthread_cond_wait: the re-take's error (a robust mutex's dead owner) wins.
     int l = glibc->lock(m);
+    if (w == ECANCELED) FiberScheduler::Current()->ActOnCancel();
     if (l != 0) return l;
     return w == ETIMEDOUT ? ETIMEDOUT : 0;
   }
   MutexLock(m, 0);
   if (recursive) m->__data.__count = count;
+  if (w == ECANCELED) FiberScheduler::Current()->ActOnCancel();
   return w == ETIMEDOUT ? ETIMEDOUT : 0;
 }
 
@@ -228,6 +232,8 @@ int SemTryWait(sem_t* s) {
 // half (so any sem_post, glibc's or gonet's, knows to wake), then take a token and unregister in
 // one CAS, or sleep while the value is 0. As glibc, a timeout or an interruption returns at once.
 int SemWait(sem_t* s, int64_t deadline_ns) {
+  // As glibc: sem_wait and sem_timedwait "shall" be cancellation points, token or not.
+  if (FiberTask* t = FiberScheduler::Current()) t->ActOnCancel();
   if (SemTryWait(s) == 0) return 0;
   ScopedWaitNote note(CurrentParker(), kWaitSem);
   std::atomic<uint64_t>& data = SemData(s);
@@ -238,9 +244,10 @@ int SemWait(sem_t* s, int64_t deadline_ns) {
       continue;
     }
     // sem_wait is never restarted after a signal handler, SA_RESTART or not (signal(7)).
-    int r = FutexWait(SemValue(s), 0, deadline_ns, WaitKind::kAlwaysEintr);
-    if (r == ETIMEDOUT || r == EINTR) {
+    int r = FutexWaitCancellable(SemValue(s), 0, deadline_ns, WaitKind::kAlwaysEintr);
+    if (r == ETIMEDOUT || r == EINTR || r == ECANCELED) {
       data.fetch_sub(kSemOneWaiter, std::memory_order_relaxed);
+      if (r == ECANCELED) FiberScheduler::Current()->ActOnCancel();  // unregistered: unwind
       return r;
     }
     d = data.load(std::memory_order_relaxed);

@@ -103,13 +103,17 @@ void FutexTableAfterForkChild() {
   }
 }
 
-int FutexWait(const std::atomic<uint32_t>* addr, uint32_t expected, int64_t deadline_ns,
-              WaitKind kind, uint32_t bitset) {
+namespace {
+
+int Wait(const std::atomic<uint32_t>* addr, uint32_t expected, int64_t deadline_ns, WaitKind kind,
+         uint32_t bitset, bool cancel_point) {
   Bucket& b = BucketFor(addr);
   FiberTask* t = FiberScheduler::Current();
   if (t == nullptr) return KernelWait(b, addr, expected, deadline_ns, kind, bitset);
-  // The waiter is linked in its bucket until it leaves below: never unwound out of its park.
+  // The waiter is linked in its bucket until it leaves below: never unwound out of its park. A
+  // cancellation point leaves with ECANCELED instead, and its caller acts.
   FiberTask::NoCancelScope no_cancel(t);
+  if (cancel_point && no_cancel.CancelDueInside()) return ECANCELED;
   Waiter w{addr, bitset, t};
   {
     SpinGuard g(b.mu);
@@ -121,13 +125,29 @@ int FutexWait(const std::atomic<uint32_t>* addr, uint32_t expected, int64_t dead
   for (;;) {
     ParkResult r = w.parker->Park(deadline_ns, kind);
     if (w.woken.load(std::memory_order_acquire)) return 0;
-    if (r == ParkResult::kUnparked) continue;  // a stale permit: keep waiting
+    bool cancel = cancel_point && no_cancel.CancelDueInside();  // pthread_cancel's Unpark
+    if (r == ParkResult::kUnparked && !cancel) continue;        // a stale permit: keep waiting
     SpinGuard g(b.mu);
-    if (w.woken.load(std::memory_order_acquire)) return 0;  // woken while leaving
+    // Woken while leaving: the wake is this waiter's (cancellation acts at the next point, so
+    // the wake is not lost to the waiters behind it).
+    if (w.woken.load(std::memory_order_acquire)) return 0;
     b.Unlink(&w);
+    if (cancel) return ECANCELED;
     if (r == ParkResult::kInterrupted) return EINTR;
     return r == ParkResult::kTimedOut ? ETIMEDOUT : 0;
   }
+}
+
+}  // namespace
+
+int FutexWait(const std::atomic<uint32_t>* addr, uint32_t expected, int64_t deadline_ns,
+              WaitKind kind, uint32_t bitset) {
+  return Wait(addr, expected, deadline_ns, kind, bitset, false);
+}
+
+int FutexWaitCancellable(const std::atomic<uint32_t>* addr, uint32_t expected, int64_t deadline_ns,
+                         WaitKind kind) {
+  return Wait(addr, expected, deadline_ns, kind, kFutexMatchAny, true);
 }
 
 int FutexWake(const void* addr, int n, KernelSleepers sleepers, uint32_t bitset) {

@@ -55,6 +55,13 @@ constexpr uint32_t kFutexMatchAny = FUTEX_BITSET_MATCH_ANY;
 int FutexWait(const std::atomic<uint32_t>* addr, uint32_t expected, int64_t deadline_ns,
               WaitKind kind = WaitKind::kRestartable, uint32_t bitset = kFutexMatchAny);
 
+// FutexWait for a wait that is a POSIX cancellation point (a condition wait, sem_wait): as
+// FutexWait, and ECANCELED when a cancellation of the calling fiber is due, before it queues or
+// while parked. The waiter has then left the queue, having consumed no wake; the caller restores
+// what the wait changed (re-takes the mutex, unregisters) and acts (FiberTask::ActOnCancel).
+// An OS thread's wait is FutexWait's.
+int FutexWaitCancellable(const std::atomic<uint32_t>* addr, uint32_t expected, int64_t deadline_ns,
+                         WaitKind kind = WaitKind::kRestartable);
 enum class KernelSleepers {
   kMayHaveGlibcSleepers,  // glibc's protocol: always ask the kernel for the rest of n
   kOnlyGonets,            // gonet's protocol alone: ask only if gonet put an OS thread there

@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <ucontext.h>
 
 #include <atomic>
 #include <cerrno>
@@ -36,9 +37,11 @@ struct Job {
   int errno_in;    // the caller's errno, set on the helper before fn
   long result = 0;
   int errno_out = 0;
-  std::atomic<uint32_t> done{0};  // 0 -> 1 once (header); the helper's last touch of the job
-  uint32_t seq = 0;               // names the job in an interruption (header: Signals)
-  std::atomic<int> tid{0};        // the helper running fn, once it does
+  std::atomic<uint32_t> done{0};    // 0 -> 1 once (header); the helper's last touch of the job
+  uint32_t seq = 0;                 // names the job in an interruption (header: Signals)
+  std::atomic<int> tid{0};          // the helper running fn, once it does
+  bool cancel_point = false;        // fn is one cancellable syscall (header: Cancellation)
+  std::atomic<bool> cancel{false};  // the fiber was cancelled: end fn's syscall with EINTR
 };
 
 std::atomic<uint32_t> g_job_seq{0};
@@ -48,6 +51,7 @@ std::atomic<int> g_pid{0};
 __thread int t_helper_tid __attribute__((tls_model("initial-exec"))) = 0;
 __thread volatile uint32_t t_running_seq __attribute__((tls_model("initial-exec"))) = 0;
 __thread volatile sig_atomic_t t_stray __attribute__((tls_model("initial-exec"))) = 0;
+__thread Job* volatile t_running_job __attribute__((tls_model("initial-exec"))) = nullptr;
 
 // Resend period while the fiber waits for an interrupted call to return: the first signal may
 // land before the helper enters the syscall.
@@ -82,11 +86,17 @@ void FutexWake(std::atomic<uint32_t>* word) {
 
 void RunJob(Job* job) {
   t_running_seq = job->seq;
+  t_running_job = job;
   t_stray = 0;
   job->tid.store(t_helper_tid, std::memory_order_release);
   errno = job->errno_in;
   long r;
   for (;;) {
+    if (job->cancel_point && job->cancel.load(std::memory_order_acquire)) {
+      r = -1;  // cancelled before the call began: it is not made (header: Cancellation)
+      errno = EINTR;
+      break;
+    }
     r = job->fn(job->arg);
     // EINTR from an interruption that was meant for this helper's previous job: not this call's.
     if (r == -1 && errno == EINTR && t_stray) {
@@ -97,6 +107,7 @@ void RunJob(Job* job) {
     break;
   }
   t_running_seq = 0;
+  t_running_job = nullptr;
   job->errno_out = errno;
   job->result = r;
   Parker* p = job->parker;  // before done: after it the job may be gone
@@ -239,29 +250,71 @@ bool IsOffloadInterrupt(const siginfo_t* si) {
          (reinterpret_cast<uint64_t>(si->si_value.sival_ptr) >> 32) == kOffloadSignalMagic;
 }
 
-void NoteOffloadInterrupt(const siginfo_t* si) {
+void NoteOffloadInterrupt(const siginfo_t* si, void* uc) {
   auto seq = static_cast<uint32_t>(reinterpret_cast<uint64_t>(si->si_value.sival_ptr));
-  if (seq != t_running_seq) t_stray = 1;
+  if (seq != t_running_seq) {
+    t_stray = 1;
+    return;
+  }
+  Job* job = t_running_job;
+  if (job == nullptr || !job->cancel_point || !job->cancel.load(std::memory_order_acquire)) return;
+#if defined(__x86_64__)
+  // The cancelled call did not complete if the context resumes at its syscall instruction: the
+  // kernel rewound it there to restart it after this SA_RESTART handler (rax holds the syscall
+  // number again), or the signal came just before it was made. Resume after it with -EINTR
+  // instead, as glibc's cancellation handler ends a cancellable syscall it finds in that window.
+  // A call that completed resumes after the instruction with its result, which stands.
+  if (uc == nullptr) return;
+  greg_t* regs = static_cast<ucontext_t*>(uc)->uc_mcontext.gregs;
+  const auto* ip = reinterpret_cast<const unsigned char*>(regs[REG_RIP]);
+  if (ip[0] == 0x0f && ip[1] == 0x05) {  // syscall
+    regs[REG_RAX] = -EINTR;
+    regs[REG_RIP] += 2;
+  }
+#else
+  (void)uc;  // elsewhere a restartable call restarts: cancellation acts when it returns
+#endif
 }
 
-long Offload(long (*fn)(void*), void* arg) {
+namespace {
+// The call on a helper while the fiber parks: false if no helper could take it.
+bool RunOffloaded(FiberTask* self, uint32_t handled, long (*fn)(void*), void* arg,
+                  bool cancel_point, long* result);
+}  // namespace
+
+long Offload(long (*fn)(void*), void* arg, bool cancel_point) {
   if (!InFiber()) return fn(arg);
-  return OffloadSince(FiberScheduler::Current()->signals_handled(), fn, arg);
+  return OffloadSince(FiberScheduler::Current()->signals_handled(), fn, arg, cancel_point);
 }
 
-long OffloadSince(uint32_t handled, long (*fn)(void*), void* arg) {
+long OffloadSince(uint32_t handled, long (*fn)(void*), void* arg, bool cancel_point) {
   if (!InFiber()) return fn(arg);
+  FiberTask* self = FiberScheduler::Current();
+  // A cancellation point with a cancellation already due acts before making the call (glibc's
+  // cancellable syscalls check first).
+  if (cancel_point) self->ActOnCancel();
+  long result;
+  if (!RunOffloaded(self, handled, fn, arg, cancel_point, &result)) return fn(arg);
+  // The call ended with EINTR while cancelled: it did not complete, so cancellation acts now;
+  // a call that completed returns its result, and cancellation acts at the next point.
+  if (cancel_point && result == -1 && errno == EINTR) self->ActOnCancel();
+  return result;
+}
+
+namespace {
+bool RunOffloaded(FiberTask* self, uint32_t handled, long (*fn)(void*), void* arg,
+                  bool cancel_point, long* result) {
   // A signal handler that runs on this worker while we hold g_mu must not reach Submit again.
   ReentryGuard guard;
   if (GONET_UNLIKELY(g_pid.load(std::memory_order_relaxed) == 0)) {
     g_pid.store(static_cast<int>(sys::Call(SYS_getpid)), std::memory_order_relaxed);
     EnsureDumpHandler();  // gonet's SIGURG handler: what interrupts a helper's call
   }
-  FiberTask* self = FiberScheduler::Current();
   FiberTask::NoCancelScope no_cancel(self);  // the helper writes into the job until done
   Job job{fn, arg, CurrentParker(), errno};
   job.seq = g_job_seq.fetch_add(1, std::memory_order_relaxed) + 1;
-  if (!Submit(&job)) return fn(arg);
+  job.cancel_point = cancel_point;
+  if (!Submit(&job)) return false;
   Count(Stats().offloaded_calls);
   {
     ScopedWaitNote note(job.parker, kWaitOffload);  // gonet dump: parked on a helper's call
@@ -272,12 +325,20 @@ long OffloadSince(uint32_t handled, long (*fn)(void*), void* arg) {
       if (job.done.load(std::memory_order_acquire) != 0) break;
       // A handler ran on this fiber: the call is interrupted as the kernel would interrupt it.
       if (!interrupting && self->signals_handled() != handled) interrupting = true;
+      // Cancelled: the helper's handler ends the call unless it completed (header).
+      if (cancel_point && !job.cancel.load(std::memory_order_relaxed) &&
+          no_cancel.CancelDueInside()) {
+        job.cancel.store(true, std::memory_order_release);  // before the signal that reads it
+        interrupting = true;
+      }
       if (interrupting) InterruptHelper(job);
     }
   }
   errno = job.errno_out;
-  return job.result;
+  *result = job.result;
+  return true;
 }
+}  // namespace
 
 void SyscallOffloadAfterForkChild() {
   new (&g_mu) Spinlock();

@@ -34,6 +34,17 @@
 // SA_RESTART, where the kernel would fail those too. An interruption that reaches the helper
 // after it moved on to another job is recognised by the seq, and that job's call is remade.
 //
+// Cancellation: a call that is a POSIX cancellation point and one syscall (read, write, readv,
+// writev, poll and friends, the waits for a child, fcntl(F_SETLKW), lockf, sigwait: the callers
+// pass cancel_point) acts on a cancellation of the fiber as glibc's cancellable syscalls do: at
+// once if it is due before the call; while the helper runs it, the fiber marks the job and
+// interrupts the helper's call as for a signal, and gonet's SIGURG handler on the helper, finding
+// the context at the syscall instruction (the kernel rewound it there to restart it, or the call
+// was not made yet), resumes after it with EINTR instead (x86_64; elsewhere the call restarts and
+// cancellation acts when it returns). A call that ended with EINTR then acts on the
+// cancellation; one that completed returns its result, and the cancellation acts at the fiber's
+// next cancellation point. The other offloaded calls (the resolver's, flock) finish first.
+//
 // Pool: helpers are made on demand with libc's own pthread_create (not gonet's hook: a helper is
 // an OS thread, not a fiber). A submit hands the job to an idle helper or starts a new one; it
 // never queues a job behind another, because a pool that is too small could deadlock when every
@@ -70,18 +81,20 @@ inline constexpr uint64_t kOffloadSignalMagic = 0x676e6f66;  // "gnof": high hal
 // gonet's SIGURG handler (threads/sigurg.cc, through runtime's SetSigurgClaim): an interruption of
 // a helper's call, and noting it.
 bool IsOffloadInterrupt(const siginfo_t* si);
-void NoteOffloadInterrupt(const siginfo_t* si);
+// uc: the helper's interrupted context, where a cancelled call is ended (Cancellation, above).
+void NoteOffloadInterrupt(const siginfo_t* si, void* uc);
 
 // Runs fn(arg) on a helper thread while the calling fiber parks; returns fn's result, with errno
 // as fn left it (see above). Called outside a fiber, it runs fn inline. fn must not park or
 // touch the calling fiber's TLS (it runs on another thread): a real libc call, nothing more.
-long Offload(long (*fn)(void*), void* arg);
+// cancel_point: fn is one syscall that POSIX makes a cancellation point (Cancellation, above).
+long Offload(long (*fn)(void*), void* arg, bool cancel_point = false);
 // The same, for a caller that checked for signals itself before deciding to offload (sigwait):
 // the call is interrupted by any signal handled or kick (FiberTask::signals_handled) since the
 // caller read `handled_since`, not just since the offload began. A signal sent between the
 // caller's check and the offload would otherwise reach no one: the fiber's wait is in the helper,
 // which only a kernel signal or gonet's interruption ends.
-long OffloadSince(uint32_t handled_since, long (*fn)(void*), void* arg);
+long OffloadSince(uint32_t handled_since, long (*fn)(void*), void* arg, bool cancel_point = false);
 
 // Offload(fn, arg) for a call with arguments: OffloadCall(real::poll, fds, nfds, timeout).
 template <typename Fn, typename... Args>
@@ -92,13 +105,24 @@ auto OffloadCall(Fn fn, Args... args) -> decltype(fn(args...)) {
   return static_cast<Ret>(
       Offload([](void* c) -> long { return (*static_cast<Call*>(c))(); }, &call));
 }
+// The same for a call that is a cancellation point (Cancellation, above).
 template <typename Fn, typename... Args>
-auto OffloadCallSince(uint32_t handled_since, Fn fn, Args... args) -> decltype(fn(args...)) {
+auto OffloadCancelPoint(Fn fn, Args... args) -> decltype(fn(args...)) {
+  using Ret = decltype(fn(args...));
+  auto call = [&] { return static_cast<long>(fn(args...)); };
+  using Call = decltype(call);
+  return static_cast<Ret>(
+      Offload([](void* c) -> long { return (*static_cast<Call*>(c))(); }, &call, true));
+}
+template <typename Fn, typename... Args>
+auto OffloadCallSince(uint32_t handled_since, bool cancel_point, Fn fn, Args... args)
+    -> decltype(fn(args...)) {
   using Ret = decltype(fn(args...));
   auto call = [&] { return static_cast<long>(fn(args...)); };
   using Call = decltype(call);
   return static_cast<Ret>(OffloadSince(
-      handled_since, [](void* c) -> long { return (*static_cast<Call*>(c))(); }, &call));
+      handled_since, [](void* c) -> long { return (*static_cast<Call*>(c))(); }, &call,
+      cancel_point));
 }
 
 // In a fork child (runtime/ calls it): no helper survives; the pool starts empty.

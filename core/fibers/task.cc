@@ -12,9 +12,6 @@ bool IsSanitizerKey(pthread_key_t key) {
   return (g_sanitizer_keys[key / 64].load(std::memory_order_relaxed) >> (key % 64)) & 1;
 }
 
-// pthread_pause-free unwinding for pthread_exit in a fiber.
-struct FiberExitUnwind {};
-
 }  // namespace
 
 // Tasks are type-stable (parker.h: a late Unpark must land on valid memory), and a pthread_t
@@ -157,18 +154,9 @@ void FiberTask::Yield() {
 
 void FiberTask::Entry(void* self) {
   auto* t = static_cast<FiberTask*>(self);
-  try {
-    t->retval_ = t->start_(t->arg_);
-  } catch (FiberExitUnwind&) {
-    // pthread_exit: retval_ already set.
-  }
+  RunStart(t);  // returns when the start routine does, or when pthread_exit's unwind ends
   t->RunThreadLocalDestructors();  // glibc's order: thread_local destructors, then keys
   t->RunKeyDestructors();
-}
-
-void FiberTask::Exit(void* retval) {
-  retval_ = retval;
-  throw FiberExitUnwind{};
 }
 
 void FiberTask::RunKeyDestructors() {

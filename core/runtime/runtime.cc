@@ -68,9 +68,9 @@ void AtForkChild() {
 void AtExitStats() { PrintStatsSummary(); }
 
 // A fiber's signal interrupting its offloaded call (syscall_offload.h), via gonet's SIGURG.
-bool ClaimOffloadInterrupt(const siginfo_t* si) {
+bool ClaimOffloadInterrupt(const siginfo_t* si, void* uc) {
   if (!IsOffloadInterrupt(si)) return false;
-  NoteOffloadInterrupt(si);
+  NoteOffloadInterrupt(si, uc);
   return true;
 }
 

@@ -48,7 +48,8 @@ void WakeHandler(int sig, siginfo_t* si, void* uc) {
     NoteKernelWake();
     return;
   }
-  if (SigurgClaim claim = g_claim.load(std::memory_order_acquire); claim != nullptr && claim(si)) {
+  if (SigurgClaim claim = g_claim.load(std::memory_order_acquire);
+      claim != nullptr && claim(si, uc)) {
     return;
   }
   // `gonet dump`'s request (observe/dump.h), sent by another process with SI_QUEUE. A thread

@@ -30,7 +30,7 @@ void SetDumpAnswerer(DumpAnswerer answer);
 // Another user of gonet's SIGURG inside the process (fibers mode's offload helpers, interrupted
 // for a fiber's signal: fibers/syscall_offload.h), registered by runtime/. It returns true when
 // the signal was its own (then nothing else happens).
-using SigurgClaim = bool (*)(const siginfo_t* si);
+using SigurgClaim = bool (*)(const siginfo_t* si, void* ucontext);
 void SetSigurgClaim(SigurgClaim claim);
 
 // Threads mode's kernel wait: installs the handler without SA_RESTART (Init).
