@@ -12,7 +12,8 @@
 //     through DlopenFollowed for a caller with gonet's own search path, or DlopenAlongProgram
 //     for the program with a RUNPATH of its own, which loads the file the program's search finds;
 //   - the program's own $ORIGIN: DlopenAlongProgram loads the path it expands to.
-// What glibc loads for any other caller is named at the next pthread_create (fiber_tls.h).
+// What glibc loads for any other caller is named before the jump when core can tell which file it
+// will be, else at the next pthread_create (fiber_tls.h).
 #include <dlfcn.h>
 
 #include <climits>
@@ -92,6 +93,9 @@ extern "C" __attribute__((visibility("hidden"), used)) JumpTarget gonet_shim_dlo
     case search::ByName::kProgramOrigin:
       return reinterpret_cast<JumpTarget>(&gonet_shim_dlopen_along_program);
     case search::ByName::kCallersOwn:
+      if (search::PredictCallersOwn(file, caller, path, sizeof path)) {
+        gonet::core::fiber_tls::NameBeforeDlopen(path);
+      }
       break;
   }
   return reinterpret_cast<JumpTarget>(RealDlopen());

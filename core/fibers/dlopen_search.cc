@@ -104,17 +104,28 @@ bool SearchStopsAt(const char* file) {
   return h.e_machine == kMachine;
 }
 
-// Expands the program's $ORIGIN and ${ORIGIN} in name into path, as glibc does for a dlopen the
-// program makes (the directory of /proc/self/exe). false for any other '$' (glibc's $LIB and
-// $PLATFORM choose by CPU), or when it cannot tell.
-bool ExpandProgramOrigin(const char* name, char* path, size_t cap) {
-  char origin[PATH_MAX];
-  ssize_t n = readlink("/proc/self/exe", origin, sizeof origin - 1);
+// The directory of an object's file, as glibc's $ORIGIN names it ("/prog" -> "/").
+bool DirectoryOf(const char* file, char* dir, size_t cap) {
+  if (file == nullptr || file[0] != '/' ||
+      snprintf(dir, cap, "%s", file) >= static_cast<int>(cap)) {
+    return false;
+  }
+  char* slash = strrchr(dir, '/');
+  *(slash == dir ? slash + 1 : slash) = '\0';
+  return true;
+}
+
+// The program's file, as glibc finds its $ORIGIN (/proc/self/exe).
+bool ProgramFile(char* file, size_t cap) {
+  ssize_t n = readlink("/proc/self/exe", file, cap - 1);
   if (n <= 0) return false;
-  origin[n] = '\0';
-  char* slash = strrchr(origin, '/');
-  if (slash == nullptr) return false;
-  *(slash == origin ? slash + 1 : slash) = '\0';  // "/prog" -> "/"
+  file[n] = '\0';
+  return true;
+}
+
+// Expands $ORIGIN and ${ORIGIN} in name into path, origin being the caller's directory. false
+// for any other '$' (glibc's $LIB and $PLATFORM choose by CPU), or when it does not fit.
+bool ExpandOrigin(const char* name, const char* origin, char* path, size_t cap) {
   size_t used = 0;
   for (const char* p = name; *p != '\0';) {
     const char* piece = p;
@@ -155,8 +166,11 @@ ByName Plan(const char* name, const void* caller, char* path, size_t cap) {
   if (dst) {
     // A set-user-ID program expands $ORIGIN only within trusted directories: glibc's to decide.
     bool program = caller_map == static_cast<void*>(_r_debug.r_map) && getauxval(AT_SECURE) == 0;
-    return program && ExpandProgramOrigin(name, path, cap) ? ByName::kProgramOrigin
-                                                           : ByName::kCallersOwn;
+    char exe[PATH_MAX], origin[PATH_MAX];
+    return program && ProgramFile(exe, sizeof exe) && DirectoryOf(exe, origin, sizeof origin) &&
+                   ExpandOrigin(name, origin, path, cap)
+               ? ByName::kProgramOrigin
+               : ByName::kCallersOwn;
   }
   Dl_serinfo* theirs = SearchPath(caller_map);
   Dl_serinfo* ours = SearchPath(own_map);
@@ -188,6 +202,54 @@ ByName Plan(const char* name, const void* caller, char* path, size_t cap) {
   free(theirs);
   free(ours);
   return plan;
+}
+
+bool PredictCallersOwn(const char* name, const void* caller, char* path, size_t cap) {
+  Dl_info info;
+  void* caller_map = nullptr;
+  void* own_map = nullptr;
+  if (name == nullptr || cap == 0 || dladdr1(caller, &info, &caller_map, RTLD_DL_LINKMAP) == 0 ||
+      caller_map == nullptr || caller_map == static_cast<void*>(_r_debug.r_map) ||
+      dladdr1(reinterpret_cast<const void*>(&Plan), &info, &own_map, RTLD_DL_LINKMAP) == 0 ||
+      own_map == nullptr) {
+    return false;
+  }
+  Lmid_t ns = -1;
+  if (dlinfo(caller_map, RTLD_DI_LMID, &ns) != 0 || ns != LM_ID_BASE) return false;
+  if (strchr(name, '$') != nullptr) {
+    const char* file = static_cast<const link_map*>(caller_map)->l_name;
+    char origin[PATH_MAX];
+    return getauxval(AT_SECURE) == 0 && DirectoryOf(file, origin, sizeof origin) &&
+           ExpandOrigin(name, origin, path, cap);
+  }
+  if (strchr(name, '/') != nullptr) return false;
+  Dl_serinfo* theirs = SearchPath(caller_map);
+  Dl_serinfo* ours = SearchPath(own_map);
+  bool found = false;
+  if (theirs != nullptr && ours != nullptr) {
+    // The directories the caller has and gonet has not: those before the tail both share (that
+    // tail is LD_LIBRARY_PATH and the default directories, with ld.so.cache searched among them).
+    unsigned n = theirs->dls_cnt, m = ours->dls_cnt, tail = 0;
+    while (tail < n && tail < m &&
+           SameDir(theirs->dls_serpath[n - 1 - tail], ours->dls_serpath[m - 1 - tail])) {
+      ++tail;
+    }
+    for (unsigned i = 0; i + tail < n; ++i) {
+      const char* dir = theirs->dls_serpath[i].dls_name;
+      char file[PATH_MAX];
+      if (HasCapabilitySubdirs(dir) ||
+          snprintf(file, sizeof file, "%s/%s", dir, name) >= static_cast<int>(sizeof file)) {
+        break;
+      }
+      if (SearchStopsAt(file)) {
+        found = snprintf(path, cap, "%s", file) < static_cast<int>(cap);
+        break;
+      }
+    }
+  }
+  free(theirs);
+  free(ours);
+  return found;
 }
 
 }  // namespace gonet::core::dlopen_search

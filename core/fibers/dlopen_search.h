@@ -52,4 +52,10 @@ enum class ByName {
 // from any thread; allocates; loads nothing.
 ByName Plan(const char* name, const void* caller, char* path, size_t cap);
 
+// For kCallersOwn from a library: the file glibc's search will open for name when it can be told
+// ahead of the call (a name with that library's $ORIGIN; a bare name found in a directory of the
+// library's own path, before those it shares with gonet's, among which ld.so.cache is searched),
+// written to path; false otherwise. Only to name the file before glibc loads it (fiber_tls.h).
+bool PredictCallersOwn(const char* name, const void* caller, char* path, size_t cap);
+
 }  // namespace gonet::core::dlopen_search

@@ -2,8 +2,10 @@
 
 #include <dlfcn.h>
 #include <elf.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <link.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -60,6 +62,22 @@ std::atomic<uint32_t> g_nobjects{0};
 unsigned long long g_adds_seen GONET_GUARDED_BY(g_table_mu) = 0;  // dlpi_adds at the last scan
 bool g_initialised = false;
 bool g_shared = false;  // GONET_FIBER_TLS=shared: the operator keeps one copy per worker
+// Files named before glibc's dlopen loaded them (NameBeforeDlopen): the scan that finds them
+// does not name them again. Append-only, under g_table_mu.
+constexpr size_t kMaxNamedEarly = 16;
+char g_named_early[kMaxNamedEarly][PATH_MAX] GONET_GUARDED_BY(g_table_mu);
+size_t g_nnamed_early GONET_GUARDED_BY(g_table_mu) = 0;
+
+constexpr char kAlongCallersPath[] =
+    "it was dlopen'ed along its caller's own search path (a library's own RPATH, RUNPATH or "
+    "$ORIGIN): fibers share one copy per worker thread";
+
+bool NamedEarly(const char* path) GONET_REQUIRES(g_table_mu) {
+  for (size_t i = 0; i < g_nnamed_early; ++i) {
+    if (strcmp(g_named_early[i], path) == 0) return true;
+  }
+  return false;
+}
 
 // The thread pointer, read afresh: after a switch the fiber may run on another OS thread, and a
 // value the compiler kept from before would name the old thread's TLS.
@@ -404,10 +422,16 @@ void ScanLoads(bool follow) {
         Warn(e.object, "it could not be pinned: fibers share one copy per worker thread");
       }
     } else if (app) {
-      Warn(e.object, g_shared ? "GONET_FIBER_TLS=shared: fibers share one copy per worker thread"
-                              : "it was dlopen'ed along its caller's own search path (a library's "
-                                "own RPATH, RUNPATH or $ORIGIN): fibers share one copy per "
-                                "worker thread");
+      bool named;
+      {
+        SpinGuard g(g_table_mu);
+        named = NamedEarly(e.path);
+      }
+      if (g_shared) {
+        Warn(e.object, "GONET_FIBER_TLS=shared: fibers share one copy per worker thread");
+      } else if (!named) {
+        Warn(e.object, kAlongCallersPath);
+      }
       app = false;
     }
     SpinGuard g(g_table_mu);
@@ -435,5 +459,50 @@ void FollowDlopen() { ScanLoads(true); }
 
 void SetRealDlopen(DlopenFn dlopen) { g_real_dlopen.store(dlopen, std::memory_order_release); }
 void NoticeUnfollowedLoads() { ScanLoads(false); }
+
+namespace {
+
+// p_memsz of the file's PT_TLS program header; 0 if none or unreadable.
+uint64_t FileTlsBytes(const char* path) {
+  int fd = static_cast<int>(sys::Call(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC));
+  if (fd < 0) return 0;
+  uint64_t bytes = 0;
+  ElfW(Ehdr) h;
+  if (pread(fd, &h, sizeof h, 0) == static_cast<ssize_t>(sizeof h) &&
+      memcmp(h.e_ident, ELFMAG, SELFMAG) == 0 && h.e_phentsize == sizeof(ElfW(Phdr))) {
+    for (unsigned i = 0; i < h.e_phnum && i < 256; ++i) {
+      ElfW(Phdr) ph;
+      off_t at = static_cast<off_t>(h.e_phoff + i * sizeof ph);
+      if (pread(fd, &ph, sizeof ph, at) != static_cast<ssize_t>(sizeof ph)) break;
+      if (ph.p_type == PT_TLS) {
+        bytes = ph.p_memsz;
+        break;
+      }
+    }
+  }
+  sys::Call(SYS_close, fd);
+  return bytes;
+}
+
+int IsLoaded(dl_phdr_info* info, size_t, void* path) {
+  return info->dlpi_name != nullptr && strcmp(info->dlpi_name, static_cast<char*>(path)) == 0;
+}
+
+}  // namespace
+
+void NameBeforeDlopen(const char* path) {
+  if (!g_initialised || g_shared || path == nullptr || strlen(path) >= PATH_MAX) return;
+  TlsObject object;
+  object.path = path;
+  object.tls_bytes = FileTlsBytes(path);
+  if (object.tls_bytes == 0 || ClassifyTlsObject(object) != TlsOwner::kApplication) return;
+  if (dl_iterate_phdr(IsLoaded, const_cast<char*>(path)) != 0) return;  // glibc will reuse it
+  {
+    SpinGuard g(g_table_mu);
+    if (NamedEarly(path) || g_nnamed_early == kMaxNamedEarly) return;
+    snprintf(g_named_early[g_nnamed_early++], PATH_MAX, "%s", path);
+  }
+  Warn(object, kAlongCallersPath);
+}
 
 }  // namespace gonet::core::fiber_tls

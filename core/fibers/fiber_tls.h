@@ -47,7 +47,9 @@
 // destructors. An object loaded any other way (a library's own RPATH, RUNPATH or $ORIGIN: only
 // glibc called with that library's return address can search for it, so gonet's hook jumps to
 // glibc's dlopen and never sees the call return) keeps one copy of its TLS per worker and is
-// named on stderr, once, at the next pthread_create.
+// named on stderr, once: before that dlopen when gonet can tell which file glibc will open (a
+// library's $ORIGIN, a file in a directory of the library's own path), else at the next
+// pthread_create (so are the new objects' own dependencies).
 //
 // Thread rules: Init once, before any fiber runs. Save/Load only on the fiber they are given, on
 // its stack. FollowDlopen and NoticeUnfollowedLoads from any thread; the block table is
@@ -108,6 +110,11 @@ void FollowDlopen();
 // objects cannot be pinned and stay shared (named on stderr).
 using DlopenFn = void* (*)(const char* file, int flags);
 void SetRealDlopen(DlopenFn dlopen);
+// Before gonet's dlopen entry leaves a dlopen to glibc, with the file glibc's search will open
+// when it can be told (dlopen_search.h, PredictCallersOwn): if that file declares application
+// TLS and is not loaded yet, name it on stderr now, once; the scan that later finds it loaded
+// does not name it again. Does nothing before Init.
+void NameBeforeDlopen(const char* path);
 // At pthread_create: look for objects loaded without being followed (a dlopen gonet left to
 // glibc, dlopen_search.h) and name them on stderr, once each.
 // Cheap when nothing was loaded (one dl_iterate_phdr callback). Does nothing before Init.

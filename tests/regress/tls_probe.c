@@ -12,9 +12,9 @@
                         stderr, starts and joins one thread, prints "ok"
      tls_probe dlopen-only LIB
                         the same without the thread
-     tls_probe dlopen-via-lib LOADER LIB
-                        as dlopen LIB, but the dlopen is made by the library LOADER
-                        (tls_loader.c, loaded by path)
+     tls_probe dlopen-via-lib LOADER LIB [no-thread]
+                        as dlopen LIB (or dlopen-only LIB, with no-thread), but the dlopen is
+                        made by the library LOADER (tls_loader.c, loaded by path)
      tls_probe dlopen-share LIB
                         dlopens LIB (the conformance suite's thread-local library), then as
                         share with the library's thread-local (conf_lib_set, conf_lib_get):
@@ -127,7 +127,7 @@ int main(int argc, char** argv) {
     void* loader = dlopen(argv[2], RTLD_NOW);
     open_lib = loader != NULL ? (void* (*)(const char*, int))dlsym(loader, "tls_loader_open") : NULL;
     if (open_lib == NULL) return 1;
-    return dlopen_then_thread(argv[3], 1);
+    return dlopen_then_thread(argv[3], argc < 5 || strcmp(argv[4], "no-thread") != 0);
   }
   if (argc > 2 && strcmp(argv[1], "dlopen-share") == 0) return dlopen_then_share(argv[2]);
   if (argc > 1 && strcmp(argv[1], "share") == 0) return share("");

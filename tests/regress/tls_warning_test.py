@@ -10,20 +10,22 @@ or every application object when the operator chose GONET_FIBER_TLS=shared. Thes
 processes and read their stderr:
 
     tls_warning_test.py CHECK --build DIR --probe PATH --runpath-probe PATH --tls-lib PATH
-                              --loader PATH
+                              --loader PATH --runpath-loader PATH
 
 --probe is tests/regress/tls_probe.c built by CMake, --runpath-probe the same program linked with
 a RUNPATH naming the directory of --tls-lib, a shared library with TLS
 (tests/conformance/thread_local_lib.cc), --loader a library beside it that dlopens for the probe
-(tls_loader.c). Registered with ctest in
+(tls_loader.c), --runpath-loader the same with a RUNPATH of its own. Registered with ctest in
 tests/regress/CMakeLists.txt as regress.tls.CHECK. Exit 0: passed; 1: failed; 77: skipped.
 """
 
 import argparse
 import os
+import shutil
 import struct
 import subprocess
 import sys
+import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import SKIP, Failure, run_check  # noqa: E402
@@ -59,6 +61,7 @@ class Ctx:
         self.runpath_probe = os.path.abspath(args.runpath_probe)
         self.tls_lib = os.path.abspath(args.tls_lib)
         self.loader = os.path.abspath(args.loader)
+        self.runpath_loader = os.path.abspath(args.runpath_loader)
 
     def env(self, mode=None, **extra):
         env = {k: v for k, v in os.environ.items()
@@ -212,25 +215,58 @@ def check_library_dlopened_with_the_programs_origin_is_followed(ctx):
     expect_library_tls_per_thread(ctx, ctx.probe, "$ORIGIN/" + rel)
 
 
+def expect_named_once(r, name, size, before_return, what):
+    line, = expect_warnings(r, 1, what)
+    expect_named(line, name, size)
+    lines = r.stderr.splitlines()
+    if (lines.index(line) < lines.index(RETURNED)) != before_return:
+        when = "before dlopen returns" if before_return else "at pthread_create, after dlopen"
+        raise Failure(f"{what}: expected the line {when}: {r.stderr!r}")
+
+
 def check_library_dlopened_with_another_librarys_origin_is_named(ctx):
     """A library (not the program) dlopens with $ORIGIN, its own directory: gonet leaves the call
-    to glibc with that library as the caller (the load succeeds as natively), cannot follow what
-    it loaded, and names it at the next pthread_create, once: its TLS stays one copy per
-    worker."""
+    to glibc with that library as the caller (the load succeeds as natively) and cannot follow
+    what it loads, so the library's TLS stays one copy per worker. gonet knows which file that
+    is, so it names it before glibc loads it, once (not again at the next pthread_create)."""
     size = tls_bytes(ctx.tls_lib)
     name = os.path.basename(ctx.tls_lib)
     if os.path.dirname(ctx.loader) != os.path.dirname(ctx.tls_lib):
         raise Failure(f"{ctx.loader} must sit beside {ctx.tls_lib}: the build is wrong")
-    argv = [ctx.probe, "dlopen-via-lib", ctx.loader, "$ORIGIN/" + name]
-    for mode in (None, "fibers"):
-        r = ctx.run(argv, ctx.env(mode))
-        if r.stdout != "ok\n":
-            raise Failure(f"mode {mode or 'native'}: stdout {r.stdout!r}, stderr {r.stderr!r}")
-    line, = expect_warnings(r, 1, "dlopen with another library's $ORIGIN")
-    expect_named(line, name, size)
-    lines = r.stderr.splitlines()
-    if lines.index(line) < lines.index(RETURNED):
-        raise Failure(f"expected the line at pthread_create, after dlopen: {r.stderr!r}")
+    for how in ("dlopen", "dlopen-only"):
+        argv = [ctx.probe, "dlopen-via-lib", ctx.loader, "$ORIGIN/" + name]
+        if how == "dlopen-only":
+            argv.append("no-thread")
+        for mode in (None, "fibers"):
+            r = ctx.run(argv, ctx.env(mode))
+            if r.stdout != "ok\n":
+                raise Failure(f"{how}, mode {mode or 'native'}: stdout {r.stdout!r}, "
+                              f"stderr {r.stderr!r}")
+        expect_named_once(r, name, size, True, f"{how} with another library's $ORIGIN")
+
+
+def check_library_dlopened_by_a_library_with_its_own_runpath_is_named(ctx):
+    """A library with a RUNPATH of its own dlopens a bare name: only glibc can search for it. When
+    the file is in a directory gonet can look in as glibc does (here LD_LIBRARY_PATH, searched
+    before that RUNPATH and ld.so.cache), gonet names it before the load; when that directory has
+    hardware-capability subdirectories (glibc chooses among them by CPU), gonet cannot tell and
+    names it at the next pthread_create."""
+    size = tls_bytes(ctx.tls_lib)
+    name = os.path.basename(ctx.tls_lib)
+    with tempfile.TemporaryDirectory() as libdir:
+        shutil.copy(ctx.tls_lib, libdir)
+        argv = [ctx.probe, "dlopen-via-lib", ctx.runpath_loader, name]
+        for before_return in (True, False):
+            if not before_return:
+                os.mkdir(os.path.join(libdir, "glibc-hwcaps"))
+            for mode in (None, "fibers"):
+                r = ctx.run(argv, ctx.env(mode, LD_LIBRARY_PATH=libdir))
+                if r.stdout != "ok\n":
+                    raise Failure(f"mode {mode or 'native'}: stdout {r.stdout!r}, "
+                                  f"stderr {r.stderr!r}")
+            expect_named_once(r, name, size, before_return,
+                              "dlopen by a library with a RUNPATH"
+                              + ("" if before_return else ", capability subdirectory"))
 
 
 def check_quiet_tls_silences_the_warning(ctx):
@@ -292,6 +328,7 @@ def main():
     ap.add_argument("--runpath-probe", required=True)
     ap.add_argument("--tls-lib", required=True)
     ap.add_argument("--loader", required=True)
+    ap.add_argument("--runpath-loader", required=True)
     args = ap.parse_args()
     ctx = Ctx(args)
     if not os.path.exists(ctx.lib):
