@@ -10,6 +10,12 @@
  *   thread_alt    the faulting thread sets up its own sigaltstack, then sleeps while the other
  *                 spins (in fibers mode with one worker it wakes on the worker's new OS thread),
  *                 then faults: the handler (SA_ONSTACK) must run on that thread's own stack.
+ *   thread_kinds  as thread_own, for every other synchronous fault: in a second thread (started
+ *                 while the spinner runs) SIGFPE (integer division by zero), SIGILL (ud2),
+ *                 SIGBUS (a read past the end of a shared file mapping), SIGTRAP (int3) and
+ *                 SIGABRT (abort), each caught by the program's SA_SIGINFO handler on the
+ *                 thread's sigaltstack, which prints the signal, its si_code and where it ran,
+ *                 and siglongjmps back for the next one
  *   thread_fault  a fault in the program's own code in a second thread, no handler
  *   thread_abort  abort() in a second thread, no handler
  *   hold          starts gonet's threads (a spinner that makes the sysmon hand its worker off
@@ -18,11 +24,13 @@
  */
 #define _GNU_SOURCE
 #include <pthread.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -85,6 +93,38 @@ static void* fault(void* arg) {
   return NULL;
 }
 
+static sigjmp_buf kind_back;
+static void on_kind(int s, siginfo_t* si, void* uc) {
+  (void)uc;
+  char here, line[128];
+  int on = (uintptr_t)&here >= (uintptr_t)alt && (uintptr_t)&here < (uintptr_t)alt + sizeof alt;
+  int n = snprintf(line, sizeof line, "%s code %d, %s the sigaltstack\n", sigabbrev_np(s),
+                   si->si_code, on ? "on" : "off");
+  write(1, line, (size_t)n);
+  siglongjmp(kind_back, 1);
+}
+
+static void* fault_kinds(void* arg) {
+  (void)arg;
+  stack_t ss = {.ss_sp = alt, .ss_size = sizeof alt, .ss_flags = 0};
+  if (sigaltstack(&ss, NULL) != 0) perror("sigaltstack");
+  int fd = memfd_create("crash_probe", 0);
+  volatile char* past_end = mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, 0); /* file is empty */
+  volatile int zero = 0;
+  for (int step = 0; step < 5; ++step) {
+    if (sigsetjmp(kind_back, 1) != 0) continue;
+    switch (step) {
+      case 0: zero = 1000 / zero; break;
+      case 1: __builtin_trap();
+      case 2: (void)past_end[0]; break;
+      case 3: __asm__ volatile("int3"); break;
+      case 4: abort();
+    }
+    printf("step %d: no signal\n", step);
+  }
+  return NULL;
+}
+
 static int hold_pipe[2];
 static void* poller(void* arg) {
   (void)arg;
@@ -132,6 +172,24 @@ int main(int argc, char** argv) {
     }
     write(hold_pipe[1], "x", 1);
     pthread_join(p, NULL);
+    return 0;
+  } else if (!strcmp(what, "thread_kinds")) {
+    static const int kinds[] = {SIGFPE, SIGILL, SIGBUS, SIGTRAP, SIGABRT};
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; ++i) {
+      struct sigaction sa = {0};
+      sa.sa_sigaction = on_kind;
+      sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+      sigemptyset(&sa.sa_mask);
+      sigaction(kinds[i], &sa, NULL);
+    }
+    setvbuf(stdout, NULL, _IONBF, 0);
+    pthread_t a, b;
+    pthread_create(&a, NULL, spin, NULL);
+    while (!spinning) usleep(1000);
+    pthread_create(&b, NULL, fault_kinds, NULL);
+    pthread_join(b, NULL);
+    pthread_join(a, NULL);
+    puts("all caught");
     return 0;
   } else if (!strncmp(what, "thread_", 7)) {
     if (!strcmp(what, "thread_own") || !strcmp(what, "thread_alt")) {

@@ -71,6 +71,13 @@ def main():
     elif a.check == "fiber_fault_handler_runs_on_fiber_sigaltstack":
         ok, r = same_as_native(a.build, a.probe, "thread_alt", lambda e: "gonet" not in e)
         ok = ok and r.stdout == "handler ran on the sigaltstack\n"
+    elif a.check == "every_fault_kind_reaches_fiber_handler_on_its_sigaltstack":
+        ok, r = same_as_native(a.build, a.probe, "thread_kinds", lambda e: "gonet" not in e)
+        want = ["FPE code 1, on", "ILL code 2, on", "BUS code 2, on", "TRAP code 128, on",
+                "ABRT code -6, on"]
+        lines = r.stdout.splitlines()
+        ok = ok and r.returncode == 0 and [l[:len(w)] for l, w in zip(lines, want)] == want \
+            and lines[-1] == "all caught"
     elif a.check == "fiber_program_fault_not_blamed_on_gonet":
         ok, r = same_as_native(a.build, a.probe, "thread_fault", at_most_one_note)
         ok = ok and r.returncode == -signal.SIGSEGV
