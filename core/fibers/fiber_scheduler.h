@@ -133,6 +133,7 @@
 namespace gonet::core {
 
 struct FiberWorker;
+class SignalWait;
 
 class FiberTask final : public Parker {
  public:
@@ -202,6 +203,9 @@ class FiberTask final : public Parker {
   // ones reach it there, as they would reach any thread that blocks them) and a pthread_kill of
   // this fiber with a signal of `set` ends it. Returns the signal, or -1 with errno.
   int SigTimedWait(const sigset_t* set, siginfo_t* info, const timespec* timeout);
+  // sigpending in this fiber (running): its pending signals united with the process's, those it
+  // blocks, as the kernel answers for a thread. 0.
+  int SigPending(sigset_t* set) const;
   // pthread_cancel of this fiber, and the fiber's own cancelability (pthread_setcancelstate,
   // pthread_setcanceltype, pthread_testcancel): fibers/fiber_signals.h, Cancellation.
   int Cancel();
@@ -220,6 +224,11 @@ class FiberTask final : public Parker {
     }
   };
   uint64_t signal_mask() const { return sig_mask_.load(std::memory_order_relaxed); }
+  // What its machine blocks while it runs: its mask, and during a SignalWait the signals that
+  // wait's watch takes for it (fibers/fiber_signals.h).
+  uint64_t machine_signal_mask() const {
+    return sig_mask_.load(std::memory_order_relaxed) | sig_hold_.load(std::memory_order_relaxed);
+  }
   bool HasDeliverableSignal() const {
     return (sig_pending_.load(std::memory_order_relaxed) &
             ~sig_mask_.load(std::memory_order_relaxed)) != 0;
@@ -228,6 +237,7 @@ class FiberTask final : public Parker {
  private:
   friend class FiberScheduler;
   friend struct FiberWorker;
+  friend class SignalWait;
   enum : uint64_t { kRun = 0, kPermit = 1, kParked = 2, kStMask = 3 };
   enum class Action { kNone, kPark, kYield };
 
@@ -251,6 +261,10 @@ class FiberTask final : public Parker {
   uint32_t sig_handled_ = 0;
   std::atomic<uint64_t> sigwait_set_{0};    // the set of a sigwait in progress
   std::atomic<uint32_t> sigwait_kicks_{0};  // signals of that set sent meanwhile (Kill)
+  // A wait with a temporary mask in progress (fibers/fiber_signals.h, SignalWait; the fiber's
+  // own), and the signals its machine blocks beyond sig_mask_ meanwhile (machine_signal_mask).
+  SignalWait* sig_wait_ = nullptr;
+  std::atomic<uint64_t> sig_hold_{0};
   std::atomic<bool> cancel_pending_{false};
   bool cancel_disabled_ = false;
   bool cancel_async_ = false;  // remembered for pthread_setcanceltype; acted on as deferred

@@ -54,6 +54,9 @@
 
 #include <signal.h>
 
+#include <atomic>
+#include <cstdint>
+
 #include "core/base/mode.h"
 #include "core/fibers/fiber_scheduler.h"
 
@@ -82,6 +85,29 @@ long Offload(long (*fn)(void*), void* arg);
 // caller's check and the offload would otherwise reach no one: the fiber's wait is in the helper,
 // which only a kernel signal or gonet's interruption ends.
 long OffloadSince(uint32_t handled_since, long (*fn)(void*), void* arg);
+
+// One offloaded call (a job), on the calling fiber's stack (header: the `done` word).
+struct OffloadJob {
+  long (*fn)(void*) = nullptr;
+  void* arg = nullptr;
+  Parker* parker = nullptr;  // the fiber to unpark; read by the helper before it publishes done
+  int errno_in = 0;          // the caller's errno, set on the helper before fn
+  long result = 0;
+  int errno_out = 0;
+  std::atomic<uint32_t> done{0};  // 0 -> 1 once (header); the helper's last touch of the job
+  uint32_t seq = 0;               // names the job in an interruption (header: Signals)
+  std::atomic<int> tid{0};        // the helper running fn, once it does
+};
+
+// A call that runs beside the fiber's own parks instead of in place of them: the signal watch of
+// a wait with a temporary mask (fibers/fiber_signals.h, SignalWait). StartOffload hands job (fn
+// and arg filled in) to a helper, which Unparks the calling fiber once fn returned (a wake-up the
+// fiber's other parks take as spurious); false: no helper took it and nothing runs. FinishOffload
+// (the same fiber, before the job goes out of scope) interrupts fn as a signal to the fiber
+// interrupts an offloaded call, parks until it returned, and returns its result (errno as fn
+// left it). Cancellation waits meanwhile: the helper writes into the job until done.
+bool StartOffload(OffloadJob* job);
+long FinishOffload(OffloadJob* job);
 
 // Offload(fn, arg) for a call with arguments: OffloadCall(real::poll, fds, nfds, timeout).
 template <typename Fn, typename... Args>
