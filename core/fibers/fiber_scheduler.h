@@ -243,6 +243,8 @@ class FiberTask final : public Parker {
 
   static void Entry(void* self);
   ParkResult AfterSignals(WaitKind kind);
+  // The siginfo a SignalWait's watch took for sig, copied to *out (once); nullptr if none.
+  const siginfo_t* TakeWatchedInfo(int sig, siginfo_t* out);
   bool CancelDue() const {
     return cancel_pending_.load(std::memory_order_relaxed) && !cancel_disabled_ && no_cancel_ == 0;
   }
@@ -261,10 +263,13 @@ class FiberTask final : public Parker {
   uint32_t sig_handled_ = 0;
   std::atomic<uint64_t> sigwait_set_{0};    // the set of a sigwait in progress
   std::atomic<uint32_t> sigwait_kicks_{0};  // signals of that set sent meanwhile (Kill)
-  // A wait with a temporary mask in progress (fibers/fiber_signals.h, SignalWait; the fiber's
-  // own), and the signals its machine blocks beyond sig_mask_ meanwhile (machine_signal_mask).
+  // A wait with a temporary mask whose watch runs (fibers/fiber_signals.h, SignalWait; the
+  // fiber's own), the signals its machine blocks beyond sig_mask_ meanwhile
+  // (machine_signal_mask), and the signal the watch took, whose siginfo it left in the thread
+  // state (watch_info), written before this (release) and read once by DeliverSignals.
   SignalWait* sig_wait_ = nullptr;
   std::atomic<uint64_t> sig_hold_{0};
+  std::atomic<int> sig_watch_taken_{0};
   std::atomic<bool> cancel_pending_{false};
   bool cancel_disabled_ = false;
   bool cancel_async_ = false;  // remembered for pthread_setcanceltype; acted on as deferred

@@ -163,7 +163,8 @@ bool FiberTask::DeliverSignals() {
     sig_pending_.fetch_and(~bit, std::memory_order_acq_rel);
     bool queued = (sig_queued_.fetch_and(~bit, std::memory_order_relaxed) & bit) != 0;
     // Taken from the process by a SignalWait's watch: the kernel's siginfo (kill, alarm...).
-    const siginfo_t* taken = sig_wait_ != nullptr ? sig_wait_->TakeInfo(sig) : nullptr;
+    siginfo_t taken_info;
+    const siginfo_t* taken = TakeWatchedInfo(sig, &taken_info);
     struct sigaction sa {};
     Disposition(sig, &sa);
     bool info = (sa.sa_flags & SA_SIGINFO) != 0;
@@ -177,6 +178,8 @@ bool FiberTask::DeliverSignals() {
       SwitchSignalMask(*this);
       continue;
     }
+    // A handler may siglongjmp out of the wait: nothing of a watch may be left in flight then.
+    if (sig_wait_ != nullptr) sig_wait_->EndWatch();
     if ((sa.sa_flags & SA_RESTART) == 0) all_restart = false;
     ++sig_handled_;
     uint64_t saved = sig_mask_.load(std::memory_order_relaxed);
@@ -282,6 +285,13 @@ int FiberTask::SigTimedWait(const sigset_t* set, siginfo_t* info, const timespec
   }
 }
 
+const siginfo_t* FiberTask::TakeWatchedInfo(int sig, siginfo_t* out) {
+  int want = sig;
+  if (!sig_watch_taken_.compare_exchange_strong(want, 0, std::memory_order_acq_rel)) return nullptr;
+  *out = thread_state_if_any()->watch_info;  // written before sig_watch_taken_ (release)
+  return out;
+}
+
 int FiberTask::SigPending(sigset_t* set) const {
   // The kernel's answer on this machine: its own pending and the process's, masked with what the
   // machine blocks (this fiber's mask, and a SignalWait's watched signals when a handler asks).
@@ -297,12 +307,9 @@ SignalWait::SignalWait(const sigset_t* mask, Watch watch) : t_(FiberScheduler::C
   uint64_t during = mask != nullptr ? Word(*mask) & ~kUnblockable : old_;
   uint64_t lets_through = ~during & ~kNeverWatched;
   watch_ = watch == Watch::kAll ? lets_through : lets_through & old_;
-  t_->sig_wait_ = this;
   t_->sig_mask_.store(during, std::memory_order_seq_cst);
-  // One sigprocmask: the machine never has a watched signal unblocked while the fiber waits.
-  t_->sig_hold_.store(watch_, std::memory_order_relaxed);
-  SwitchSignalMask(*t_);
-  if (watch_ != 0) StartWatch();
+  if (watch_ != 0) StartWatch();  // installs the machine's mask with the watched signals held
+  if (!watching_) SwitchSignalMask(*t_);
 }
 
 long SignalWait::WatchCall(void* self) {
@@ -315,41 +322,52 @@ long SignalWait::WatchCall(void* self) {
   } while (r > 0 && Ignored(static_cast<int>(r)));
   if (r > 0) {
     // Pending on the fiber, with the kernel's siginfo; the job's completion then unparks it.
-    w->info_ = info;
-    w->taken_.store(static_cast<int>(r), std::memory_order_release);
-    w->t_->sig_pending_.fetch_or(Bit(static_cast<int>(r)), std::memory_order_seq_cst);
+    int sig = static_cast<int>(r);
+    w->state_->watch_info = info;
+    w->t_->sig_watch_taken_.store(sig, std::memory_order_release);
+    w->t_->sig_pending_.fetch_or(Bit(sig), std::memory_order_seq_cst);
   }
   return r;
 }
 
 void SignalWait::StartWatch() {
+  state_ = t_->thread_state();  // where the watch leaves a siginfo (nullptr: out of memory)
+  if (state_ == nullptr) return;
   job_.~OffloadJob();
   new (&job_) OffloadJob();
   job_.fn = &WatchCall;
   job_.arg = this;
+  // One sigprocmask: the machine never has a watched signal unblocked while the fiber waits.
+  t_->sig_hold_.store(watch_, std::memory_order_relaxed);
+  SwitchSignalMask(*t_);
+  t_->sig_wait_ = this;
   watching_ = StartOffload(&job_);
-  if (!watching_) {  // no helper: only the signals sent to the fiber end the wait
-    t_->sig_hold_.store(0, std::memory_order_relaxed);
-    SwitchSignalMask(*t_);
-  }
+  if (!watching_) EndWatch();  // no helper: only the signals sent to the fiber end the wait
 }
 
-const siginfo_t* SignalWait::TakeInfo(int sig) {
-  int want = sig;
-  if (!taken_.compare_exchange_strong(want, 0, std::memory_order_acq_rel)) return nullptr;
-  return &info_;
+void SignalWait::EndWatch() {
+  t_->sig_wait_ = nullptr;
+  if (watching_) {
+    // Nothing is delivered inside this park (a handler there would run with the job in flight);
+    // what arrives meanwhile stays pending for the caller's delivery.
+    uint64_t mask = t_->sig_mask_.load(std::memory_order_relaxed);
+    t_->sig_mask_.store((~kUnblockable & ~SyncFaultBits()) | (mask & SyncFaultBits()),
+                        std::memory_order_seq_cst);
+    int saved_errno = errno;
+    FinishOffload(&job_);
+    errno = saved_errno;
+    watching_ = false;
+    t_->sig_mask_.store(mask, std::memory_order_seq_cst);
+  }
+  t_->sig_hold_.store(0, std::memory_order_relaxed);
+  SwitchSignalMask(*t_);
 }
 
 SignalWait::~SignalWait() {
-  int saved_errno = errno;  // the call's answer (DeliverSignals keeps it too)
-  if (watching_) FinishOffload(&job_);
-  errno = saved_errno;
-  t_->sig_hold_.store(0, std::memory_order_relaxed);
-  SwitchSignalMask(*t_);
+  EndWatch();
   // What arrived for the wait (taken by the watch, or sent to the fiber as it ended) runs under
   // the wait's mask, as the kernel delivers it before the call returns.
   if (t_->HasDeliverableSignal()) t_->DeliverSignals();
-  t_->sig_wait_ = nullptr;
   t_->sig_mask_.store(old_, std::memory_order_seq_cst);
   SwitchSignalMask(*t_);
   if (t_->HasDeliverableSignal()) t_->DeliverSignals();
@@ -359,11 +377,10 @@ int SignalWait::Suspend() {
   const uint32_t before = t_->sig_handled_;
   ScopedWaitNote note(t_, kWaitSignal);
   for (;;) {
-    // A finished watch has made what it took pending (before done): collect it first.
+    // A watch that finished has made what it took pending (before done): collect it first.
     bool rewatch = false;
     if (watching_ && job_.done.load(std::memory_order_acquire) != 0) {
-      FinishOffload(&job_);
-      watching_ = false;
+      EndWatch();
       rewatch = true;
     }
     if (t_->HasDeliverableSignal()) t_->DeliverSignals();

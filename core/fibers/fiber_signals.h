@@ -74,6 +74,7 @@
 namespace gonet::core {
 
 class FiberTask;
+struct FiberThreadState;
 
 // The mask of the machine that runs t is t's (FiberWorker::Run, before the switch).
 void SwitchSignalMask(const FiberTask& t);
@@ -101,8 +102,9 @@ class SignalWait {
   // sigsuspend, pause: parks until a handler has run on the fiber. -1 with errno EINTR.
   int Suspend();
 
-  // DeliverSignals: the kernel's siginfo of sig if the watch took it (once), else nullptr.
-  const siginfo_t* TakeInfo(int sig);
+  // Ends the watch (DeliverSignals calls it before it runs a handler: a handler may siglongjmp
+  // out of the wait, and must leave no job of this frame in flight and no signal held).
+  void EndWatch();
 
  private:
   static long WatchCall(void* self);  // on the helper
@@ -112,9 +114,8 @@ class SignalWait {
   uint64_t old_ = 0;
   uint64_t watch_ = 0;
   bool watching_ = false;
+  FiberThreadState* state_ = nullptr;  // the fiber's, where the watch leaves the siginfo
   OffloadJob job_;
-  siginfo_t info_{};           // written by the helper before it marks the signal pending
-  std::atomic<int> taken_{0};  // the signal info_ is for (0: none)
 };
 
 // sigsuspend(mask) and pause() (mask nullptr) in a fiber.

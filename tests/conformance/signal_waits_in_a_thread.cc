@@ -12,6 +12,7 @@
 // one worker (GONET_WORKERS=1, issue 18), and one stage has the signal sent by a pthread that
 // first bounces a byte through pipes with a third one, all fibers on that one OS thread.
 #include <pthread.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -33,6 +34,9 @@ void OnSignal(int sig, siginfo_t* si, void*) {
   g_code.store(si->si_code);
   g_handled[sig].fetch_add(1);
 }
+
+thread_local sigjmp_buf t_env;
+void JumpOut(int) { siglongjmp(t_env, 1); }
 
 void Handle(int sig) {
   struct sigaction sa {};
@@ -261,6 +265,36 @@ int main() {
     sender.join();
     t.join();
     Report("sigsuspend", w);
+  }
+
+  Say("== a handler that siglongjmps out of sigsuspend, then another sigsuspend");
+  {
+    struct sigaction sa {};
+    sa.sa_handler = JumpOut;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGUSR2, &sa, nullptr);
+    std::atomic<bool> in{false}, jumped{false}, blocked_after{false};
+    Wait w;
+    std::thread t([&] {
+      if (sigsetjmp(t_env, 1) == 0) {
+        sigset_t m = Without(SIGUSR2);
+        in = true;
+        sigsuspend(&m);
+      } else {
+        jumped = true;
+        blocked_after = Blocked(SIGUSR2);
+      }
+      Suspend(&w, SIGUSR1);
+    });
+    while (!in) SleepMs(1);
+    SleepMs(30);
+    Show(kill(getpid(), SIGUSR2), "kill(getpid(), SIGUSR2)");
+    WaitIn(w);
+    Show(kill(getpid(), SIGUSR1), "kill(getpid(), SIGUSR1)");
+    t.join();
+    Say("jumped out: %s, SIGUSR2 blocked after: %s", YesNo(jumped), YesNo(blocked_after));
+    Report("next sigsuspend", w);
+    Handle(SIGUSR2);
   }
 
   Say("== sigsuspend, SIGALRM from alarm");
