@@ -10,7 +10,8 @@
 // first made without waiting (a zero timeout, WNOHANG): an answer or an error is returned at
 // once, as the blocking call would have returned it. On "nothing yet", the readiness waits park
 // on the netpoller when epoll can watch every fd they name (core/fd/poll_group.h; epoll_wait
-// watches the program's epoll fd itself); the rest, and the child waits, are offloaded with the
+// watches the program's epoll fd itself), those with a signal mask with the fiber's mask the
+// call's meanwhile (MaskedWait); the rest, and the child waits, are offloaded with the
 // program's own timeout. The probe's few microseconds are added to the program's timeout (the
 // call waits that much longer than asked at most), which the kernel's timer slack already exceeds.
 // One visible trace: when select's probe finds something ready, its timeval is left as the program

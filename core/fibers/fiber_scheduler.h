@@ -76,7 +76,12 @@
 //     parks or wakes, and interrupt its park as the kernel would interrupt the call. A fiber that
 //     computes runs the handler at its next park. A fiber in an offloaded call runs the handler
 //     at once and then interrupts the helper's call (gonet's SIGURG): poll and friends fail with
-//     EINTR, but a pipe read or a waitpid restarts even without SA_RESTART.
+//     EINTR, but a pipe read or a waitpid restarts even without SA_RESTART. sigsuspend, pause
+//     and ppoll/pselect/epoll_pwait with a mask park with the call's mask as the fiber's, and a
+//     watch (an offloaded sigtimedwait) takes the process-directed signals they wait for, for
+//     that fiber alone (SignalWait); sigpending answers the fiber's pending set and the
+//     process's. A process-directed signal can still land on an idle worker whose last fiber
+//     did not block it, and run its handler there, outside any fiber.
 //     pthread_cancel(fiber) acts when the fiber parks in a socket call, a sleep or a join, or
 //     calls pthread_testcancel; not in a condition wait, sem_wait or an offloaded call
 //     (fibers/fiber_signals.h, Cancellation).
@@ -98,7 +103,7 @@
 //   - A call gonet neither parks nor offloads (regular-file IO, res_* and the non-_r resolver
 //     calls, glibc-internal IO such as stdio on a pipe, process-shared or robust mutexes, rwlocks
 //     and barriers, named or process-shared semaphores and condvars, shared futexes, futex_waitv,
-//     sigsuspend and pause, System V and POSIX message queues and System V semaphores; the README
+//     System V and POSIX message queues and System V semaphores; the README
 //     lists each with its reason) blocks its machine; its worker's other fibers move to another
 //     machine after ~20-30 ms (handoff). After a handoff those fibers, and the stuck one once it
 //     returns, run on a different OS thread: a compiled-in cached TLS address (errno's, above)
@@ -358,7 +363,6 @@ class FiberScheduler {
 
 // In a fork child (runtime/ calls it): see fiber_scheduler.cc.
 void FiberSchedulerAfterForkChild();
-
 
 // Runs on the sysmon thread when it starts (runtime/ sets it: publish the sysmon as gonet dump's
 // answerer of last resort, observe/dump.h), since fibers/ cannot name observe/.

@@ -51,7 +51,12 @@
 // Never watched: SIGURG (gonet's interruption of helpers; threads/sigurg.h), the synchronous
 // faults (raised by the faulting thread itself), and the signals nobody can block. A watch costs
 // an offload helper for the length of the wait; if none can be started, the wait sees only the
-// signals sent to the fiber.
+// signals sent to the fiber. Before a handler runs, the watch is ended (DeliverSignals ->
+// EndWatch), so a handler that siglongjmps out of the wait leaves no job in flight on the frame
+// it abandons. sigsuspend and pause are cancellation points (their park acts on a cancel).
+// sigpending in a fiber (SigPending) answers the fiber's pending signals united with the kernel's
+// answer on its machine (the process's pending set), masked with the fiber's mask, as the kernel
+// answers for a thread.
 //
 // Cancellation: pthread_cancel of a fiber marks it and wakes it if parked; the fiber acts on it
 // (unwinding its stack, running destructors and C++ cleanup handlers, as pthread_exit in a fiber
