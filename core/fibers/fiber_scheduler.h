@@ -364,6 +364,7 @@ class FiberScheduler {
 // In a fork child (runtime/ calls it): see fiber_scheduler.cc.
 void FiberSchedulerAfterForkChild();
 
+
 // Runs on the sysmon thread when it starts (runtime/ sets it: publish the sysmon as gonet dump's
 // answerer of last resort, observe/dump.h), since fibers/ cannot name observe/.
 using SysmonStartHook = bool (*)();

@@ -103,10 +103,9 @@ int SemPost(sem_t* s);     // 0 or EOVERFLOW
 
 // Reader-writer locks (process-private): __readers counts readers in glibc's units (1 << 3, above
 // glibc's three flag bits, so that a lock glibc used before gonet's mode was set reads right: its
-// unlocked write phase as unlocked, its writer as a writer), its top bit marks gonet's writer;
-// __writers counts waiters so an unlock with nobody waiting skips the table. As glibc's default
-// (PTHREAD_RWLOCK_PREFER_READER_NP), readers are preferred; a writer or reader that already holds
-// the write lock gets EDEADLK.
+// unlocked write phase as unlocked, its writer as a writer), its top bit marks gonet's writer; __writers counts waiters so an unlock with nobody waiting skips the table. As
+// glibc's default (PTHREAD_RWLOCK_PREFER_READER_NP), readers are preferred; a writer or reader
+// that already holds the write lock gets EDEADLK.
 bool RwLockSupported(const pthread_rwlock_t* l);
 int RwLockRead(pthread_rwlock_t* l, int64_t deadline_ns);   // 0, ETIMEDOUT, EDEADLK, EAGAIN
 int RwLockWrite(pthread_rwlock_t* l, int64_t deadline_ns);  // 0, ETIMEDOUT, EDEADLK

@@ -26,15 +26,15 @@
 // a sigmask, when it cannot park on the netpoller: shim/wait_calls.cc) does so on the helper, as
 // the program asked, and gets EINTR there exactly as it would have on the program's thread.
 // (The netpoller's parks with a mask, and sigsuspend, run a watch instead: a job started with
-// StartOffload beside the fiber's own park, fibers/fiber_signals.h SignalWait.) A signal sent to
-// the fiber (pthread_kill: fibers/ fiber_signals.h) wakes it; once its handler has run, the fiber
-// interrupts the helper's call with gonet's own SIGURG (SI_QUEUE, kOffloadSignalMagic and the job's
-// seq; gonet's handler has SA_RESTART), resent every 5 ms until the call returns, since the first
-// may land before the helper is in the kernel. The kernel then fails the calls it never restarts
-// after a handler (poll, select, epoll_wait and their variants) with EINTR, as for the program's
-// thread, and restarts the others (read on a pipe, waitpid): a limit when the program's handler
-// lacks SA_RESTART, where the kernel would fail those too. An interruption that reaches the helper
-// after it moved on to another job is recognised by the seq, and that job's call is remade.
+// StartOffload beside the fiber's own park, fibers/fiber_signals.h SignalWait.) A signal sent
+// to the fiber (pthread_kill: fibers/fiber_signals.h) wakes it; once its handler has run, the
+// fiber interrupts the helper's call with gonet's own SIGURG (SI_QUEUE, kOffloadSignalMagic and
+// the job's seq; gonet's handler has SA_RESTART), resent every 5 ms until the call returns, since
+// the first may land before the helper is in the kernel. The kernel then fails the calls it
+// never restarts after a handler (poll, select, epoll_wait and their variants) with EINTR, as
+// for the program's thread, and restarts the others (read on a pipe, waitpid): a limit when the
+// program's handler lacks SA_RESTART, where the kernel would fail those too. An interruption
+// that reaches the helper after it moved on to another job is recognised by the seq, and that job's call is remade.
 //
 // Pool: helpers are made on demand with libc's own pthread_create (not gonet's hook: a helper is
 // an OS thread, not a fiber). A submit hands the job to an idle helper or starts a new one; it
