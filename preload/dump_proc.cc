@@ -97,6 +97,8 @@ const char* OpName(int op) {
       return "join";
     case 'o':
       return "offloaded call";
+    case 'g':
+      return "signal (sigsuspend or pause)";
     default:
       return "?";
   }

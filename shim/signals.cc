@@ -7,8 +7,12 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <cstdint>
+#include <cstring>
+
 #include "core/base/signal_policy.h"
 #include "core/fibers/fiber_scheduler.h"
+#include "core/fibers/fiber_signals.h"
 #include "core/fibers/syscall_offload.h"
 #include "core/threads/kernel_wait.h"
 #include "core/threads/sigurg.h"
@@ -91,4 +95,53 @@ GONET_HOOK int sigwait(const sigset_t* set, int* sig) {
     }
     if (errno != EINTR) return errno;  // sigwait restarts after a handler, as glibc's
   }
+}
+
+// sigsuspend, pause and the sigpause family in a fiber wait for the fiber's signals with the
+// fiber's mask, parked (core/fibers/fiber_signals.h, SignalWait). glibc's sigpause reads the mask
+// and calls its internal sigsuspend, which no hook sees: each is taken over whole.
+
+GONET_HOOK int sigsuspend(const sigset_t* mask) {
+  if (core::InFiber()) return core::FiberSigsuspend(mask);
+  auto next = NEXT(sigsuspend);
+  return next(mask);
+}
+
+GONET_HOOK int pause(void) {
+  if (core::InFiber()) return core::FiberSigsuspend(nullptr);
+  auto next = NEXT(pause);
+  return next();
+}
+
+// glibc's __sigpause(sig_or_mask, is_sig): the calling thread's mask without sig (is_sig), or
+// with its first 32 signals replaced by mask (BSD sigpause), for the length of a sigsuspend.
+GONET_HOOK int __sigpause(int sig_or_mask, int is_sig) {
+  if (!core::InFiber()) {
+    using Fn = int (*)(int, int);
+    static std::atomic<Fn> slot{nullptr};
+    return gonet::shim::Next(slot, "__sigpause")(sig_or_mask, is_sig);
+  }
+  sigset_t set;
+  pthread_sigmask(SIG_SETMASK, nullptr, &set);  // the fiber's (hooked)
+  if (is_sig != 0) {
+    if (sigdelset(&set, sig_or_mask) != 0) return -1;
+  } else {
+    uint64_t word;
+    memcpy(&word, &set, sizeof word);
+    word = (word & ~uint64_t{0xffffffff}) | static_cast<uint32_t>(sig_or_mask);
+    memcpy(&set, &word, sizeof word);
+  }
+  return core::FiberSigsuspend(&set);
+}
+
+// sigpause(sig) as <signal.h> names it for XPG programs; the old BSD sigpause(mask).
+GONET_HOOK int __xpg_sigpause(int sig) { return __sigpause(sig, 1); }
+GONET_HOOK int BsdSigpause(int mask) __asm__("sigpause");
+GONET_HOOK int BsdSigpause(int mask) { return __sigpause(mask, 0); }
+
+// sigpending in a fiber: the fiber's pending signals and the process's.
+GONET_HOOK int sigpending(sigset_t* set) {
+  if (core::InFiber()) return core::FiberScheduler::Current()->SigPending(set);
+  auto next = NEXT(sigpending);
+  return next(set);
 }

@@ -10,7 +10,8 @@
 // first made without waiting (a zero timeout, WNOHANG): an answer or an error is returned at
 // once, as the blocking call would have returned it. On "nothing yet", the readiness waits park
 // on the netpoller when epoll can watch every fd they name (core/fd/poll_group.h; epoll_wait
-// watches the program's epoll fd itself); the rest, and the child waits, are offloaded with the
+// watches the program's epoll fd itself), those with a signal mask with the fiber's mask the
+// call's meanwhile (MaskedWait); the rest, and the child waits, are offloaded with the
 // program's own timeout. The probe's few microseconds are added to the program's timeout (the
 // call waits that much longer than asked at most), which the kernel's timer slack already exceeds.
 // One visible trace: when select's probe finds something ready, its timeval is left as the program
@@ -24,10 +25,12 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <optional>
 
 #include "core/base/base.h"
 #include "core/fd/ops.h"
 #include "core/fd/poll_group.h"
+#include "core/fibers/fiber_signals.h"
 #include "core/fibers/fiber_sync.h"
 #include "core/fibers/syscall_offload.h"
 #include "shim/abi.h"
@@ -120,6 +123,20 @@ gonet::core::IoResult EpollOnNetpoller(int epfd, epoll_event* events, int maxeve
   return core::WaitFds(&p, 1, deadline_ns, &EpollCall::Probe, &call);
 }
 
+// ppoll, pselect, epoll_pwait and epoll_pwait2 with a signal mask, parked on the netpoller: the
+// fiber's mask is the call's for the wait, and a watch takes the process-directed signals it lets
+// through that the fiber blocks otherwise (core/fibers/fiber_signals.h, SignalWait). Without a
+// mask, nothing.
+class MaskedWait {
+ public:
+  explicit MaskedWait(const sigset_t* sigmask) {
+    if (sigmask != nullptr) wait_.emplace(sigmask, core::SignalWait::Watch::kNewlyUnblocked);
+  }
+
+ private:
+  std::optional<core::SignalWait> wait_;
+};
+
 // What is left of a poll timeout (ms, -1 = none) by deadline_ns, for a call offloaded after a
 // poll group gave up on it (a socket was closed meanwhile).
 int MsLeft(int timeout_ms, int64_t deadline_ns) {
@@ -182,13 +199,15 @@ GONET_HOOK int ppoll(struct pollfd* fds, nfds_t nfds, const struct timespec* tim
   }
   const timespec zero{};
   if (int r = real::ppoll(fds, nfds, &zero, sigmask); r != 0) return r;
-  // A signal mask only matters while the call waits for a signal, and fibers get none (README):
-  // a group applies it in its probes, as the kernel would during the wait.
   int64_t deadline = timeout == nullptr
                          ? 0
                          : core::DeadlineAfter(std::max<int64_t>(core::TimespecNs(*timeout), 1));
-  if (core::IoResult r = PollFds(fds, nfds, sigmask, deadline); !r.passthrough()) {
-    return ToCAbi<int>(r);
+  {
+    // The fiber's mask is the call's while it waits, as the kernel's would be (MaskedWait).
+    MaskedWait masked(sigmask);
+    if (core::IoResult r = PollFds(fds, nfds, sigmask, deadline); !r.passthrough()) {
+      return ToCAbi<int>(r);
+    }
   }
   return core::OffloadCancelPoint(real::ppoll, fds, nfds, timeout, sigmask);
 }
@@ -270,6 +289,7 @@ GONET_HOOK int pselect(int nfds, fd_set* r, fd_set* w, fd_set* e, const struct t
       int nfds;
       const sigset_t* sigmask;
     } ctx{&probe, nfds, sigmask};
+    MaskedWait masked(sigmask);
     core::IoResult g = core::WaitFds(
         pfds, n, deadline,
         [](void* p) {
@@ -311,9 +331,8 @@ GONET_HOOK int epoll_wait(int epfd, struct epoll_event* events, int maxevents, i
   return EpollWait(epfd, events, maxevents, timeout_ms);
 }
 
-// With a signal mask the call is offloaded: the helper waits with the program's mask, so that a
-// process-directed signal the mask lets through interrupts it, as it would the program's thread;
-// a fiber parked on the netpoller could not be chosen for that signal.
+// With a signal mask the call parks on the netpoller like epoll_wait, with the fiber's mask the
+// call's (MaskedWait); if it cannot, the helper waits with the mask.
 GONET_HOOK int epoll_pwait(int epfd, struct epoll_event* events, int maxevents, int timeout_ms,
                            const sigset_t* sigmask) {
   if (sigmask == nullptr) return EpollWait(epfd, events, maxevents, timeout_ms);
@@ -321,6 +340,13 @@ GONET_HOOK int epoll_pwait(int epfd, struct epoll_event* events, int maxevents, 
     return real::epoll_pwait(epfd, events, maxevents, timeout_ms, sigmask);
   }
   if (int r = real::epoll_pwait(epfd, events, maxevents, 0, sigmask); r != 0) return r;
+  int64_t deadline = timeout_ms < 0 ? 0 : core::DeadlineAfter(int64_t{timeout_ms} * 1000000);
+  {
+    MaskedWait masked(sigmask);
+    if (core::IoResult g = EpollOnNetpoller(epfd, events, maxevents, deadline); !g.passthrough()) {
+      return ToCAbi<int>(g);
+    }
+  }
   return core::OffloadCancelPoint(real::epoll_pwait, epfd, events, maxevents, timeout_ms, sigmask);
 }
 
@@ -331,10 +357,11 @@ GONET_HOOK int epoll_pwait2(int epfd, struct epoll_event* events, int maxevents,
   }
   const timespec zero{};
   if (int r = real::epoll_pwait2(epfd, events, maxevents, &zero, sigmask); r != 0) return r;
-  if (sigmask == nullptr) {
-    int64_t deadline = timeout == nullptr
-                           ? 0
-                           : core::DeadlineAfter(std::max<int64_t>(core::TimespecNs(*timeout), 1));
+  int64_t deadline = timeout == nullptr
+                         ? 0
+                         : core::DeadlineAfter(std::max<int64_t>(core::TimespecNs(*timeout), 1));
+  {
+    MaskedWait masked(sigmask);
     if (core::IoResult g = EpollOnNetpoller(epfd, events, maxevents, deadline); !g.passthrough()) {
       return ToCAbi<int>(g);
     }

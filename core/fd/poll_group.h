@@ -28,6 +28,9 @@
 //   4. parks until an unpark, a signal or the deadline, then goes back to 3; at the deadline the
 //      last probe is the answer (0 if still nothing); a signal whose handler ran ends the wait
 //      with EINTR, as poll, select and epoll_wait are never restarted (signal(7)).
+// A call with a signal mask (ppoll, pselect, epoll_pwait) waits inside a SignalWait
+// (fibers/fiber_signals.h): the fiber's mask is the call's for the park, so step 4's signals are
+// those the mask lets through, and a watch brings it the process-directed ones it waits for.
 // So revents, fd sets and epoll events are always the kernel's own, made at the moment the call
 // returns. Anything else is left to the caller (kPassthrough), which offloads the call: events
 // with no edge gonet waits for (POLLPRI, POLLRDBAND, select's exceptfds), more than

@@ -76,7 +76,12 @@
 //     parks or wakes, and interrupt its park as the kernel would interrupt the call. A fiber that
 //     computes runs the handler at its next park. A fiber in an offloaded call runs the handler
 //     at once and then interrupts the helper's call (gonet's SIGURG): poll and friends fail with
-//     EINTR, but a pipe read or a waitpid restarts even without SA_RESTART.
+//     EINTR, but a pipe read or a waitpid restarts even without SA_RESTART. sigsuspend, pause
+//     and ppoll/pselect/epoll_pwait with a mask park with the call's mask as the fiber's, and a
+//     watch (an offloaded sigtimedwait) takes the process-directed signals they wait for, for
+//     that fiber alone (SignalWait); sigpending answers the fiber's pending set and the
+//     process's. A process-directed signal can still land on an idle worker whose last fiber
+//     did not block it, and run its handler there, outside any fiber.
 //     pthread_cancel(fiber) acts at the cancellation points glibc's threads have (parks in
 //     socket calls, sleeps, joins, condition and semaphore waits, offloaded cancellable calls),
 //     unwinding as glibc does (forced unwind, C cleanup handlers on the fiber); asynchronous
@@ -100,7 +105,7 @@
 //   - A call gonet neither parks nor offloads (regular-file IO, res_* and the non-_r resolver
 //     calls, glibc-internal IO such as stdio on a pipe, process-shared or robust mutexes, rwlocks
 //     and barriers, named or process-shared semaphores and condvars, shared futexes, futex_waitv,
-//     sigsuspend and pause, System V and POSIX message queues and System V semaphores; the README
+//     System V and POSIX message queues and System V semaphores; the README
 //     lists each with its reason) blocks its machine; its worker's other fibers move to another
 //     machine after ~20-30 ms (handoff). After a handoff those fibers, and the stuck one once it
 //     returns, run on a different OS thread: a compiled-in cached TLS address (errno's, above)
@@ -136,6 +141,7 @@
 namespace gonet::core {
 
 struct FiberWorker;
+class SignalWait;
 
 class FiberTask final : public Parker {
  public:
@@ -217,6 +223,9 @@ class FiberTask final : public Parker {
   // ones reach it there, as they would reach any thread that blocks them) and a pthread_kill of
   // this fiber with a signal of `set` ends it. Returns the signal, or -1 with errno.
   int SigTimedWait(const sigset_t* set, siginfo_t* info, const timespec* timeout);
+  // sigpending in this fiber (running): its pending signals united with the process's, those it
+  // blocks, as the kernel answers for a thread. 0.
+  int SigPending(sigset_t* set) const;
   // pthread_cancel of this fiber, and the fiber's own cancelability (pthread_setcancelstate,
   // pthread_setcanceltype, pthread_testcancel): fibers/fiber_signals.h, Cancellation.
   int Cancel();
@@ -243,6 +252,11 @@ class FiberTask final : public Parker {
   // A cancellation point's own check, outside any NoCancelScope: acts on a due cancellation.
   void ActOnCancel() { TestCancel(); }
   uint64_t signal_mask() const { return sig_mask_.load(std::memory_order_relaxed); }
+  // What its machine blocks while it runs: its mask, and during a SignalWait the signals that
+  // wait's watch takes for it (fibers/fiber_signals.h).
+  uint64_t machine_signal_mask() const {
+    return sig_mask_.load(std::memory_order_relaxed) | sig_hold_.load(std::memory_order_relaxed);
+  }
   bool HasDeliverableSignal() const {
     return (sig_pending_.load(std::memory_order_relaxed) &
             ~sig_mask_.load(std::memory_order_relaxed)) != 0;
@@ -251,11 +265,14 @@ class FiberTask final : public Parker {
  private:
   friend class FiberScheduler;
   friend struct FiberWorker;
+  friend class SignalWait;
   enum : uint64_t { kRun = 0, kPermit = 1, kParked = 2, kStMask = 3 };
   enum class Action { kNone, kPark, kYield };
 
   static void Entry(void* self);
   ParkResult AfterSignals(WaitKind kind);
+  // The siginfo a SignalWait's watch took for sig, copied to *out (once); nullptr if none.
+  const siginfo_t* TakeWatchedInfo(int sig, siginfo_t* out);
   // Pending, enabled and not already exiting (glibc's EXITING_BIT: a cleanup handler's
   // cancellation points do not start the unwind again).
   bool CancelRequested() const {
@@ -282,6 +299,13 @@ class FiberTask final : public Parker {
   uint32_t sig_handled_ = 0;
   std::atomic<uint64_t> sigwait_set_{0};    // the set of a sigwait in progress
   std::atomic<uint32_t> sigwait_kicks_{0};  // signals of that set sent meanwhile (Kill)
+  // A wait with a temporary mask whose watch runs (fibers/fiber_signals.h, SignalWait; the
+  // fiber's own), the signals its machine blocks beyond sig_mask_ meanwhile
+  // (machine_signal_mask), and the signal the watch took, whose siginfo it left in the thread
+  // state (watch_info), written before this (release) and read once by DeliverSignals.
+  SignalWait* sig_wait_ = nullptr;
+  std::atomic<uint64_t> sig_hold_{0};
+  std::atomic<int> sig_watch_taken_{0};
   std::atomic<bool> cancel_pending_{false};
   bool cancel_disabled_ = false;
   bool cancel_async_ = false;  // remembered for pthread_setcanceltype; acted on as deferred

@@ -7,8 +7,10 @@
 
 #include <cerrno>
 #include <cstring>
+#include <new>
 
 #include "core/base/sys.h"
+#include "core/base/thread_signals.h"
 #include "core/fibers/fiber_scheduler.h"
 #include "core/fibers/syscall_offload.h"
 #include "core/threads/sigurg.h"
@@ -23,6 +25,14 @@ constexpr uint64_t Bit(int sig) { return uint64_t{1} << (sig - 1); }
 // Never blocked, as the kernel and glibc's pthread_sigmask decide: SIGKILL, SIGSTOP, and glibc's
 // internal cancellation and setxid signals (32, 33).
 constexpr uint64_t kUnblockable = Bit(SIGKILL) | Bit(SIGSTOP) | Bit(32) | Bit(33);
+
+constexpr uint64_t SyncFaultBits() {
+  uint64_t m = 0;
+  for (int sig : kSyncFaultSignals) m |= Bit(sig);
+  return m;
+}
+// What a SignalWait's watch never takes (header): SIGURG, the faults, the unblockable ones.
+constexpr uint64_t kNeverWatched = kUnblockable | Bit(SIGURG) | SyncFaultBits();
 
 uint64_t Word(const sigset_t& s) {
   uint64_t w;
@@ -55,6 +65,14 @@ void Disposition(int sig, struct sigaction* sa) {
   if (sigaction(sig, nullptr, sa) != 0) memset(sa, 0, sizeof *sa);
 }
 
+// The signal's action is to do nothing: SIG_IGN, or a default action that ignores.
+bool Ignored(int sig) {
+  struct sigaction sa {};
+  Disposition(sig, &sa);
+  if ((sa.sa_flags & SA_SIGINFO) != 0) return false;
+  return sa.sa_handler == SIG_IGN || (sa.sa_handler == SIG_DFL && DefaultIgnores(sig));
+}
+
 // A handler's third argument: this context (getcontext returns twice: kept apart).
 __attribute__((noinline)) void CallWithContext(void (*fn)(int, siginfo_t*, void*), int sig,
                                                siginfo_t* si) {
@@ -65,7 +83,7 @@ __attribute__((noinline)) void CallWithContext(void (*fn)(int, siginfo_t*, void*
 
 }  // namespace
 
-void SwitchSignalMask(const FiberTask& t) { Install(t.signal_mask()); }
+void SwitchSignalMask(const FiberTask& t) { Install(t.machine_signal_mask()); }
 
 void NoteMachineSignalMask(const sigset_t& mask) { t_mask_installed = Word(mask); }
 
@@ -144,6 +162,9 @@ bool FiberTask::DeliverSignals() {
     uint64_t bit = Bit(sig);
     sig_pending_.fetch_and(~bit, std::memory_order_acq_rel);
     bool queued = (sig_queued_.fetch_and(~bit, std::memory_order_relaxed) & bit) != 0;
+    // Taken from the process by a SignalWait's watch: the kernel's siginfo (kill, alarm...).
+    siginfo_t taken_info;
+    const siginfo_t* taken = TakeWatchedInfo(sig, &taken_info);
     struct sigaction sa {};
     Disposition(sig, &sa);
     bool info = (sa.sa_flags & SA_SIGINFO) != 0;
@@ -152,12 +173,13 @@ bool FiberTask::DeliverSignals() {
       if (DefaultIgnores(sig)) continue;
       // Terminate, dump core or stop: the kernel's default action on the process, from this
       // machine with the signal unblocked.
-      uint64_t mask = sig_mask_.load(std::memory_order_relaxed);
-      Install(mask & ~bit);
+      Install(machine_signal_mask() & ~bit);
       sys::Call(SYS_tgkill, sys::Call(SYS_getpid), sys::Call(SYS_gettid), sig);
-      Install(mask);
+      SwitchSignalMask(*this);
       continue;
     }
+    // A handler may siglongjmp out of the wait: nothing of a watch may be left in flight then.
+    if (sig_wait_ != nullptr) sig_wait_->EndWatch();
     if ((sa.sa_flags & SA_RESTART) == 0) all_restart = false;
     ++sig_handled_;
     uint64_t saved = sig_mask_.load(std::memory_order_relaxed);
@@ -171,11 +193,15 @@ bool FiberTask::DeliverSignals() {
     }
     if (info) {
       siginfo_t si{};
-      si.si_signo = sig;
-      si.si_code = queued ? SI_QUEUE : SI_TKILL;
-      si.si_pid = static_cast<pid_t>(sys::Call(SYS_getpid));
-      si.si_uid = static_cast<uid_t>(sys::Call(SYS_getuid));
-      if (queued) si.si_value = thread_state_if_any()->sig_value[sig - 1];
+      if (taken != nullptr) {
+        si = *taken;
+      } else {
+        si.si_signo = sig;
+        si.si_code = queued ? SI_QUEUE : SI_TKILL;
+        si.si_pid = static_cast<pid_t>(sys::Call(SYS_getpid));
+        si.si_uid = static_cast<uid_t>(sys::Call(SYS_getuid));
+        if (queued) si.si_value = thread_state_if_any()->sig_value[sig - 1];
+      }
       CallWithContext(sa.sa_sigaction, sig, &si);
     } else {
       sa.sa_handler(sig);
@@ -257,6 +283,119 @@ int FiberTask::SigTimedWait(const sigset_t* set, siginfo_t* info, const timespec
     if (errno == EINTR && sigwait_kicks_.load(std::memory_order_acquire) != kicks) continue;
     return -1;
   }
+}
+
+const siginfo_t* FiberTask::TakeWatchedInfo(int sig, siginfo_t* out) {
+  int want = sig;
+  if (!sig_watch_taken_.compare_exchange_strong(want, 0, std::memory_order_acq_rel)) return nullptr;
+  *out = thread_state_if_any()->watch_info;  // written before sig_watch_taken_ (release)
+  return out;
+}
+
+int FiberTask::SigPending(sigset_t* set) const {
+  // The kernel's answer on this machine: its own pending and the process's, masked with what the
+  // machine blocks (this fiber's mask, and a SignalWait's watched signals when a handler asks).
+  uint64_t kernel = 0;
+  sys::Call(SYS_rt_sigpending, &kernel, sizeof kernel);
+  uint64_t mask = sig_mask_.load(std::memory_order_relaxed);
+  SetWord(set, (kernel | sig_pending_.load(std::memory_order_acquire)) & mask);
+  return 0;
+}
+
+SignalWait::SignalWait(const sigset_t* mask, Watch watch) : t_(FiberScheduler::Current()) {
+  old_ = t_->sig_mask_.load(std::memory_order_relaxed);
+  uint64_t during = mask != nullptr ? Word(*mask) & ~kUnblockable : old_;
+  uint64_t lets_through = ~during & ~kNeverWatched;
+  watch_ = watch == Watch::kAll ? lets_through : lets_through & old_;
+  t_->sig_mask_.store(during, std::memory_order_seq_cst);
+  if (watch_ != 0) StartWatch();  // installs the machine's mask with the watched signals held
+  if (!watching_) SwitchSignalMask(*t_);
+}
+
+long SignalWait::WatchCall(void* self) {
+  auto* w = static_cast<SignalWait*>(self);
+  siginfo_t info;
+  long r;
+  // An ignored signal is discarded as the kernel discards it, and the watch goes on.
+  do {
+    r = RawSigTimedWait(&w->watch_, &info, nullptr);
+  } while (r > 0 && Ignored(static_cast<int>(r)));
+  if (r > 0) {
+    // Pending on the fiber, with the kernel's siginfo; the job's completion then unparks it.
+    int sig = static_cast<int>(r);
+    w->state_->watch_info = info;
+    w->t_->sig_watch_taken_.store(sig, std::memory_order_release);
+    w->t_->sig_pending_.fetch_or(Bit(sig), std::memory_order_seq_cst);
+  }
+  return r;
+}
+
+void SignalWait::StartWatch() {
+  state_ = t_->thread_state();  // where the watch leaves a siginfo (nullptr: out of memory)
+  if (state_ == nullptr) return;
+  job_.~OffloadJob();
+  new (&job_) OffloadJob();
+  job_.fn = &WatchCall;
+  job_.arg = this;
+  // One sigprocmask: the machine never has a watched signal unblocked while the fiber waits.
+  t_->sig_hold_.store(watch_, std::memory_order_relaxed);
+  SwitchSignalMask(*t_);
+  t_->sig_wait_ = this;
+  watching_ = StartOffload(&job_);
+  if (!watching_) EndWatch();  // no helper: only the signals sent to the fiber end the wait
+}
+
+void SignalWait::EndWatch() {
+  t_->sig_wait_ = nullptr;
+  if (watching_) {
+    // Nothing is delivered inside this park (a handler there would run with the job in flight);
+    // what arrives meanwhile stays pending for the caller's delivery.
+    uint64_t mask = t_->sig_mask_.load(std::memory_order_relaxed);
+    t_->sig_mask_.store((~kUnblockable & ~SyncFaultBits()) | (mask & SyncFaultBits()),
+                        std::memory_order_seq_cst);
+    int saved_errno = errno;
+    FinishOffload(&job_);
+    errno = saved_errno;
+    watching_ = false;
+    t_->sig_mask_.store(mask, std::memory_order_seq_cst);
+  }
+  t_->sig_hold_.store(0, std::memory_order_relaxed);
+  SwitchSignalMask(*t_);
+}
+
+SignalWait::~SignalWait() {
+  EndWatch();
+  // What arrived for the wait (taken by the watch, or sent to the fiber as it ended) runs under
+  // the wait's mask, as the kernel delivers it before the call returns.
+  if (t_->HasDeliverableSignal()) t_->DeliverSignals();
+  t_->sig_mask_.store(old_, std::memory_order_seq_cst);
+  SwitchSignalMask(*t_);
+  if (t_->HasDeliverableSignal()) t_->DeliverSignals();
+}
+
+int SignalWait::Suspend() {
+  const uint32_t before = t_->sig_handled_;
+  ScopedWaitNote note(t_, kWaitSignal);
+  for (;;) {
+    // A watch that finished has made what it took pending (before done): collect it first.
+    bool rewatch = false;
+    if (watching_ && job_.done.load(std::memory_order_acquire) != 0) {
+      EndWatch();
+      rewatch = true;
+    }
+    if (t_->HasDeliverableSignal()) t_->DeliverSignals();
+    if (t_->sig_handled_ != before) break;
+    // It took one that ran no handler (a stop, then a continue): the wait goes on, watched again.
+    if (rewatch) StartWatch();
+    t_->Park(0, WaitKind::kAlwaysEintr);  // a cancellation point, as sigsuspend and pause are
+  }
+  errno = EINTR;
+  return -1;
+}
+
+int FiberSigsuspend(const sigset_t* mask) {
+  SignalWait wait(mask, SignalWait::Watch::kAll);
+  return wait.Suspend();
 }
 
 int FiberTask::Cancel() {

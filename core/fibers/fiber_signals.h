@@ -27,6 +27,37 @@
 // offloaded calls (read of a pipe, waitpid, ...) restart even when the program's handler lacks
 // SA_RESTART (gonet's SIGURG handler has it), where the kernel would fail them with EINTR.
 //
+// Waits with a temporary mask (SignalWait, below): sigsuspend and pause, and ppoll, pselect,
+// epoll_pwait and epoll_pwait2 with a mask. The fiber's mask is the call's for the wait, so a
+// pthread_kill of the fiber with a signal it lets through wakes the fiber (Kill), and one it
+// blocks stays pending until the old mask is back. A parked fiber is on no OS thread, so the
+// kernel cannot choose it for a process-directed signal (kill, raise, alarm). The kernel chooses
+// among the threads that do not block the signal, and one in sigwait for it; so the wait keeps a
+// watch: an offloaded rt_sigtimedwait (StartOffload) for the signals it watches, which takes such
+// a signal for this fiber alone and makes it pending on the fiber with the kernel's siginfo; the
+// handler then runs on the fiber as for a thread-directed one, and the wait ends. Meanwhile the
+// fiber's machine also blocks the watched signals (machine_signal_mask), so that the kernel
+// never runs their handler on the machine where this fiber cannot notice. Observable as natively:
+// with several fibers waiting, one process-directed signal is taken by one watch, so exactly one
+// wait ends and the handler runs once; one that arrives before the wait stays pending for the
+// process and the watch takes it at once; an ignored one (SIG_IGN, or a default action that
+// ignores) ends nothing (the watch discards it and goes on); a default action that kills kills.
+// Watched:
+//   - sigsuspend, pause: every signal the call's mask lets through (the wait is for them);
+//   - ppoll, pselect, epoll_pwait with a mask: those the mask lets through and the fiber's own
+//     mask blocks (what the mask is passed for, the pselect idiom). None: no watch, no helper,
+//     as for their maskless forms, where a parked fiber is not chosen for a process-directed
+//     signal either (the kernel then chooses another thread, as it may natively).
+// Never watched: SIGURG (gonet's interruption of helpers; threads/sigurg.h), the synchronous
+// faults (raised by the faulting thread itself), and the signals nobody can block. A watch costs
+// an offload helper for the length of the wait; if none can be started, the wait sees only the
+// signals sent to the fiber. Before a handler runs, the watch is ended (DeliverSignals ->
+// EndWatch), so a handler that siglongjmps out of the wait leaves no job in flight on the frame
+// it abandons. sigsuspend and pause are cancellation points (their park acts on a cancel).
+// sigpending in a fiber (SigPending) answers the fiber's pending signals united with the kernel's
+// answer on its machine (the process's pending set), masked with the fiber's mask, as the kernel
+// answers for a thread.
+//
 // Cancellation: pthread_cancel of a fiber marks it and wakes it if parked; the fiber acts on it,
 // with cancellation enabled, at a cancellation point: a park in a socket call, a sleep or a join,
 // pthread_testcancel, a condition wait (it takes the mutex back first, as glibc's
@@ -53,11 +84,15 @@
 
 #include <signal.h>
 
+#include <atomic>
 #include <cstdint>
+
+#include "core/fibers/syscall_offload.h"
 
 namespace gonet::core {
 
 class FiberTask;
+struct FiberThreadState;
 
 // The mask of the machine that runs t is t's (FiberWorker::Run, before the switch).
 void SwitchSignalMask(const FiberTask& t);
@@ -65,5 +100,43 @@ void SwitchSignalMask(const FiberTask& t);
 void NoteMachineSignalMask(const sigset_t& mask);
 // The mask a fiber created by the calling OS thread starts with: that thread's own.
 uint64_t OsThreadSignalMask();
+
+// A wait with a temporary mask (header), in the running fiber: from construction to destruction
+// the fiber's mask is `mask` (nullptr: its own, unchanged: pause) and the watch runs. The
+// destructor ends the watch, runs the handlers of the signals that arrived for the wait (under
+// `mask`, as the kernel delivers them before the call returns), then restores the old mask and
+// runs those that it lets through and `mask` blocked. Thread rule: InFiber() only.
+class SignalWait {
+ public:
+  enum class Watch {
+    kAll,             // sigsuspend, pause
+    kNewlyUnblocked,  // ppoll, pselect, epoll_pwait (header)
+  };
+  SignalWait(const sigset_t* mask, Watch watch);
+  ~SignalWait();
+  SignalWait(const SignalWait&) = delete;
+  SignalWait& operator=(const SignalWait&) = delete;
+
+  // sigsuspend, pause: parks until a handler has run on the fiber. -1 with errno EINTR.
+  int Suspend();
+
+  // Ends the watch (DeliverSignals calls it before it runs a handler: a handler may siglongjmp
+  // out of the wait, and must leave no job of this frame in flight and no signal held).
+  void EndWatch();
+
+ private:
+  static long WatchCall(void* self);  // on the helper
+  void StartWatch();
+
+  FiberTask* t_;
+  uint64_t old_ = 0;
+  uint64_t watch_ = 0;
+  bool watching_ = false;
+  FiberThreadState* state_ = nullptr;  // the fiber's, where the watch leaves the siginfo
+  OffloadJob job_;
+};
+
+// sigsuspend(mask) and pause() (mask nullptr) in a fiber.
+int FiberSigsuspend(const sigset_t* mask);
 
 }  // namespace gonet::core

@@ -40,6 +40,9 @@ struct FiberThreadState {
   cpu_set_t affinity;
   // The value of each pending pthread_sigqueue signal (fibers/fiber_signals.h).
   sigval sig_value[64] = {};
+  // The kernel's siginfo of the process-directed signal a SignalWait's watch took for the fiber
+  // (fibers/fiber_signals.h; FiberTask::sig_watch_taken_ names the signal).
+  siginfo_t watch_info{};
 
   // What a fiber whose creator left nothing to inherit has: the process's default.
   void InitDefault();

@@ -30,19 +30,7 @@ constexpr int64_t kIdleExitNs = int64_t{10} * 1000000000;
 // touched pages cost memory.
 constexpr size_t kHelperStackBytes = 512 * 1024;
 
-struct Job {
-  long (*fn)(void*);
-  void* arg;
-  Parker* parker;  // the parked fiber; read by the helper before it publishes done
-  int errno_in;    // the caller's errno, set on the helper before fn
-  long result = 0;
-  int errno_out = 0;
-  std::atomic<uint32_t> done{0};    // 0 -> 1 once (header); the helper's last touch of the job
-  uint32_t seq = 0;                 // names the job in an interruption (header: Signals)
-  std::atomic<int> tid{0};          // the helper running fn, once it does
-  bool cancel_point = false;        // fn is one cancellable syscall (header: Cancellation)
-  std::atomic<bool> cancel{false};  // the fiber was cancelled: end fn's syscall with EINTR
-};
+using Job = OffloadJob;
 
 std::atomic<uint32_t> g_job_seq{0};
 std::atomic<int> g_pid{0};
@@ -302,43 +290,80 @@ long OffloadSince(uint32_t handled, long (*fn)(void*), void* arg, bool cancel_po
 }
 
 namespace {
-bool RunOffloaded(FiberTask* self, uint32_t handled, long (*fn)(void*), void* arg,
-                  bool cancel_point, long* result) {
-  // A signal handler that runs on this worker while we hold g_mu must not reach Submit again.
-  ReentryGuard guard;
+
+// Once per process: the pid interruptions name, and gonet's SIGURG handler that receives them.
+void PrepareInterrupts() {
   if (GONET_UNLIKELY(g_pid.load(std::memory_order_relaxed) == 0)) {
     g_pid.store(static_cast<int>(sys::Call(SYS_getpid)), std::memory_order_relaxed);
     EnsureDumpHandler();  // gonet's SIGURG handler: what interrupts a helper's call
   }
+}
+
+// Parks the job's fiber until the helper is done with the job. interrupting: interrupt the
+// helper's call at once (and every kInterruptResendNs until it returns); otherwise only once a
+// handler ran on the fiber since `handled`, or (a cancellation point, no_cancel given) once a
+// cancellation is due: the helper's handler then ends the call unless it completed (header).
+void AwaitJob(Job& job, FiberTask* self, uint32_t handled, bool interrupting,
+              const FiberTask::NoCancelScope* no_cancel) {
+  ScopedWaitNote note(job.parker, kWaitOffload);  // gonet dump: parked on a helper's call
+  if (interrupting) InterruptHelper(job);
+  while (job.done.load(std::memory_order_acquire) == 0) {
+    job.parker->Park(interrupting ? DeadlineAfter(kInterruptResendNs) : 0, WaitKind::kRestartable);
+    if (job.done.load(std::memory_order_acquire) != 0) break;
+    // A handler ran on this fiber: the call is interrupted as the kernel would interrupt it.
+    if (!interrupting && self->signals_handled() != handled) interrupting = true;
+    if (job.cancel_point && no_cancel != nullptr && !job.cancel.load(std::memory_order_relaxed) &&
+        no_cancel->CancelDueInside()) {
+      job.cancel.store(true, std::memory_order_release);  // before the signal that reads it
+      interrupting = true;
+    }
+    if (interrupting) InterruptHelper(job);
+  }
+}
+
+bool RunOffloaded(FiberTask* self, uint32_t handled, long (*fn)(void*), void* arg,
+                  bool cancel_point, long* result) {
+  // A signal handler that runs on this worker while we hold g_mu must not reach Submit again.
+  ReentryGuard guard;
+  PrepareInterrupts();
   FiberTask::NoCancelScope no_cancel(self);  // the helper writes into the job until done
-  Job job{fn, arg, CurrentParker(), errno};
+  Job job;
+  job.fn = fn;
+  job.arg = arg;
+  job.parker = CurrentParker();
+  job.errno_in = errno;
   job.seq = g_job_seq.fetch_add(1, std::memory_order_relaxed) + 1;
   job.cancel_point = cancel_point;
   if (!Submit(&job)) return false;
   Count(Stats().offloaded_calls);
-  {
-    ScopedWaitNote note(job.parker, kWaitOffload);  // gonet dump: parked on a helper's call
-    bool interrupting = false;
-    while (job.done.load(std::memory_order_acquire) == 0) {
-      job.parker->Park(interrupting ? DeadlineAfter(kInterruptResendNs) : 0,
-                       WaitKind::kRestartable);
-      if (job.done.load(std::memory_order_acquire) != 0) break;
-      // A handler ran on this fiber: the call is interrupted as the kernel would interrupt it.
-      if (!interrupting && self->signals_handled() != handled) interrupting = true;
-      // Cancelled: the helper's handler ends the call unless it completed (header).
-      if (cancel_point && !job.cancel.load(std::memory_order_relaxed) &&
-          no_cancel.CancelDueInside()) {
-        job.cancel.store(true, std::memory_order_release);  // before the signal that reads it
-        interrupting = true;
-      }
-      if (interrupting) InterruptHelper(job);
-    }
-  }
+  AwaitJob(job, self, handled, /*interrupting=*/false, &no_cancel);
   errno = job.errno_out;
   *result = job.result;
   return true;
 }
+
 }  // namespace
+
+bool StartOffload(Job* job) {
+  if (!InFiber()) return false;
+  ReentryGuard guard;  // as in RunOffloaded
+  PrepareInterrupts();
+  job->parker = CurrentParker();
+  job->errno_in = errno;
+  job->seq = g_job_seq.fetch_add(1, std::memory_order_relaxed) + 1;
+  return Submit(job);
+}
+
+long FinishOffload(Job* job) {
+  FiberTask* self = FiberScheduler::Current();
+  {
+    FiberTask::NoCancelScope no_cancel(self);
+    AwaitJob(*job, self, 0, /*interrupting=*/job->done.load(std::memory_order_acquire) == 0,
+             nullptr);
+  }
+  errno = job->errno_out;
+  return job->result;
+}
 
 void SyscallOffloadAfterForkChild() {
   new (&g_mu) Spinlock();

@@ -23,16 +23,18 @@
 //
 // Signals: helpers block the program's signals, so a program's handler never runs on one by
 // surprise. A call that replaces the mask for its own duration (ppoll, pselect, epoll_pwait with
-// a sigmask) does so on the helper, as the program asked, and gets EINTR there exactly as it
-// would have on the program's thread. A signal sent to the fiber (pthread_kill: fibers/
-// fiber_signals.h) wakes it; once its handler has run, the fiber interrupts the helper's call
-// with gonet's own SIGURG (SI_QUEUE, kOffloadSignalMagic and the job's seq; gonet's handler has
-// SA_RESTART), resent every 5 ms until the call returns, since the first may land before the
-// helper is in the kernel. The kernel then fails the calls it never restarts after a handler
-// (poll, select, epoll_wait and their variants) with EINTR, as for the program's thread, and
-// restarts the others (read on a pipe, waitpid): a limit when the program's handler lacks
-// SA_RESTART, where the kernel would fail those too. An interruption that reaches the helper
-// after it moved on to another job is recognised by the seq, and that job's call is remade.
+// a sigmask, when it cannot park on the netpoller: shim/wait_calls.cc) does so on the helper, as
+// the program asked, and gets EINTR there exactly as it would have on the program's thread.
+// (The netpoller's parks with a mask, and sigsuspend, run a watch instead: a job started with
+// StartOffload beside the fiber's own park, fibers/fiber_signals.h SignalWait.) A signal sent
+// to the fiber (pthread_kill: fibers/fiber_signals.h) wakes it; once its handler has run, the
+// fiber interrupts the helper's call with gonet's own SIGURG (SI_QUEUE, kOffloadSignalMagic and
+// the job's seq; gonet's handler has SA_RESTART), resent every 5 ms until the call returns, since
+// the first may land before the helper is in the kernel. The kernel then fails the calls it
+// never restarts after a handler (poll, select, epoll_wait and their variants) with EINTR, as
+// for the program's thread, and restarts the others (read on a pipe, waitpid): a limit when the
+// program's handler lacks SA_RESTART, where the kernel would fail those too. An interruption
+// that reaches the helper after it moved on to another job is recognised by the seq, and that job's call is remade.
 //
 // Cancellation: a call that is a POSIX cancellation point and one syscall (read, write, readv,
 // writev, poll and friends, the waits for a child, fcntl(F_SETLKW), lockf, sigwait: the callers
@@ -65,6 +67,9 @@
 
 #include <signal.h>
 
+#include <atomic>
+#include <cstdint>
+
 #include "core/base/mode.h"
 #include "core/fibers/fiber_scheduler.h"
 
@@ -95,6 +100,31 @@ long Offload(long (*fn)(void*), void* arg, bool cancel_point = false);
 // caller's check and the offload would otherwise reach no one: the fiber's wait is in the helper,
 // which only a kernel signal or gonet's interruption ends.
 long OffloadSince(uint32_t handled_since, long (*fn)(void*), void* arg, bool cancel_point = false);
+
+// One offloaded call (a job), on the calling fiber's stack (header: the `done` word).
+struct OffloadJob {
+  long (*fn)(void*) = nullptr;
+  void* arg = nullptr;
+  Parker* parker = nullptr;  // the fiber to unpark; read by the helper before it publishes done
+  int errno_in = 0;          // the caller's errno, set on the helper before fn
+  long result = 0;
+  int errno_out = 0;
+  std::atomic<uint32_t> done{0};  // 0 -> 1 once (header); the helper's last touch of the job
+  uint32_t seq = 0;               // names the job in an interruption (header: Signals)
+  std::atomic<int> tid{0};        // the helper running fn, once it does
+  bool cancel_point = false;        // fn is one cancellable syscall (above: Cancellation)
+  std::atomic<bool> cancel{false};  // the fiber was cancelled: end fn's syscall with EINTR
+};
+
+// A call that runs beside the fiber's own parks instead of in place of them: the signal watch of
+// a wait with a temporary mask (fibers/fiber_signals.h, SignalWait). StartOffload hands job (fn
+// and arg filled in) to a helper, which Unparks the calling fiber once fn returned (a wake-up the
+// fiber's other parks take as spurious); false: no helper took it and nothing runs. FinishOffload
+// (the same fiber, before the job goes out of scope) interrupts fn as a signal to the fiber
+// interrupts an offloaded call, parks until it returned, and returns its result (errno as fn
+// left it). Cancellation waits meanwhile: the helper writes into the job until done.
+bool StartOffload(OffloadJob* job);
+long FinishOffload(OffloadJob* job);
 
 // Offload(fn, arg) for a call with arguments: OffloadCall(real::poll, fds, nfds, timeout).
 template <typename Fn, typename... Args>

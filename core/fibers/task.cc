@@ -77,7 +77,11 @@ void FiberWorker::OnExit(FiberTask* t) {
 // A signal for this fiber ran its handlers: the wait returns EINTR, or restarts (the caller
 // re-checks and parks again), as the kernel decides (parker.h WaitKind, fibers/fiber_signals.h).
 ParkResult FiberTask::AfterSignals(WaitKind kind) {
+  const uint32_t before = sig_handled_;
   bool restart = DeliverSignals();
+  // Only a handler interrupts: an ignored signal is a spurious wake-up (the kernel restarts the
+  // call), e.g. one a SignalWait's watch took for a poll (fiber_signals.h).
+  if (sig_handled_ == before) return ParkResult::kUnparked;
   return kind == WaitKind::kAlwaysEintr || !restart ? ParkResult::kInterrupted
                                                     : ParkResult::kUnparked;
 }

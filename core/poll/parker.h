@@ -58,6 +58,7 @@ enum WaitWhat : char {
   kWaitSleep = 'z',
   kWaitJoin = 'j',
   kWaitOffload = 'o',  // a call running on an offload helper (syscall_offload.h)
+  kWaitSignal = 'g',   // sigsuspend or pause in a fiber (fibers/fiber_signals.h)
 };
 
 // The wait note. Written only by the waiter itself, around its park (BlockingCall on the netpoller
