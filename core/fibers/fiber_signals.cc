@@ -11,7 +11,9 @@
 
 #include "core/base/sys.h"
 #include "core/base/thread_signals.h"
+#include "core/fibers/call_on_stack.h"
 #include "core/fibers/fiber_scheduler.h"
+#include "core/fibers/fiber_thread_state.h"
 #include "core/fibers/syscall_offload.h"
 #include "core/threads/sigurg.h"
 
@@ -79,6 +81,22 @@ __attribute__((noinline)) void CallWithContext(void (*fn)(int, siginfo_t*, void*
   ucontext_t uc;
   getcontext(&uc);
   fn(sig, si, &uc);
+}
+
+// One handler call, as CallOnStack passes it.
+struct HandlerCall {
+  const struct sigaction* sa;
+  int sig;
+  siginfo_t* si;  // nullptr: a handler without SA_SIGINFO
+};
+
+void RunHandler(void* p) {
+  auto* call = static_cast<HandlerCall*>(p);
+  if (call->si != nullptr) {
+    CallWithContext(call->sa->sa_sigaction, call->sig, call->si);
+  } else {
+    call->sa->sa_handler(call->sig);
+  }
 }
 
 }  // namespace
@@ -191,20 +209,25 @@ bool FiberTask::DeliverSignals() {
       dfl.sa_handler = SIG_DFL;
       sigaction(sig, &dfl, nullptr);
     }
-    if (info) {
-      siginfo_t si{};
-      if (taken != nullptr) {
-        si = *taken;
-      } else {
-        si.si_signo = sig;
-        si.si_code = queued ? SI_QUEUE : SI_TKILL;
-        si.si_pid = static_cast<pid_t>(sys::Call(SYS_getpid));
-        si.si_uid = static_cast<uid_t>(sys::Call(SYS_getuid));
-        if (queued) si.si_value = thread_state_if_any()->sig_value[sig - 1];
-      }
-      CallWithContext(sa.sa_sigaction, sig, &si);
+    siginfo_t si{};
+    if (info && taken != nullptr) {
+      si = *taken;
+    } else if (info) {
+      si.si_signo = sig;
+      si.si_code = queued ? SI_QUEUE : SI_TKILL;
+      si.si_pid = static_cast<pid_t>(sys::Call(SYS_getpid));
+      si.si_uid = static_cast<uid_t>(sys::Call(SYS_getuid));
+      if (queued) si.si_value = thread_state_if_any()->sig_value[sig - 1];
+    }
+    HandlerCall call{&sa, sig, info ? &si : nullptr};
+    // SA_ONSTACK: on the fiber's alternate stack, as the kernel runs a thread's handler.
+    void* alt = (sa.sa_flags & SA_ONSTACK) != 0 && CanCallOnStack()
+                    ? AltStackTopForHandler(thread_state_if_any())
+                    : nullptr;
+    if (alt != nullptr) {
+      CallOnStack(alt, &RunHandler, &call);
     } else {
-      sa.sa_handler(sig);
+      RunHandler(&call);
     }
     sig_mask_.store(saved, std::memory_order_seq_cst);
     SwitchSignalMask(*this);

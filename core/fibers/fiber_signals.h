@@ -10,7 +10,8 @@
 //
 // Thread-directed signals: the kernel cannot send a signal to a fiber, so pthread_kill and
 // pthread_sigqueue of a fiber make it pending on the fiber (FiberTask::Kill) and wake the fiber
-// if it is parked. The fiber runs the handler itself, on its own stack, with the handler's
+// if it is parked. The fiber runs the handler itself, on its own stack (SA_ONSTACK: on its own
+// sigaltstack, unless already there; call_on_stack.h), with the handler's
 // sa_mask and the signal added to its mask (unless SA_NODEFER), SA_RESETHAND and SA_SIGINFO
 // honoured (siginfo: si_code SI_TKILL or SI_QUEUE, the sender's pid and uid, the value), when it:
 //   - is woken from a park: the interrupted wait then returns EINTR or restarts exactly as the

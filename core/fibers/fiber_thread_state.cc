@@ -152,6 +152,11 @@ void SwitchAltStack(const FiberThreadState* s) {
   if (sys::Call(SYS_sigaltstack, &ss, nullptr) == 0) t_alt_installed = want;
 }
 
+void* AltStackTopForHandler(const FiberThreadState* s) {
+  if (s == nullptr || s->alt_sp == nullptr || OnStack(s->alt_sp, s->alt_size)) return nullptr;
+  return static_cast<char*>(s->alt_sp) + s->alt_size;
+}
+
 int FiberSigaltstack(FiberThreadState& s, const stack_t* ss, stack_t* old) {
   stack_t was{};
   if (s.alt_sp != nullptr) {

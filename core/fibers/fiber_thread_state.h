@@ -64,6 +64,10 @@ void NoteMachineAltStack(void* sp, size_t size);
 void SwitchAltStack(const FiberThreadState* s);
 // sigaltstack(2) in a fiber.
 int FiberSigaltstack(FiberThreadState& s, const stack_t* ss, stack_t* old);
+// Where a handler with SA_ONSTACK that gonet runs for the fiber starts, as the kernel decides for a
+// thread: the top of the fiber's alternate stack, or nullptr when it has none or already runs on
+// it (a nested handler stays where it is). s: the fiber's state, or nullptr (none).
+void* AltStackTopForHandler(const FiberThreadState* s);
 
 // pthread calls answered for a fiber (shim/threads.cc). Return 0 or an errno value.
 int FiberGetSchedParam(const FiberThreadState* s, int* policy, sched_param* param);

@@ -39,7 +39,9 @@
 // signal on the stack of what the OS thread is running (a worker's own stack, or the running
 // fiber's) or on the machine's alternate stack, which is the running fiber's own sigaltstack or
 // the worker's (FiberWorker::Run installs it at each switch); gonet runs a fiber's
-// pthread_kill handlers on that fiber, after it resumed (fiber_signals.h). A fiber whose
+// pthread_kill handlers on that fiber, after it resumed, on its stack or (SA_ONSTACK) its
+// sigaltstack, where a handler may park: its saved SP is then outside its stack, which is left
+// alone (fiber_signals.h). A fiber whose
 // sigaltstack lies inside its own stack would find the area zeroed at its next signal, which is
 // how the kernel hands any alternate stack to a handler anyway (no contents are promised).
 //
@@ -92,10 +94,9 @@ size_t ReleaseBelowSp(const FiberStack& stack, const void* saved_sp) {
   auto sp = reinterpret_cast<uintptr_t>(saved_sp);
   auto lo = reinterpret_cast<uintptr_t>(stack.base) + page;  // above the guard page
   auto top = reinterpret_cast<uintptr_t>(stack.top());
-  if (sp < lo + kRedZone || sp > top) {
-    GONET_DCHECK(false, "stack release: a parked fiber's saved SP is outside its stack");
-    return 0;  // leave the stack alone
-  }
+  // Outside its stack: parked inside a handler that runs on its sigaltstack (fiber_signals.cc).
+  // Its own stack is in use up to where the handler was called: leave it alone.
+  if (sp < lo + kRedZone || sp > top) return 0;
   uintptr_t hi = (sp - kRedZone) & ~(uintptr_t{page} - 1);
   if (hi <= lo) return 0;
   size_t resident = ResidentPages(lo, hi);

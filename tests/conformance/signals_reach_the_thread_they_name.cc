@@ -3,9 +3,12 @@
 // SI_TKILL or SI_QUEUE and the value); a thread parked in a sleep, a condition wait or a mutex
 // is woken for it and its call returns as the kernel decides (nanosleep EINTR with the time
 // left, cond wait and mutex lock never EINTR); a signal the thread blocks stays pending until
-// it unblocks it, and each thread's mask is its own.
+// it unblocks it, and each thread's mask is its own; a handler with SA_ONSTACK runs on the
+// target's own sigaltstack.
 #include <pthread.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 
@@ -135,6 +138,60 @@ void Run(const char* what, void* (*fn)(void*), bool restart, bool queue) {
 
 }  // namespace
 
+// SA_ONSTACK: a handler pthread_kill runs on the target thread's own sigaltstack, which
+// sigaltstack reports as in use (SS_ONSTACK) from inside it; without SA_ONSTACK, on its stack.
+// The target is parked in a receive meanwhile (SA_RESTART: it goes on receiving afterwards).
+char g_alt[64 * 1024];
+std::atomic<bool> g_on_alt{false};
+std::atomic<bool> g_reports_onstack{false};
+int g_alt_pair[2];
+std::atomic<bool> g_alt_ready{false};
+
+void OnAltSignal(int) {
+  char here;
+  g_on_alt.store(&here >= g_alt && &here < g_alt + sizeof g_alt);
+  stack_t ss;
+  g_reports_onstack.store(sigaltstack(nullptr, &ss) == 0 && (ss.ss_flags & SS_ONSTACK) != 0);
+  g_handled.fetch_add(1);
+}
+
+void* AltReceiver(void*) {
+  stack_t ss{};
+  ss.ss_sp = g_alt;
+  ss.ss_size = sizeof g_alt;
+  Must(sigaltstack(&ss, nullptr), "sigaltstack");
+  g_alt_ready.store(true);
+  char c = 0;
+  ssize_t n = recv(g_alt_pair[1], &c, 1, 0);
+  Say("  receiver: recv returned %zd '%c' after the handler", n, n == 1 ? c : '?');
+  return nullptr;
+}
+
+void OnItsSigaltstack(bool onstack) {
+  Say("== pthread_kill, handler %s SA_ONSTACK, target parked in recv with a sigaltstack",
+      onstack ? "with" : "without");
+  struct sigaction sa {};
+  sa.sa_handler = OnAltSignal;
+  sa.sa_flags = SA_RESTART | (onstack ? SA_ONSTACK : 0);
+  sigemptyset(&sa.sa_mask);
+  Must(sigaction(SIGUSR2, &sa, nullptr), "sigaction");
+  Must(socketpair(AF_UNIX, SOCK_STREAM, 0, g_alt_pair), "socketpair");
+  g_handled.store(0);
+  g_alt_ready.store(false);
+  pthread_t t;
+  pthread_create(&t, nullptr, AltReceiver, nullptr);
+  while (!g_alt_ready.load()) usleep(1000);
+  usleep(20000);  // parked in recv (the transcript is the same if it is not yet)
+  pthread_kill(t, SIGUSR2);
+  while (g_handled.load() == 0) usleep(1000);
+  Say("  handler ran on the sigaltstack: %s; sigaltstack said SS_ONSTACK: %s",
+      YesNo(g_on_alt.load()), YesNo(g_reports_onstack.load()));
+  Must(send(g_alt_pair[0], "k", 1, 0) == 1 ? 0 : -1, "send");
+  pthread_join(t, nullptr);
+  close(g_alt_pair[0]);
+  close(g_alt_pair[1]);
+}
+
 int main() {
   Run("nanosleep", Sleeper, false, false);
   Run("nanosleep", Sleeper, true, false);
@@ -142,6 +199,8 @@ int main() {
   Run("pthread_cond_wait", CondWaiter, false, false);
   Run("pthread_cond_wait", CondWaiter, true, true);
   Run("blocked by the target's own mask", MaskedWaiter, true, false);
+  OnItsSigaltstack(true);
+  OnItsSigaltstack(false);
   Say("== main's mask is unchanged by the threads'");
   sigset_t cur;
   pthread_sigmask(SIG_SETMASK, nullptr, &cur);
