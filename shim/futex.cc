@@ -25,7 +25,7 @@ GONET_HOOK __attribute__((no_sanitize_address)) long syscall(long nr, ...) {
   long r;
   if (nr != SYS_futex || gonet::core::mode() != gonet::core::RunMode::kFibers ||
       !gonet::core::FutexCall(a, &r)) {
-    r = gonet::sys::Syscall6(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+    r = gonet::core::ProgramSyscall(nr, a);
   }
   if (r < 0 && r > -4096) {
     gonet::sys::FreshErrno() = static_cast<int>(-r);

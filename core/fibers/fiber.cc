@@ -1,5 +1,6 @@
 #include "core/fibers/fiber.h"
 
+#include <boost/context/detail/fcontext.hpp>
 #include <boost/context/fiber.hpp>
 #include <boost/context/preallocated.hpp>
 #include <boost/context/stack_context.hpp>
@@ -161,6 +162,10 @@ void Fiber::SwapThreadState() {
   int depth = t_core_depth;
   t_core_depth = saved_.core_depth;
   saved_.core_depth = depth;
+}
+
+const void* Fiber::SwitchCode() {
+  return reinterpret_cast<const void*>(&boost::context::detail::jump_fcontext);
 }
 
 }  // namespace gonet::core

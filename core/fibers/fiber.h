@@ -45,6 +45,9 @@ class Fiber {
   // Boost's, per architecture). Meaningful only while the fiber is suspended and cannot be
   // resumed (FiberScheduler::ForEachSuspendedTask); gonet dump unwinds from it.
   const void* SavedContext() const;
+  // An address inside the context switch's code (Boost.Context's jump_fcontext), whose object a
+  // signal handler must not mistake for the program's (signal_kick.cc).
+  static const void* SwitchCode();
 
  private:
   struct Saved {

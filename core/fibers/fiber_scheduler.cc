@@ -69,6 +69,7 @@ bool FiberScheduler::StartWorkers(int n) {
     return false;
   }
   g_workers = workers;
+  FiberTask::NoteCodeRanges();  // before any fiber can be kicked (signal_kick.cc)
   g_last_poll_ns.store(CoarseNanotime(), std::memory_order_relaxed);
   pthread_sigmask(SIG_SETMASK, nullptr, &g_machine_mask);
   UnblockSyncFaults(&g_machine_mask);

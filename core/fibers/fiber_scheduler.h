@@ -74,7 +74,8 @@
 //   - Signals (fibers/fiber_signals.h): each fiber has its own mask, installed on its machine at
 //     the switch; pthread_kill/pthread_sigqueue of a fiber run the handler on that fiber when it
 //     parks or wakes, and interrupt its park as the kernel would interrupt the call. A fiber that
-//     computes runs the handler at its next park. A fiber in an offloaded call runs the handler
+//     computes is interrupted by a kick (gonet's SIGURG, signal_kick.cc) that runs the handler
+//     where the program's code was interrupted. A fiber in an offloaded call runs the handler
 //     at once and then interrupts the helper's call (gonet's SIGURG): poll and friends fail with
 //     EINTR, but a pipe read or a waitpid restarts even without SA_RESTART. sigsuspend, pause
 //     and ppoll/pselect/epoll_pwait with a mask park with the call's mask as the fiber's, and a
@@ -257,6 +258,13 @@ class FiberTask final : public Parker {
   uint64_t machine_signal_mask() const {
     return sig_mask_.load(std::memory_order_relaxed) | sig_hold_.load(std::memory_order_relaxed);
   }
+  // A running fiber's signal or asynchronous cancellation (fibers/signal_kick.cc): the kick
+  // (gonet's SIGURG) and its handler, gonet's SIGURG claim; the sysmon's repeat, each tick; and
+  // the code ranges the handler tells apart, noted when the workers start.
+  static bool IsKick(const siginfo_t* si);
+  static void OnKick(const siginfo_t* si, void* ucontext);
+  static void KickRunningTasks();
+  static void NoteCodeRanges();
   bool HasDeliverableSignal() const {
     return (sig_pending_.load(std::memory_order_relaxed) &
             ~sig_mask_.load(std::memory_order_relaxed)) != 0;
@@ -271,6 +279,8 @@ class FiberTask final : public Parker {
 
   static void Entry(void* self);
   ParkResult AfterSignals(WaitKind kind);
+  bool KickWanted() const;  // signal_kick.cc
+  void KickIfRunning();
   // The siginfo a SignalWait's watch took for sig, copied to *out (once); nullptr if none.
   const siginfo_t* TakeWatchedInfo(int sig, siginfo_t* out);
   // Pending, enabled and not already exiting (glibc's EXITING_BIT: a cleanup handler's
@@ -323,7 +333,7 @@ class FiberTask final : public Parker {
   // before it looks at pinned_, a pinner adds to pinned_ before it looks at on_cpu_; so either the
   // worker sees the pin and waits, or the pinner sees the task on a CPU and leaves it. pinned_
   // counts pins: a dump and a stack scan may hold one each (stack_release.cc).
-  std::atomic<uint32_t> on_cpu_{0};
+  std::atomic<uint32_t> on_cpu_{0};  // 0, or the tid of the OS thread running it (signal_kick)
   std::atomic<uint32_t> pinned_{0};
   // Stack release (stack_release.cc), the scanner's alone (one scan at a time): the park word
   // (state_) this task had at the last scan (0: not parked then), and whether its pages below SP

@@ -136,8 +136,12 @@ int FiberTask::Kill(int sig, int code, const sigval& value) {
     if (HasDeliverableSignal()) DeliverSignals();  // as the kernel: before pthread_kill returns
     return 0;
   }
-  // Blocked: it stays pending until the fiber unblocks it (SigMask delivers it then).
-  if ((sig_mask_.load(std::memory_order_seq_cst) & bit) == 0) Unpark();
+  // Blocked: it stays pending until the fiber unblocks it (SigMask delivers it then). Not
+  // blocked: a parked fiber is woken for it, a running one interrupted (signal_kick.cc).
+  if ((sig_mask_.load(std::memory_order_seq_cst) & bit) == 0) {
+    Unpark();
+    KickIfRunning();
+  }
   return 0;
 }
 
@@ -428,7 +432,8 @@ int FiberTask::Cancel() {
     if (cancel_async_ && CancelDue()) Exit(PTHREAD_CANCELED);  // asynchronous: at once
     return 0;
   }
-  Unpark();  // a parked fiber acts on it at its cancellation point (Park)
+  Unpark();         // a parked fiber acts on it at its cancellation point (Park)
+  KickIfRunning();  // a running one with asynchronous cancellation, at once (signal_kick.cc)
   return 0;
 }
 

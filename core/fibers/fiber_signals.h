@@ -24,9 +24,12 @@
 // it, the handler runs on the fiber at once, and the fiber then interrupts the helper's call with
 // gonet's SIGURG (resent every 5 ms until the call returns), so the calls the kernel never
 // restarts after a handler (poll, select, epoll_wait and their variants) fail with EINTR.
-// Limits: a fiber that computes without parking runs the handler at its next park; the other
-// offloaded calls (read of a pipe, waitpid, ...) restart even when the program's handler lacks
-// SA_RESTART (gonet's SIGURG handler has it), where the kernel would fail them with EINTR.
+// A fiber that runs (computes, or sits in a system call gonet does not park) is interrupted by a
+// kick, gonet's SIGURG to its OS thread, whose handler runs the program's handler there when the
+// interrupted code is the program's (signal_kick.cc).
+// Limits: the other offloaded calls (read of a pipe, waitpid, ...) restart even when the program's
+// handler lacks SA_RESTART (gonet's SIGURG handler has it), where the kernel would fail them with
+// EINTR.
 //
 // Waits with a temporary mask (SignalWait, below): sigsuspend and pause, and ppoll, pselect,
 // epoll_pwait and epoll_pwait2 with a mask. The fiber's mask is the call's for the wait, so a
@@ -78,8 +81,9 @@
 // destructors, and pthread_join returns PTHREAD_CANCELED. Once the unwind began, cancellation
 // is no longer acted on (glibc's EXITING_BIT). pthread_setcancelstate/setcanceltype are the
 // fiber's; enabling asynchronous cancellation with a request pending acts at once, as glibc.
-// Limits: asynchronous cancellation otherwise acts as deferred (a fiber that computes is never
-// interrupted: it acts at its next cancellation point); an offloaded call's syscall is ended only
+// Asynchronous cancellation of a running fiber acts through a kick (signal_kick.cc), a forced
+// unwind from the interrupted instruction, when that is the program's code; otherwise at the
+// next cancellation point. Limits: an offloaded call's syscall is ended only
 // on x86_64 (elsewhere a pipe read or a waitpid restarts, and cancellation acts once it returns).
 #pragma once
 

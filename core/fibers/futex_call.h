@@ -16,4 +16,10 @@ namespace gonet::core {
 // Thread rule: any thread; only a fiber's wait parks.
 bool FutexCall(const long a[6], long* result);
 
+// Every other syscall(nr, a...) the program makes through gonet's syscall() hook: the system call
+// itself, -errno on failure. Holds nothing of gonet's, so a signal for the fiber that made it may
+// interrupt it as the kernel interrupts a thread's call (signal_kick.cc knows this frame and its
+// caller's).
+long ProgramSyscall(long nr, const long a[6]);
+
 }  // namespace gonet::core

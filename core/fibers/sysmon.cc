@@ -116,6 +116,7 @@ void* SysmonMain(void*) {
     sys::Call(SYS_nanosleep, &tick, nullptr);  // raw: not fibers mode's nanosleep hook
     int64_t now = Nanotime();
     bool running = Retake(now);
+    if (running) FiberTask::KickRunningTasks();  // a signal for a fiber that computes
     if (now >= next_scan) scan_stacks(now);
     // Every worker busy (or stuck) for a while: nobody delivers readiness, so poll for them.
     if (running && now - g_last_poll_ns.load(std::memory_order_relaxed) > kSysmonPollNs &&

@@ -152,12 +152,15 @@ void FiberWorker::ForgetAfterFork() {
 
 bool FiberWorker::Run(FiberTask* t) {
   FiberWorker* w = this;
-  t->on_cpu_.store(1, std::memory_order_seq_cst);
+  // Which OS thread runs it: where a kick for it goes (signal_kick.cc).
+  const auto tid = static_cast<uint32_t>(machine_tid.load(std::memory_order_relaxed));
+  const uint32_t on_cpu = tid != 0 ? tid : 1;
+  t->on_cpu_.store(on_cpu, std::memory_order_seq_cst);
   while (GONET_UNLIKELY(t->pinned_.load(std::memory_order_seq_cst) != 0)) {
     // gonet dump is unwinding this task's stack: wait (microseconds) for it to let go.
     t->on_cpu_.store(0, std::memory_order_seq_cst);
     while (t->pinned_.load(std::memory_order_acquire) != 0) CpuRelax();
-    t->on_cpu_.store(1, std::memory_order_seq_cst);
+    t->on_cpu_.store(on_cpu, std::memory_order_seq_cst);
   }
   t->started_ = true;
   t_current = t;

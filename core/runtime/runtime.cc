@@ -68,7 +68,12 @@ void AtForkChild() {
 void AtExitStats() { PrintStatsSummary(); }
 
 // A fiber's signal interrupting its offloaded call (syscall_offload.h), via gonet's SIGURG.
+// Or a signal for a fiber that runs (fibers/signal_kick.cc).
 bool ClaimOffloadInterrupt(const siginfo_t* si, void* uc) {
+  if (FiberTask::IsKick(si)) {
+    FiberTask::OnKick(si, uc);
+    return true;
+  }
   if (!IsOffloadInterrupt(si)) return false;
   NoteOffloadInterrupt(si, uc);
   return true;
