@@ -77,7 +77,7 @@
 //     computes is interrupted by a kick (gonet's SIGURG, signal_kick.cc) that runs the handler
 //     where the program's code was interrupted. A fiber in an offloaded call runs the handler
 //     at once and then interrupts the helper's call (gonet's SIGURG): poll and friends fail with
-//     EINTR, but a pipe read or a waitpid restarts even without SA_RESTART. sigsuspend, pause
+//     EINTR, and a pipe read or a waitpid too without SA_RESTART (x86_64). sigsuspend, pause
 //     and ppoll/pselect/epoll_pwait with a mask park with the call's mask as the fiber's, and a
 //     watch (an offloaded sigtimedwait) takes the process-directed signals they wait for, for
 //     that fiber alone (SignalWait); sigpending answers the fiber's pending set and the

@@ -27,9 +27,9 @@
 // A fiber that runs (computes, or sits in a system call gonet does not park) is interrupted by a
 // kick, gonet's SIGURG to its OS thread, whose handler runs the program's handler there when the
 // interrupted code is the program's (signal_kick.cc).
-// Limits: the other offloaded calls (read of a pipe, waitpid, ...) restart even when the program's
-// handler lacks SA_RESTART (gonet's SIGURG handler has it), where the kernel would fail them with
-// EINTR.
+// The other offloaded calls (read of a pipe, waitpid, ...) restart after a handler with
+// SA_RESTART; after one without it, the helper's rewound call is ended with EINTR, as the kernel
+// ends the program's (syscall_offload.h, Signals; x86_64: elsewhere they restart).
 //
 // Waits with a temporary mask (SignalWait, below): sigsuspend and pause, and ppoll, pselect,
 // epoll_pwait and epoll_pwait2 with a mask. The fiber's mask is the call's for the wait, so a

@@ -80,8 +80,8 @@ void RunJob(Job* job) {
   errno = job->errno_in;
   long r;
   for (;;) {
-    if (job->cancel_point && job->cancel.load(std::memory_order_acquire)) {
-      r = -1;  // cancelled before the call began: it is not made (header: Cancellation)
+    if (job->cancel_point && job->end_eintr.load(std::memory_order_acquire)) {
+      r = -1;  // interrupted before the call began: it is not made (header: Cancellation)
       errno = EINTR;
       break;
     }
@@ -245,7 +245,8 @@ void NoteOffloadInterrupt(const siginfo_t* si, void* uc) {
     return;
   }
   Job* job = t_running_job;
-  if (job == nullptr || !job->cancel_point || !job->cancel.load(std::memory_order_acquire)) return;
+  if (job == nullptr || !job->cancel_point || !job->end_eintr.load(std::memory_order_acquire))
+    return;
 #if defined(__x86_64__)
   // The cancelled call did not complete if the context resumes at its syscall instruction: the
   // kernel rewound it there to restart it after this SA_RESTART handler (rax holds the syscall
@@ -308,13 +309,21 @@ void AwaitJob(Job& job, FiberTask* self, uint32_t handled, bool interrupting,
   ScopedWaitNote note(job.parker, kWaitOffload);  // gonet dump: parked on a helper's call
   if (interrupting) InterruptHelper(job);
   while (job.done.load(std::memory_order_acquire) == 0) {
-    job.parker->Park(interrupting ? DeadlineAfter(kInterruptResendNs) : 0, WaitKind::kRestartable);
+    ParkResult woke = job.parker->Park(interrupting ? DeadlineAfter(kInterruptResendNs) : 0,
+                                       WaitKind::kRestartable);
     if (job.done.load(std::memory_order_acquire) != 0) break;
     // A handler ran on this fiber: the call is interrupted as the kernel would interrupt it.
     if (!interrupting && self->signals_handled() != handled) interrupting = true;
-    if (job.cancel_point && no_cancel != nullptr && !job.cancel.load(std::memory_order_relaxed) &&
-        no_cancel->CancelDueInside()) {
-      job.cancel.store(true, std::memory_order_release);  // before the signal that reads it
+    // One without SA_RESTART: the kernel would fail even a call it restarts (a pipe read, a
+    // waitpid) with EINTR; the helper's handler ends it so (header: Signals).
+    if (woke == ParkResult::kInterrupted && job.cancel_point && no_cancel != nullptr &&
+        !job.end_eintr.load(std::memory_order_relaxed)) {
+      job.end_eintr.store(true, std::memory_order_release);  // before the signal that reads it
+      interrupting = true;
+    }
+    if (job.cancel_point && no_cancel != nullptr &&
+        !job.end_eintr.load(std::memory_order_relaxed) && no_cancel->CancelDueInside()) {
+      job.end_eintr.store(true, std::memory_order_release);  // before the signal that reads it
       interrupting = true;
     }
     if (interrupting) InterruptHelper(job);

@@ -32,9 +32,12 @@
 // the job's seq; gonet's handler has SA_RESTART), resent every 5 ms until the call returns, since
 // the first may land before the helper is in the kernel. The kernel then fails the calls it
 // never restarts after a handler (poll, select, epoll_wait and their variants) with EINTR, as
-// for the program's thread, and restarts the others (read on a pipe, waitpid): a limit when the
-// program's handler lacks SA_RESTART, where the kernel would fail those too. An interruption
-// that reaches the helper after it moved on to another job is recognised by the seq, and that job's call is remade.
+// for the program's thread, and restarts the others (read on a pipe, waitpid); when the
+// program's handler lacks SA_RESTART and the call is one syscall (the cancellation points,
+// below), the fiber marks the job (end_eintr) and the helper's handler ends the rewound call
+// with EINTR, as the kernel would for the program's thread (x86_64; elsewhere it restarts). An
+// interruption that reaches the helper after it moved on to another job is recognised by the seq,
+// and that job's call is remade.
 //
 // Cancellation: a call that is a POSIX cancellation point and one syscall (read, write, readv,
 // writev, poll and friends, the waits for a child, fcntl(F_SETLKW), lockf, sigwait: the callers
@@ -112,8 +115,10 @@ struct OffloadJob {
   std::atomic<uint32_t> done{0};  // 0 -> 1 once (header); the helper's last touch of the job
   uint32_t seq = 0;               // names the job in an interruption (header: Signals)
   std::atomic<int> tid{0};        // the helper running fn, once it does
-  bool cancel_point = false;        // fn is one cancellable syscall (above: Cancellation)
-  std::atomic<bool> cancel{false};  // the fiber was cancelled: end fn's syscall with EINTR
+  bool cancel_point = false;      // fn is one cancellable syscall (above: Cancellation)
+  // End fn's syscall with EINTR: the fiber was cancelled, or a handler without SA_RESTART ran on
+  // it (above: Signals, Cancellation).
+  std::atomic<bool> end_eintr{false};
 };
 
 // A call that runs beside the fiber's own parks instead of in place of them: the signal watch of

@@ -2,7 +2,8 @@
 // the call fails with EINTR (a send that already moved bytes returns their count instead); with
 // SA_RESTART the call is restarted and later returns data; with SA_RESTART but a socket timeout
 // (SO_RCVTIMEO) set, it fails with EINTR anyway. Signals come from pthread_kill (to the blocked
-// thread) and from setitimer (process-directed SIGALRM, single-threaded).
+// thread) and from setitimer (process-directed SIGALRM, single-threaded). The same for a read of a
+// pipe and a waitpid, which fibers mode makes on an offload helper.
 //
 // Deterministic even if the signal comes "too early": the signaller repeats the signal until the
 // blocked call has returned, so at least one signal lands inside the call; the data that ends the
@@ -125,6 +126,68 @@ void Interrupt(Op op, bool restart, int timeout_ms) {
   close(listener);
 }
 
+// A read of an empty pipe (made by an offload helper in fibers mode) and a waitpid for a child
+// that has not exited: calls the kernel restarts after an SA_RESTART handler and fails with EINTR
+// after any other, pestered as above; in the SA_RESTART case a byte, or the child's exit, ends
+// the restarted call once the handler has run twice.
+void InterruptPipeOrWait(bool wait_child, bool restart) {
+  const char* name = wait_child ? "waitpid" : "read of a pipe";
+  Say("== %s, %s", name, restart ? "SA_RESTART" : "no SA_RESTART");
+  Install(SIGUSR1, restart);
+  int fds[2];
+  Must(pipe(fds), "pipe");
+  pid_t child = -1;
+  if (wait_child) {
+    child = fork();
+    if (child == 0) {
+      char c;
+      while (read(fds[0], &c, 1) < 0 && errno == EINTR) {
+      }
+      _exit(7);  // once the parent writes (or closes) the pipe
+    }
+  }
+  std::atomic<bool> done{false};
+  long result = 0;
+  int err = 0;
+  int status = 0;
+  Announcer parked;
+  pthread_t self_of_worker;
+  std::thread worker([&] {
+    self_of_worker = pthread_self();
+    char c;
+    parked.Announce();
+    result = wait_child ? waitpid(child, &status, 0) : read(fds[0], &c, 1);
+    err = errno;
+    done.store(true);
+  });
+  parked.WaitParked(50);
+  handled.store(0);
+  bool unblocked = false;
+  while (!done.load()) {
+    pthread_kill(self_of_worker, SIGUSR1);
+    SleepMs(20);
+    if (restart && handled.load() >= 2 && !unblocked) {
+      unblocked = true;
+      Must(write(fds[1], "x", 1), "write");
+    }
+  }
+  worker.join();
+  if (result < 0) {
+    Say("%s -> -1 %s", name, ErrnoName(err));
+  } else if (wait_child) {
+    Say("%s -> the child, exit status %d", name, WEXITSTATUS(status));
+  } else {
+    Say("%s -> %ld", name, result);
+  }
+  Say("handler ran: %s", YesNo(handled.load() > 0));
+  if (child > 0 && result < 0) {
+    Must(write(fds[1], "x", 1), "write");
+    waitpid(child, nullptr, 0);
+  }
+  close(fds[0]);
+  close(fds[1]);
+}
+
 // Single-threaded: SIGALRM from an interval timer can only land on this thread. In the
 // SA_RESTART case the restarted recv ends when the peer closes, from a child process, well after
 // the first alarms fired.
@@ -166,6 +229,10 @@ int main() {
   Interrupt(Op::kAccept, true, 5000);
   Interrupt(Op::kSend, false, 0);
   Interrupt(Op::kSend, true, 0);
+  InterruptPipeOrWait(false, false);
+  InterruptPipeOrWait(false, true);
+  InterruptPipeOrWait(true, false);
+  InterruptPipeOrWait(true, true);
   Alarm(false);
   Alarm(true);
   return 0;
