@@ -8,7 +8,7 @@ build_pkgs=(g++ cmake make pkg-config libboost-context-dev libunwind-dev libgtes
             libgmock-dev libcxxopts-dev)
 test_pkgs=(curl python3 socat redis-server strace procps iproute2 file privoxy iperf
            dpkg-dev lintian man-db
-           libpython3.11-testsuite libglib2.0-tests apache2-bin stunnel4 openssl)
+           libpython3.11-testsuite libglib2.0-tests dbus-tests apache2-bin stunnel4 openssl)
 bench_pkgs=(golang-go wrk gnuplot-nox util-linux)
 # make deb: dpkg-shlibdeps (dpkg-dev) for Depends; lintian checks the result.
 deb_pkgs=(dpkg-dev lintian)

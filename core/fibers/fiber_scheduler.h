@@ -113,7 +113,10 @@
 //     from before would then point at the old thread. That is the price of never deadlocking; it
 //     needs a fiber stuck for 20 ms with others waiting behind it.
 //   - No preemption: a fiber that computes without parking keeps its machine; once it has used
-//     200 ms of CPU the fibers queued behind it are handed to another machine.
+//     200 ms of CPU the fibers queued behind it are handed to another machine. Nor wakeup
+//     preemption: a fiber woken on its waker's worker runs when the waker parks, so a waker that
+//     releases and retakes something in a loop starves it longer than the kernel would (libdbus's
+//     manual-test-thread-blocking: 4 s natively, 18 s to over a minute here).
 //   - pthread_attr_setstack (a program-provided stack) is ignored; the stack size is honoured.
 //     The default is 256 KiB (GONET_FIBER_STACK); an overflow is reported, then the process dies
 //     of SIGSEGV, as it would natively.

@@ -5,10 +5,11 @@
 #include <new>
 
 #include "core/base/base.h"
-#include "core/poll/netpoller.h"
+#include "core/base/own_fd.h"
 #include "core/base/spinlock.h"
-#include "core/stats/stats.h"
 #include "core/base/sys.h"
+#include "core/poll/netpoller.h"
+#include "core/stats/stats.h"
 
 namespace gonet::core {
 namespace {
@@ -35,6 +36,11 @@ int Netpoller::EnsureOpen() {
     sys::Call(SYS_close, e);
     return static_cast<int>(b);
   }
+  // Both got the lowest free numbers, the program's: the first park would otherwise shift every
+  // fd the program opens next, and show it two fds it never opened (own_fd.h). Other threads may
+  // run: the soft limit is never raised here.
+  e = MoveOutOfTheWay(static_cast<int>(e), RaiseLimit::kNever);
+  b = MoveOutOfTheWay(static_cast<int>(b), RaiseLimit::kNever);
   epoll_event ev{};
   ev.events = EPOLLIN | EPOLLET;
   ev.data.u64 = kBreakTag;

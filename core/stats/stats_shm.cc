@@ -2,12 +2,12 @@
 
 #include <fcntl.h>
 #include <sys/mman.h>
-#include <sys/resource.h>
 #include <time.h>
 
 #include <cstring>
 #include <new>
 
+#include "core/base/own_fd.h"
 #include "core/base/sys.h"
 #include "core/stats/dump_area.h"
 #include "core/stats/stats.h"
@@ -71,34 +71,6 @@ void CopyCounters(const Counters& from, Counters* to) {
 #undef GONET_COPY_COUNTER
 }
 
-// A copy of src at a number out of the program's way (stats_shm.h, "The fd"), close-on-exec, or
-// -1. The soft limit is raised only for the one F_DUPFD that needs it: another thread could see
-// it raised in that window (getrlimit, or one more fd at the very edge of the limit); Init and
-// the fork child have no other thread, and MoveStatsSegmentFd is a program's dup2 onto our number.
-int PlaceOutOfTheWay(int src) {
-  rlimit lim;
-  if (sys::Call(SYS_prlimit64, 0, RLIMIT_NOFILE, nullptr, &lim) != 0) return -1;
-  if (lim.rlim_cur > static_cast<rlim_t>(kSegmentFdCap)) {
-    long fd = sys::Call(SYS_fcntl, src, F_DUPFD_CLOEXEC, kSegmentFdCap);
-    return fd >= 0 ? static_cast<int>(fd) : -1;
-  }
-  int limit = static_cast<int>(lim.rlim_cur);
-  if (lim.rlim_cur < lim.rlim_max) {
-    rlimit raised = {lim.rlim_cur + 1, lim.rlim_max};
-    if (sys::Call(SYS_prlimit64, 0, RLIMIT_NOFILE, &raised, nullptr) == 0) {
-      long fd = sys::Call(SYS_fcntl, src, F_DUPFD_CLOEXEC, limit);  // limit itself, or EMFILE
-      sys::Call(SYS_prlimit64, 0, RLIMIT_NOFILE, &lim, nullptr);
-      if (fd >= 0) return static_cast<int>(fd);
-    }
-  }
-  // The highest free number below the limit: F_DUPFD gives the lowest free one from its base.
-  for (int base = limit - 1; base > 2 && base >= limit - 64; --base) {
-    long fd = sys::Call(SYS_fcntl, src, F_DUPFD_CLOEXEC, base);
-    if (fd >= 0) return static_cast<int>(fd);
-  }
-  return -1;
-}
-
 // A new memfd of kTotalSize bytes, sealed against resizing, or -1. Async-signal-safe.
 int CreateMemfd() {
   long fd = sys::Call(SYS_memfd_create, kSegmentName, MFD_CLOEXEC | MFD_NOEXEC_SEAL);
@@ -127,7 +99,7 @@ ShmHeader* Build(int pid, int mode, uint32_t flags, const Counters& from, int* f
     return nullptr;
   }
   // memfd_create gave the lowest free number, which is the program's: move off it at once.
-  *fd_out = PlaceOutOfTheWay(fd);
+  *fd_out = PlaceOutOfTheWay(fd, RaiseLimit::kAlone);  // Init and the fork child: one thread
   sys::Call(SYS_close, fd);
   // ftruncate gave zeroed pages: only the non-zero fields are written (and only the pages
   // written are allocated; the dump area stays unbacked until a dump).
@@ -211,7 +183,9 @@ ShmHeader* StatsSegment() { return g_header; }
 void MoveStatsSegmentFd(int fd) {
   while (g_moving.exchange(true, std::memory_order_acquire)) sys::Call(SYS_sched_yield);
   if (g_segment_fd.load(std::memory_order_relaxed) == fd) {
-    int moved = PlaceOutOfTheWay(fd);
+    // Not alone: a program's dup2 onto our number, rare enough to accept the instant in which
+    // another thread could see the soft limit raised by one.
+    int moved = PlaceOutOfTheWay(fd, RaiseLimit::kAlone);
     if (moved == fd) moved = -1;  // cannot happen (fd is taken), but never close what we keep
     g_segment_fd.store(moved, std::memory_order_relaxed);
     sys::Call(SYS_close, fd);

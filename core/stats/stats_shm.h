@@ -24,7 +24,8 @@
 // equals the hard one, at the highest free number below it (the program then gets EMFILE one fd
 // earlier); with a soft limit above kSegmentFdCap, at the lowest free number from kSegmentFdCap
 // (a number that high stays clear of select's FD_SETSIZE, the kernel's fd table stays small, and
-// the program again gets one fd fewer before EMFILE).
+// the program again gets one fd fewer before EMFILE). The code is core/base/own_fd.h's, which
+// also places the netpoller's two fds (without ever raising the limit: other threads run then).
 // The program never opened that number, so the shim answers for it as the kernel would for a
 // free number (shim/close_dup.cc): close(fd) and dup/dup2/dup3 of it fail with EBADF, leaving it
 // open; close_range and closefrom close everything else in their range; dup2/dup3 onto it first
@@ -57,6 +58,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "core/base/own_fd.h"
+
 namespace gonet::core {
 
 inline constexpr uint64_t kShmMagic = 0x314d5354454e4f47ULL;  // "GONETSM1", little-endian
@@ -66,7 +69,7 @@ inline constexpr size_t kShmCounterNameSize = 32;
 inline constexpr char kSegmentName[] = "gonet-stats";
 inline constexpr char kSegmentLink[] = "/memfd:gonet-stats (deleted)";
 // The segment's fd goes no higher than this (see the top).
-inline constexpr int kSegmentFdCap = 1024;
+inline constexpr int kSegmentFdCap = kOwnFdFloor;  // core/base/own_fd.h
 
 enum ShmFlags : uint32_t {
   // Threads mode's kernel wait is on: SIGURG is gonet's from the start, and a thread blocked in a

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -217,6 +218,27 @@ TEST_F(NetpollerTest, BreakWakesABlockedPoll) {
   np.Break();  // de-duplicated: costs nothing, wakes nothing extra
   poller.join();
   EXPECT_TRUE(returned.load());
+}
+
+// gonet's epoll instance and break eventfd sit out of the program's way (core/base/own_fd.h):
+// opening them at the first park must not take the lowest free numbers, which natively the
+// program's next fds get (libdbus's tests list /proc/self/fd around each case and failed on the
+// two that appeared). A forked child starts with no instance, as a process that never parked.
+TEST_F(NetpollerTest, OpeningTheNetpollerTakesNoNumberTheProgramWouldGet) {
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    Netpoller::Get().AfterForkChild();  // no instance (the atfork handler may have done it too)
+    int lowest = fcntl(sv_[0], F_DUPFD_CLOEXEC, 0);
+    close(lowest);
+    Netpoller::Get().Poll(0);  // opens the instance and its eventfd
+    int next = fcntl(sv_[0], F_DUPFD_CLOEXEC, 0);
+    _exit(next == lowest ? 0 : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "the netpoller took the program's next fd number";
 }
 
 }  // namespace
