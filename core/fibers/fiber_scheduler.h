@@ -94,7 +94,8 @@
 //     uselocale); an object dlopen'ed along its caller's own search path (dlopen_search.h)
 //     is shared and named on stderr.
 //   - poll, ppoll, select, pselect, epoll_wait, epoll_pwait, epoll_pwait2, waitpid, wait, wait3,
-//     wait4, waitid, flock, lockf, fcntl(F_SETLKW/F_OFD_SETLKW), getaddrinfo, getnameinfo,
+//     wait4, waitid, flock, lockf, fcntl(F_SETLKW/F_OFD_SETLKW), msgrcv, msgsnd, semop,
+//     semtimedop, mq_(timed)receive, mq_(timed)send, getaddrinfo, getnameinfo,
 //     gethostby{name,name2,addr}_r (always offloaded), and read/readv/write/writev on
 //     a pipe, FIFO, tty, character device,
 //     eventfd/timerfd/signalfd or a socket gonet does not manage, are offloaded
