@@ -106,13 +106,12 @@
 //     at once (fd/poll_group.h).
 //   - A call gonet neither parks nor offloads (regular-file IO, res_* and the non-_r resolver
 //     calls, glibc-internal IO such as stdio on a pipe, process-shared or robust mutexes, rwlocks
-//     and barriers, named or process-shared semaphores and condvars, shared futexes, futex_waitv,
-//     System V and POSIX message queues and System V semaphores; the README
-//     lists each with its reason) blocks its machine; its worker's other fibers move to another
-//     machine after ~20-30 ms (handoff). After a handoff those fibers, and the stuck one once it
-//     returns, run on a different OS thread: a compiled-in cached TLS address (errno's, above)
-//     from before would then point at the old thread. That is the price of never deadlocking; it
-//     needs a fiber stuck for 20 ms with others waiting behind it.
+//     and barriers, named or process-shared semaphores and condvars, shared futexes, futex_waitv;
+//     the README lists each with its reason) blocks its machine; its worker's other fibers move to
+//     another machine after ~20-30 ms (handoff). After a handoff those fibers, and the stuck one
+//     once it returns, run on a different OS thread: a compiled-in cached TLS address (errno's,
+//     above) from before would then point at the old thread. That is the price of never
+//     deadlocking; it needs a fiber stuck for 20 ms with others waiting behind it.
 //   - No preemption: a fiber that computes without parking keeps its machine; once it has used
 //     200 ms of CPU the fibers queued behind it are handed to another machine. Nor wakeup
 //     preemption: a fiber woken on its waker's worker runs when the waker parks, so a waker that
