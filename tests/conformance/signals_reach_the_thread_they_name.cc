@@ -6,6 +6,7 @@
 // it unblocks it, and each thread's mask is its own; a handler with SA_ONSTACK runs on the
 // target's own sigaltstack.
 #include <pthread.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -192,6 +193,51 @@ void OnItsSigaltstack(bool onstack) {
   close(g_alt_pair[1]);
 }
 
+// A handler that leaves by siglongjmp to a sigsetjmp that saved the mask: the mask comes back,
+// so the same signal is delivered again next time (the thread, computing, takes it three times).
+sigjmp_buf g_back;
+std::atomic<int> g_jumps{0};
+std::atomic<bool> g_jump_ready{false};
+
+void OnJumpSignal(int) { siglongjmp(g_back, 1); }
+
+void* Jumper(void*) {
+  for (;;) {
+    if (sigsetjmp(g_back, 1) != 0) {
+      g_jumps.fetch_add(1);
+      g_jump_ready.store(false);
+      if (g_jumps.load() == 3) break;
+    }
+    g_jump_ready.store(true);
+    while (g_jump_ready.load(std::memory_order_relaxed)) {
+      // computes until the signal jumps out of the loop
+    }
+  }
+  sigset_t cur;
+  pthread_sigmask(SIG_SETMASK, nullptr, &cur);
+  Say("  after 3 jumps the thread blocks SIGUSR2: %s", YesNo(sigismember(&cur, SIGUSR2)));
+  return nullptr;
+}
+
+void JumpOutOfTheHandler() {
+  Say("== pthread_kill, the handler leaves by siglongjmp (sigsetjmp saved the mask), 3 times");
+  struct sigaction sa {};
+  sa.sa_handler = OnJumpSignal;
+  sigemptyset(&sa.sa_mask);
+  Must(sigaction(SIGUSR2, &sa, nullptr), "sigaction");
+  pthread_t t;
+  pthread_create(&t, nullptr, Jumper, nullptr);
+  for (int i = 0; i < 3; ++i) {
+    while (!g_jump_ready.load()) usleep(1000);
+    usleep(20000);
+    int before = g_jumps.load();
+    pthread_kill(t, SIGUSR2);
+    while (g_jumps.load() == before) usleep(1000);
+  }
+  pthread_join(t, nullptr);
+  Say("  jumps: %d", g_jumps.load());
+}
+
 int main() {
   Run("nanosleep", Sleeper, false, false);
   Run("nanosleep", Sleeper, true, false);
@@ -201,6 +247,7 @@ int main() {
   Run("blocked by the target's own mask", MaskedWaiter, true, false);
   OnItsSigaltstack(true);
   OnItsSigaltstack(false);
+  JumpOutOfTheHandler();
   Say("== main's mask is unchanged by the threads'");
   sigset_t cur;
   pthread_sigmask(SIG_SETMASK, nullptr, &cur);
