@@ -45,6 +45,7 @@
 #include "core/fibers/fiber_scheduler.h"
 #include "core/fibers/futex_call.h"
 #include "core/fibers/worker.h"
+#include "core/threads/sigurg.h"
 
 namespace gonet::core {
 namespace {
@@ -136,32 +137,6 @@ uintptr_t InterruptedPc(const void* uc) {
 #endif
 }
 
-// The interrupted call was a system call the kernel will restart (it rewound the context to the
-// syscall instruction): make it return EINTR instead, as it would for a handler without
-// SA_RESTART.
-void FailInterruptedSyscall(void* uc) {
-#if defined(__x86_64__)
-  greg_t* regs = static_cast<ucontext_t*>(uc)->uc_mcontext.gregs;
-  const auto* ip = reinterpret_cast<const unsigned char*>(regs[REG_RIP]);
-  if (ip[0] == 0x0f && ip[1] == 0x05) {  // syscall
-    regs[REG_RAX] = -EINTR;
-    regs[REG_RIP] += 2;
-  }
-#else
-  (void)uc;  // elsewhere the call restarts
-#endif
-}
-
-void SendKick(int tid, uint32_t id) {
-  siginfo_t si{};
-  si.si_signo = SIGURG;
-  si.si_code = SI_QUEUE;
-  si.si_pid = static_cast<pid_t>(sys::Call(SYS_getpid));
-  si.si_uid = static_cast<uid_t>(sys::Call(SYS_getuid));
-  si.si_value.sival_ptr = reinterpret_cast<void*>((kKickMagic << 32) | id);
-  sys::Call(SYS_rt_tgsigqueueinfo, si.si_pid, tid, SIGURG, &si);
-}
-
 }  // namespace
 
 __attribute__((noinline)) long ProgramSyscall(long nr, const long a[6]) {
@@ -188,7 +163,7 @@ void FiberTask::KickIfRunning() {
   uint32_t tid = on_cpu_.load(std::memory_order_seq_cst);
   if (tid == 0 || this == FiberScheduler::Current()) return;
   g_kick_wanted.store(true, std::memory_order_release);
-  SendKick(static_cast<int>(tid), id_);
+  SendGonetSigurg(static_cast<int>(tid), kKickMagic, id_);
 }
 
 void FiberTask::KickRunningTasks() {
@@ -202,18 +177,16 @@ void FiberTask::KickRunningTasks() {
       continue;
     }
     g_kick_wanted.store(true, std::memory_order_relaxed);
-    SendKick(static_cast<int>(tid), t.id_);
+    SendGonetSigurg(static_cast<int>(tid), kKickMagic, t.id_);
   }
 }
 
-bool FiberTask::IsKick(const siginfo_t* si) {
-  return si != nullptr && si->si_code == SI_QUEUE &&
-         (reinterpret_cast<uint64_t>(si->si_value.sival_ptr) >> 32) == kKickMagic;
-}
+bool FiberTask::IsKick(const siginfo_t* si) { return IsGonetSigurg(si, kKickMagic, nullptr); }
 
 void FiberTask::OnKick(const siginfo_t* si, void* uc) {
   FiberTask* t = t_current;
-  auto id = static_cast<uint32_t>(reinterpret_cast<uint64_t>(si->si_value.sival_ptr));
+  uint32_t id = 0;
+  IsGonetSigurg(si, kKickMagic, &id);
   if (t == nullptr || t->id_ != id || uc == nullptr || !t->KickWanted()) return;
   uintptr_t pc = InterruptedPc(uc);
   // In the context switch the stack is not one the unwinder can walk; anywhere else in gonet, the
@@ -228,7 +201,7 @@ void FiberTask::OnKick(const siginfo_t* si, void* uc) {
               sizeof(uint64_t));
     t->Exit(PTHREAD_CANCELED);
   }
-  if (!t->DeliverSignals()) FailInterruptedSyscall(uc);
+  if (!t->DeliverSignals()) EndRewoundSyscallWithEintr(uc);  // no SA_RESTART: as the kernel
 }
 
 }  // namespace gonet::core

@@ -222,24 +222,18 @@ bool Submit(Job* job) {
 void InterruptHelper(const Job& job) {
   int tid = job.tid.load(std::memory_order_acquire);
   if (tid == 0) return;  // not in fn yet: the next resend
-  siginfo_t si{};
-  si.si_signo = SIGURG;
-  si.si_code = SI_QUEUE;
-  si.si_pid = g_pid.load(std::memory_order_relaxed);
-  si.si_uid = static_cast<uid_t>(sys::Call(SYS_getuid));
-  si.si_value.sival_ptr = reinterpret_cast<void*>((kOffloadSignalMagic << 32) | job.seq);
-  sys::Call(SYS_rt_tgsigqueueinfo, si.si_pid, tid, SIGURG, &si);
+  SendGonetSigurg(tid, kOffloadSignalMagic, job.seq);
 }
 
 }  // namespace
 
 bool IsOffloadInterrupt(const siginfo_t* si) {
-  return si != nullptr && si->si_code == SI_QUEUE &&
-         (reinterpret_cast<uint64_t>(si->si_value.sival_ptr) >> 32) == kOffloadSignalMagic;
+  return IsGonetSigurg(si, kOffloadSignalMagic, nullptr);
 }
 
 void NoteOffloadInterrupt(const siginfo_t* si, void* uc) {
-  auto seq = static_cast<uint32_t>(reinterpret_cast<uint64_t>(si->si_value.sival_ptr));
+  uint32_t seq = 0;
+  IsGonetSigurg(si, kOffloadSignalMagic, &seq);
   if (seq != t_running_seq) {
     t_stray = 1;
     return;
@@ -247,22 +241,12 @@ void NoteOffloadInterrupt(const siginfo_t* si, void* uc) {
   Job* job = t_running_job;
   if (job == nullptr || !job->cancel_point || !job->end_eintr.load(std::memory_order_acquire))
     return;
-#if defined(__x86_64__)
-  // The cancelled call did not complete if the context resumes at its syscall instruction: the
-  // kernel rewound it there to restart it after this SA_RESTART handler (rax holds the syscall
-  // number again), or the signal came just before it was made. Resume after it with -EINTR
-  // instead, as glibc's cancellation handler ends a cancellable syscall it finds in that window.
-  // A call that completed resumes after the instruction with its result, which stands.
-  if (uc == nullptr) return;
-  greg_t* regs = static_cast<ucontext_t*>(uc)->uc_mcontext.gregs;
-  const auto* ip = reinterpret_cast<const unsigned char*>(regs[REG_RIP]);
-  if (ip[0] == 0x0f && ip[1] == 0x05) {  // syscall
-    regs[REG_RAX] = -EINTR;
-    regs[REG_RIP] += 2;
-  }
-#else
-  (void)uc;  // elsewhere a restartable call restarts: cancellation acts when it returns
-#endif
+  // The call did not complete if the context resumes at its syscall instruction: the kernel
+  // rewound it there to restart it after this SA_RESTART handler, or the signal came just before
+  // it was made. It ends with EINTR instead, as glibc's cancellation handler ends a cancellable
+  // syscall it finds in that window; a call that completed keeps its result. (Elsewhere than
+  // x86_64 a restartable call restarts: cancellation acts when it returns.)
+  EndRewoundSyscallWithEintr(uc);
 }
 
 namespace {

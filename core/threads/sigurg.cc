@@ -96,6 +96,38 @@ void SetDumpAnswerer(DumpAnswerer answer) { g_answer.store(answer, std::memory_o
 
 void SetSigurgClaim(SigurgClaim claim) { g_claim.store(claim, std::memory_order_release); }
 
+void SendGonetSigurg(int tid, uint64_t magic, uint32_t id) {
+  siginfo_t si{};
+  si.si_signo = SIGURG;
+  si.si_code = SI_QUEUE;
+  si.si_pid = static_cast<pid_t>(sys::Call(SYS_getpid));
+  si.si_uid = static_cast<uid_t>(sys::Call(SYS_getuid));
+  si.si_value.sival_ptr = reinterpret_cast<void*>((magic << 32) | id);
+  sys::Call(SYS_rt_tgsigqueueinfo, si.si_pid, tid, SIGURG, &si);
+}
+
+bool IsGonetSigurg(const siginfo_t* si, uint64_t magic, uint32_t* id) {
+  if (si == nullptr || si->si_code != SI_QUEUE) return false;
+  auto v = reinterpret_cast<uint64_t>(si->si_value.sival_ptr);
+  if ((v >> 32) != magic) return false;
+  if (id != nullptr) *id = static_cast<uint32_t>(v);
+  return true;
+}
+
+void EndRewoundSyscallWithEintr(void* ucontext) {
+#if defined(__x86_64__)
+  if (ucontext == nullptr) return;
+  greg_t* regs = static_cast<ucontext_t*>(ucontext)->uc_mcontext.gregs;
+  const auto* ip = reinterpret_cast<const unsigned char*>(regs[REG_RIP]);
+  if (ip[0] == 0x0f && ip[1] == 0x05) {  // syscall
+    regs[REG_RAX] = -EINTR;
+    regs[REG_RIP] += 2;
+  }
+#else
+  (void)ucontext;
+#endif
+}
+
 void InstallKernelWaitHandler() {
   g_kernel_wait_handler.store(true, std::memory_order_relaxed);
   InstallHandler(0);  // no SA_RESTART: the blocked call must return EINTR

@@ -17,6 +17,8 @@
 
 #include <signal.h>
 
+#include <cstdint>
+
 namespace gonet::core {
 
 struct KernelWaitRecord;
@@ -32,6 +34,18 @@ void SetDumpAnswerer(DumpAnswerer answer);
 // the signal was its own (then nothing else happens).
 using SigurgClaim = bool (*)(const siginfo_t* si, void* ucontext);
 void SetSigurgClaim(SigurgClaim claim);
+
+// gonet's own SIGURG to thread tid of this process, saying what it is for in its value (SI_QUEUE;
+// magic in the high half, id in the low): how a fiber's signal interrupts an offload helper's
+// call (fibers/syscall_offload.h) and how a running fiber is kicked (fibers/signal_kick.cc).
+void SendGonetSigurg(int tid, uint64_t magic, uint32_t id);
+// True if si is such a SIGURG with that magic; *id its id.
+bool IsGonetSigurg(const siginfo_t* si, uint64_t magic, uint32_t* id);
+// From a SIGURG handler whose interrupted context rests on a syscall instruction (the kernel
+// rewound an interrupted call there to restart it after gonet's SA_RESTART handler, or the call
+// was about to be made): resume after the instruction with -EINTR, as the kernel ends a call
+// interrupted by a handler without SA_RESTART. x86_64; elsewhere nothing (the call restarts).
+void EndRewoundSyscallWithEintr(void* ucontext);
 
 // Threads mode's kernel wait: installs the handler without SA_RESTART (Init).
 void InstallKernelWaitHandler();
