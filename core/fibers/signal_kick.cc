@@ -139,7 +139,9 @@ uintptr_t InterruptedPc(const void* uc) {
 
 }  // namespace
 
-__attribute__((noinline)) long ProgramSyscall(long nr, const long a[6]) {
+// Not instrumented, as the syscall() hook that calls it: AddressSanitizer itself calls
+// sigaltstack (and so this) while it unpoisons a stack it is leaving.
+__attribute__((noinline, no_sanitize_address)) long ProgramSyscall(long nr, const long a[6]) {
 #if defined(__x86_64__)
   return sys::Syscall6(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
 #else

@@ -165,6 +165,8 @@ void* AltReceiver(void*) {
   char c = 0;
   ssize_t n = recv(g_alt_pair[1], &c, 1, 0);
   Say("  receiver: recv returned %zd '%c' after the handler", n, n == 1 ? c : '?');
+  ss.ss_flags = SS_DISABLE;  // the stack is ours: a runtime that frees a thread's own must not
+  Must(sigaltstack(&ss, nullptr), "sigaltstack");
   return nullptr;
 }
 
