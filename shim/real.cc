@@ -162,6 +162,33 @@ void* ResolveNext(const char* name) {
   return fn;
 }
 
+namespace {
+// __resp's offset from the thread pointer: glibc's TLS is static (initial-exec), so the offset is
+// the same in every thread. kNoSlot: not found.
+constexpr intptr_t kNoSlot = 1;          // never a valid offset: the variable is pointer-aligned
+std::atomic<intptr_t> g_resp_offset{0};  // 0: not looked up yet
+
+char* ThreadPointer() { return static_cast<char*>(__builtin_thread_pointer()); }
+}  // namespace
+
+res_state* ResStateSlot() {
+  intptr_t off = g_resp_offset.load(std::memory_order_acquire);
+  if (__builtin_expect(off == 0, 0)) {
+    if (t_resolving) return nullptr;
+    ++t_resolving;
+    // dlvsym of a TLS variable answers the calling thread's copy.
+    auto* here = static_cast<res_state*>(dlvsym(RTLD_NEXT, "__resp", "GLIBC_PRIVATE"));
+    --t_resolving;
+    off = here != nullptr && *here == __res_state()
+              ? reinterpret_cast<char*>(here) - ThreadPointer()
+              : kNoSlot;
+    if (off == 0) off = kNoSlot;  // cannot be: the thread pointer holds the TCB, not __resp
+    g_resp_offset.store(off, std::memory_order_release);
+  }
+  if (off == kNoSlot) return nullptr;
+  return reinterpret_cast<res_state*>(ThreadPointer() + off);
+}
+
 void ResolveAll() {
   Resolve(slot_dlopen, "dlopen");
   Resolve(slot_pthread_create, "pthread_create");
@@ -207,6 +234,7 @@ void ResolveAll() {
   Resolve(slot_waitpid, "waitpid");
   Resolve(slot_wait4, "wait4");
   Resolve(slot_waitid, "waitid");
+  ResStateSlot();
 }
 
 }  // namespace gonet::real

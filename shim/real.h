@@ -9,6 +9,7 @@
 
 #include <poll.h>
 #include <pthread.h>
+#include <resolv.h>
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
@@ -78,6 +79,12 @@ int pthread_create(pthread_t* thread, const pthread_attr_t* attr, void* (*start)
 // libc's definition of name (dlsym RTLD_NEXT), for the hooks that resolve by name (shim/next.h).
 // While it runs, this thread's real:: calls take their raw fallbacks (see the top).
 void* ResolveNext(const char* name);
+
+// Where the calling OS thread keeps its resolver-state pointer: glibc's __resp (GLIBC_PRIVATE),
+// what __res_state() returns and res_query and its family use as _res. nullptr if this glibc
+// does not export it, or it does not hold what __res_state() returns (the shim then leaves
+// those calls inline: core/fibers/resolver_offload.h).
+res_state* ResStateSlot();
 
 // Resolves every symbol now (the library's constructor), so that later calls never enter dlsym.
 void ResolveAll();

@@ -96,7 +96,9 @@
 //   - poll, ppoll, select, pselect, epoll_wait, epoll_pwait, epoll_pwait2, waitpid, wait, wait3,
 //     wait4, waitid, flock, lockf, fcntl(F_SETLKW/F_OFD_SETLKW), msgrcv, msgsnd, semop,
 //     semtimedop, mq_(timed)receive, mq_(timed)send, getaddrinfo, getnameinfo,
-//     gethostby{name,name2,addr}_r (always offloaded), and read/readv/write/writev on
+//     gethostby{name,name2,addr}_r, res_n{query,search,querydomain,send} and
+//     res_{query,search,querydomain,send} (always offloaded; the last four with the helper's _res
+//     pointer aimed at the caller's: resolver_offload.h), and read/readv/write/writev on
 //     a pipe, FIFO, tty, character device,
 //     eventfd/timerfd/signalfd or a socket gonet does not manage, are offloaded
 //     (syscall_offload.h): made once without waiting, then, if they would wait, run on a helper
@@ -104,14 +106,14 @@
 //     A poll or ppoll of one socket gonet manages parks on its pollDesc instead (poll_wait.cc),
 //     and poll, ppoll, select and pselect over several managed sockets on all of their pollDescs
 //     at once (fd/poll_group.h).
-//   - A call gonet neither parks nor offloads (regular-file IO, res_* and the non-_r resolver
-//     calls, glibc-internal IO such as stdio on a pipe, process-shared or robust mutexes, rwlocks
-//     and barriers, named or process-shared semaphores and condvars, shared futexes, futex_waitv;
-//     the README lists each with its reason) blocks its machine; its worker's other fibers move to
-//     another machine after ~20-30 ms (handoff). After a handoff those fibers, and the stuck one
-//     once it returns, run on a different OS thread: a compiled-in cached TLS address (errno's,
-//     above) from before would then point at the old thread. That is the price of never
-//     deadlocking; it needs a fiber stuck for 20 ms with others waiting behind it.
+//   - A call gonet neither parks nor offloads (regular-file IO, the non-_r resolver calls
+//     gethostbyname/gethostbyaddr, glibc-internal IO such as stdio on a pipe, process-shared or
+//     robust mutexes, rwlocks and barriers, named or process-shared semaphores and condvars, shared
+//     futexes, futex_waitv; the README lists each with its reason) blocks its machine; its worker's
+//     other fibers move to another machine after ~20-30 ms (handoff). After a handoff those fibers,
+//     and the stuck one once it returns, run on a different OS thread: a compiled-in cached TLS
+//     address (errno's, above) from before would then point at the old thread. That is the price of
+//     never deadlocking; it needs a fiber stuck for 20 ms with others waiting behind it.
 //   - No preemption: a fiber that computes without parking keeps its machine; once it has used
 //     200 ms of CPU the fibers queued behind it are handed to another machine. Nor wakeup
 //     preemption: a fiber woken on its waker's worker runs when the waker parks, so a waker that

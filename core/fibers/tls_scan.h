@@ -9,10 +9,11 @@
 //     the worker's own (run queues, the current fiber, the re-entry depth that fiber.cc swaps).
 //   - glibc (libc, ld-linux, and the libpthread/libdl/librt/libm stubs): the per-thread state a
 //     program relies on across a call that may park is errno, which fiber.cc swaps. The rest is
-//     set and read inside one libc call that never parks (malloc's tcache, the resolver's _res,
-//     dlerror, strerror's buffer) and some of it must never follow a fiber to another OS thread
-//     (the tcache), so one copy per worker behaves like one busy thread. uselocale is the
-//     exception: README says so rather than warning every program.
+//     set and read inside one libc call that never parks (malloc's tcache, dlerror, strerror's
+//     buffer; the resolver's _res and h_errno, whose offloaded calls take turns on the worker's
+//     _res and copy h_errno back: resolver_offload.h) and some of it must never follow a fiber
+//     to another OS thread (the tcache), so one copy per worker behaves like one busy thread.
+//     uselocale is the exception: README says so rather than warning every program.
 //   - libstdc++: its TLS is the exception globals, which fiber.cc swaps, and std::call_once's
 //     callable pointer, which is read before the callable runs (so before it could park).
 //   - libgcc_s and libunwind: unwinder caches, used within one unwind that does not park.
