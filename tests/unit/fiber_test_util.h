@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <functional>
+#include <memory>
 
 #include "core/base/base.h"
 #include "core/fibers/fiber_scheduler.h"
@@ -42,9 +43,10 @@ inline FiberTask* Go(std::function<void()> fn) {
   int r = FiberScheduler::Spawn(
       0,
       [](void* arg) -> void* {
-        auto* f = static_cast<std::function<void()>*>(arg);
+        // Owned by this frame: a fiber that leaves by pthread_exit or cancellation (a forced
+        // unwind) frees it too.
+        std::unique_ptr<std::function<void()>> f(static_cast<std::function<void()>*>(arg));
         (*f)();
-        delete f;
         return nullptr;
       },
       heap, false, &t);

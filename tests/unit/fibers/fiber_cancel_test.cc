@@ -49,6 +49,11 @@ __attribute__((noinline)) void WithCBuffer(const char* name, Body body) {
 }
 
 TEST(FiberCancel, ExitIsAForcedUnwindThatCatchesSeeAndRethrow) {
+#if defined(__SANITIZE_ADDRESS__)
+  // The ASan build carries UBSan, which reports catch (abi::__forced_unwind&) as a reference bound
+  // to null (a forced unwind carries no C++ object) and stops; the plain and TSan builds run it.
+  GTEST_SKIP() << "UBSan stops at catch (abi::__forced_unwind&)";
+#endif
   StartFibersMode();
   std::string order;
   g_order = &order;
