@@ -909,6 +909,25 @@ def tap_counts(results):
             "not ok": sum(v.startswith("not ok") for v in tests)}
 
 
+def compare_tap_suites(e, suite_round, names):
+    """Runs suite_round(e, preload) natively, then preloaded, and compares each named binary's
+    (exit status, TAP verdicts); True if all match and the native run passed every test."""
+    results = {}
+    for preload in (False, True):
+        t0 = time.monotonic()
+        results[preload] = suite_round(e, preload)
+        print(f"{'preloaded' if preload else 'native'}: {tap_counts(results[preload])}, "
+              f"{time.monotonic() - t0:.1f} s", flush=True)
+    ok = True
+    for name in names:
+        if results[False][name] != results[True][name]:
+            print(f"{name} differs:\n  native:    {results[False][name]}\n"
+                  f"  preloaded: {results[True][name]}")
+            ok = False
+    counts = tap_counts(results[False])
+    return ok and counts["failed binaries"] == 0 and counts["not ok"] == 0 and counts["ok"] > 0
+
+
 def check_glib_thread_suites(e):
     """GLib's own installed tests for threads, locks, once, condition variables, async queues,
     thread pools, main loops across threads, cancellables, GTask and loopback sockets: every
@@ -919,21 +938,7 @@ def check_glib_thread_suites(e):
     if not os.path.isdir(GLIB_TESTS_DIR):
         print("libglib2.0-tests not installed")
         return SKIP
-    results = {}
-    for preload in (False, True):
-        t0 = time.monotonic()
-        results[preload] = glib_suite_round(e, preload)
-        print(f"{'preloaded' if preload else 'native'}: {tap_counts(results[preload])}, "
-              f"{time.monotonic() - t0:.1f} s", flush=True)
-    ok = True
-    for name, _ in GLIB_SELECTION:
-        if results[False][name] != results[True][name]:
-            print(f"{name} differs:\n  native:    {results[False][name]}\n"
-                  f"  preloaded: {results[True][name]}")
-            ok = False
-    counts = tap_counts(results[False])
-    return ok and counts["failed binaries"] == 0 and counts["not ok"] == 0 and counts["ok"] > 0
-
+    return compare_tap_suites(e, glib_suite_round, [name for name, _ in GLIB_SELECTION])
 
 
 DBUS_TESTS_DIR = "/usr/lib/dbus-1.0/installed-tests/dbus"
@@ -1000,20 +1005,8 @@ def check_dbus_thread_suites(e):
     if not os.path.isdir(DBUS_TESTS_DIR):
         print("dbus-tests not installed")
         return SKIP
-    results = {}
-    for preload in (False, True):
-        t0 = time.monotonic()
-        results[preload] = dbus_suite_round(e, preload)
-        print(f"{'preloaded' if preload else 'native'}: {tap_counts(results[preload])}, "
-              f"{time.monotonic() - t0:.1f} s", flush=True)
-    ok = True
-    for name in DBUS_SELECTION:
-        if results[False][name] != results[True][name]:
-            print(f"{name} differs:\n  native:    {results[False][name]}\n"
-                  f"  preloaded: {results[True][name]}")
-            ok = False
-    counts = tap_counts(results[False])
-    return ok and counts["failed binaries"] == 0 and counts["not ok"] == 0 and counts["ok"] > 0
+    return compare_tap_suites(e, dbus_suite_round, DBUS_SELECTION)
+
 
 CHECKS = {
     "python_thread_suites": check_python_thread_suites,
