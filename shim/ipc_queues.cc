@@ -84,15 +84,8 @@ GONET_HOOK int semtimedop(int id, struct sembuf* sops, size_t n, const struct ti
 }
 
 GONET_HOOK int semop(int id, struct sembuf* sops, size_t n) {
-  sembuf probe[kMaxSops];
-  if (!core::InFiber() || AllNoWait(sops, n) || !NoWait(sops, n, probe)) {
-    return NEXT(semop)(id, sops, n);
-  }
-  int saved = errno;
-  int r = NEXT(semop)(id, probe, n);
-  if (r == 0 || errno != EAGAIN) return r;
-  errno = saved;
-  return core::OffloadCall(NEXT(semop), id, sops, n);
+  if (!core::InFiber()) return NEXT(semop)(id, sops, n);
+  return semtimedop(id, sops, n, nullptr);  // glibc's semop is semtimedop without a timeout
 }
 
 // The probe and the offload for one POSIX queue call: probe() is the call with a past deadline.

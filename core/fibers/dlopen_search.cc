@@ -147,28 +147,58 @@ bool ExpandOrigin(const char* name, const char* origin, char* path, size_t cap) 
   return true;
 }
 
+// The caller's link map and gonet's own, when the caller is code of an object in the base
+// namespace (false otherwise: code outside any object, which glibc searches for as the program,
+// or another namespace).
+bool BaseNamespaceMaps(const void* caller, void** caller_map, void** own_map) {
+  Dl_info info;
+  *caller_map = *own_map = nullptr;
+  if (dladdr1(caller, &info, caller_map, RTLD_DL_LINKMAP) == 0 || *caller_map == nullptr ||
+      dladdr1(reinterpret_cast<const void*>(&BaseNamespaceMaps), &info, own_map, RTLD_DL_LINKMAP) ==
+          0 ||
+      *own_map == nullptr) {
+    return false;
+  }
+  Lmid_t ns = -1;
+  return dlinfo(*caller_map, RTLD_DI_LMID, &ns) == 0 && ns == LM_ID_BASE;
+}
+
+enum class Found { kFile, kNone, kUnknown };
+
+// glibc's search for name in dirs[0, end): kFile with the file it stops at written to path,
+// kNone if none of them has it, kUnknown where gonet cannot tell (capability subdirectories, a
+// path too long).
+Found FindInDirs(const Dl_serinfo* dirs, unsigned end, const char* name, char* path, size_t cap) {
+  for (unsigned i = 0; i < end; ++i) {
+    const char* dir = dirs->dls_serpath[i].dls_name;
+    char file[PATH_MAX];
+    if (HasCapabilitySubdirs(dir) ||
+        snprintf(file, sizeof file, "%s/%s", dir, name) >= static_cast<int>(sizeof file)) {
+      return Found::kUnknown;
+    }
+    if (SearchStopsAt(file)) {
+      return snprintf(path, cap, "%s", file) < static_cast<int>(cap) ? Found::kFile
+                                                                     : Found::kUnknown;
+    }
+  }
+  return Found::kNone;
+}
+
 }  // namespace
 
 ByName Plan(const char* name, const void* caller, char* path, size_t cap) {
   if (name == nullptr) return ByName::kCallersOwn;
   bool dst = strchr(name, '$') != nullptr;
   if (!dst && strchr(name, '/') != nullptr) return ByName::kCallersOwn;
-  Dl_info info;
-  void* caller_map = nullptr;
-  void* own_map = nullptr;
-  if (dladdr1(caller, &info, &caller_map, RTLD_DL_LINKMAP) == 0 || caller_map == nullptr ||
-      dladdr1(reinterpret_cast<const void*>(&Plan), &info, &own_map, RTLD_DL_LINKMAP) == 0 ||
-      own_map == nullptr) {
-    return ByName::kCallersOwn;  // code outside any object (glibc would search as the program)
-  }
-  Lmid_t ns = -1;
-  if (dlinfo(caller_map, RTLD_DI_LMID, &ns) != 0 || ns != LM_ID_BASE) return ByName::kCallersOwn;
+  void* caller_map;
+  void* own_map;
+  if (!BaseNamespaceMaps(caller, &caller_map, &own_map)) return ByName::kCallersOwn;
+  bool program = caller_map == static_cast<void*>(_r_debug.r_map);
   if (dst) {
     // A set-user-ID program expands $ORIGIN only within trusted directories: glibc's to decide.
-    bool program = caller_map == static_cast<void*>(_r_debug.r_map) && getauxval(AT_SECURE) == 0;
     char exe[PATH_MAX], origin[PATH_MAX];
-    return program && ProgramFile(exe, sizeof exe) && DirectoryOf(exe, origin, sizeof origin) &&
-                   ExpandOrigin(name, origin, path, cap)
+    return program && getauxval(AT_SECURE) == 0 && ProgramFile(exe, sizeof exe) &&
+                   DirectoryOf(exe, origin, sizeof origin) && ExpandOrigin(name, origin, path, cap)
                ? ByName::kProgramOrigin
                : ByName::kCallersOwn;
   }
@@ -178,25 +208,11 @@ ByName Plan(const char* name, const void* caller, char* path, size_t cap) {
   int end = theirs != nullptr && ours != nullptr ? EndOfOwnRun(theirs, ours) : -1;
   if (end == 0) {
     plan = ByName::kAsGonet;
-  } else if (end > 0 && caller_map == static_cast<void*>(_r_debug.r_map) && cap > 0) {
+  } else if (end > 0 && program && cap > 0) {
     // The program: its run is its RUNPATH (a DT_RPATH of the program is gonet's path too).
-    plan = ByName::kAlongProgramRunpath;
     snprintf(path, cap, "%s", name);
-    for (int i = 0; i < end; ++i) {
-      const char* dir = theirs->dls_serpath[i].dls_name;
-      if (HasCapabilitySubdirs(dir)) {
-        plan = ByName::kCallersOwn;
-        break;
-      }
-      char file[PATH_MAX];
-      if (snprintf(file, sizeof file, "%s/%s", dir, name) >= static_cast<int>(sizeof file)) {
-        plan = ByName::kCallersOwn;
-        break;
-      }
-      if (SearchStopsAt(file)) {
-        if (snprintf(path, cap, "%s", file) >= static_cast<int>(cap)) plan = ByName::kCallersOwn;
-        break;
-      }
+    if (FindInDirs(theirs, static_cast<unsigned>(end), name, path, cap) != Found::kUnknown) {
+      plan = ByName::kAlongProgramRunpath;
     }
   }
   free(theirs);
@@ -205,17 +221,12 @@ ByName Plan(const char* name, const void* caller, char* path, size_t cap) {
 }
 
 bool PredictCallersOwn(const char* name, const void* caller, char* path, size_t cap) {
-  Dl_info info;
-  void* caller_map = nullptr;
-  void* own_map = nullptr;
-  if (name == nullptr || cap == 0 || dladdr1(caller, &info, &caller_map, RTLD_DL_LINKMAP) == 0 ||
-      caller_map == nullptr || caller_map == static_cast<void*>(_r_debug.r_map) ||
-      dladdr1(reinterpret_cast<const void*>(&Plan), &info, &own_map, RTLD_DL_LINKMAP) == 0 ||
-      own_map == nullptr) {
+  void* caller_map;
+  void* own_map;
+  if (name == nullptr || cap == 0 || !BaseNamespaceMaps(caller, &caller_map, &own_map) ||
+      caller_map == static_cast<void*>(_r_debug.r_map)) {
     return false;
   }
-  Lmid_t ns = -1;
-  if (dlinfo(caller_map, RTLD_DI_LMID, &ns) != 0 || ns != LM_ID_BASE) return false;
   if (strchr(name, '$') != nullptr) {
     const char* file = static_cast<const link_map*>(caller_map)->l_name;
     char origin[PATH_MAX];
@@ -234,18 +245,7 @@ bool PredictCallersOwn(const char* name, const void* caller, char* path, size_t 
            SameDir(theirs->dls_serpath[n - 1 - tail], ours->dls_serpath[m - 1 - tail])) {
       ++tail;
     }
-    for (unsigned i = 0; i + tail < n; ++i) {
-      const char* dir = theirs->dls_serpath[i].dls_name;
-      char file[PATH_MAX];
-      if (HasCapabilitySubdirs(dir) ||
-          snprintf(file, sizeof file, "%s/%s", dir, name) >= static_cast<int>(sizeof file)) {
-        break;
-      }
-      if (SearchStopsAt(file)) {
-        found = snprintf(path, cap, "%s", file) < static_cast<int>(cap);
-        break;
-      }
-    }
+    found = FindInDirs(theirs, n - tail, name, path, cap) == Found::kFile;
   }
   free(theirs);
   free(ours);
