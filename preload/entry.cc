@@ -3,6 +3,7 @@
 // hooked function before gonet::real can answer (real.h explains the fallback).
 #include "core/base/os_thread.h"
 #include "core/fibers/fiber_tls.h"
+#include "core/fibers/signal_route.h"
 #include "core/runtime/runtime.h"
 #include "shim/real.h"
 
@@ -11,6 +12,7 @@ namespace {
 __attribute__((constructor(101))) void GonetLoad() {
   gonet::real::ResolveAll();
   gonet::core::SetOsThreadCreate(&gonet::real::pthread_create);
+  gonet::core::SetRealSigaction(&gonet::real::sigaction);
   gonet::core::fiber_tls::SetRealDlopen(gonet::real::DlopenEntry());
   gonet::core::Init();
 }

@@ -5,7 +5,11 @@
 namespace gonet::core {
 namespace {
 std::atomic<ThreadCreateFn> g_create{nullptr};
+__thread bool t_gonet_thread __attribute__((tls_model("initial-exec"))) = false;
 }  // namespace
+
+void MarkGonetThread() { t_gonet_thread = true; }
+bool IsGonetThread() { return t_gonet_thread; }
 
 void SetOsThreadCreate(ThreadCreateFn create) { g_create.store(create, std::memory_order_release); }
 

@@ -17,4 +17,11 @@ void SetOsThreadCreate(ThreadCreateFn create);
 // libc's pthread_create: a real OS thread whatever the mode.
 int CreateOsThread(pthread_t* thread, const pthread_attr_t* attr, void* (*start)(void*), void* arg);
 
+// gonet's own threads say so at their start (workers, the sysmon, offload helpers), so that a
+// signal handler can tell them from the program's OS threads (fibers/signal_route.h: the kernel
+// may pick a gonet thread for a process-directed signal; the program's thread it stands for is
+// a fiber). Async-signal-safe: one initial-exec TLS word.
+void MarkGonetThread();
+bool IsGonetThread();
+
 }  // namespace gonet::core

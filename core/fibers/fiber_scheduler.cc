@@ -8,6 +8,7 @@
 #include "core/base/mode.h"
 #include "core/base/thread_signals.h"
 #include "core/fibers/fiber_signals.h"
+#include "core/fibers/signal_route.h"
 #include "core/fibers/fiber_tls.h"
 #include "core/fibers/worker.h"
 #include "core/poll/netpoller.h"
@@ -173,6 +174,7 @@ int FiberScheduler::Spawn(size_t stack_bytes, void* (*start)(void*), void* arg, 
   }
   t->started_ = false;
   t->alive_.store(true, std::memory_order_release);
+  NoteFiberMasksChanged();  // one more fiber that may accept a signal (signal_route.h)
   Count(Stats().fibers_live);
   *out = t;                      // before it can run: the task may call pthread_self and compare
   FiberWorker* home = t->home_;  // t may be stolen and even finish once it is queued

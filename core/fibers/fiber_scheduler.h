@@ -232,6 +232,14 @@ class FiberTask final : public Parker {
   // sigpending in this fiber (running): its pending signals united with the process's, those it
   // blocks, as the kernel answers for a thread. 0.
   int SigPending(sigset_t* set) const;
+  // Process-directed signals (fibers/signal_route.h). The router's choice of a fiber for sig: one
+  // in sigwait for it, else the first that neither blocks it nor has it pending (nullptr: none);
+  // the signals some fiber accepts (does not block, or waits for); and the hand-over, with the
+  // kernel's siginfo: pending on the fiber, woken or kicked as for Kill.
+  static FiberTask* ChooseForProcessSignal(int sig);
+  static uint64_t SignalsAcceptedByFibers();
+  // False: the fiber has exited (the router queues the signal again).
+  bool TakeRouted(int sig, const siginfo_t& info);
   // pthread_cancel of this fiber, and the fiber's own cancelability (pthread_setcancelstate,
   // pthread_setcanceltype, pthread_testcancel): fibers/fiber_signals.h, Cancellation.
   int Cancel();
@@ -288,6 +296,13 @@ class FiberTask final : public Parker {
   void KickIfRunning();
   // The siginfo a SignalWait's watch took for sig, copied to *out (once); nullptr if none.
   const siginfo_t* TakeWatchedInfo(int sig, siginfo_t* out);
+  // A routed signal made pending on this fiber with its siginfo, without waking it (TakeRouted,
+  // and the fiber itself taking one pending for the process); and its siginfo, read once.
+  void MakePendingRouted(int sig, const siginfo_t& info);
+  const siginfo_t* TakeRoutedInfo(int sig, siginfo_t* out);
+  // Takes the signals pending for the process that `accepts` lets through onto this fiber
+  // (running): as the kernel delivers them to a thread that unblocks or waits for them.
+  void TakeProcessSignals(uint64_t accepts);
   // Pending, enabled and not already exiting (glibc's EXITING_BIT: a cleanup handler's
   // cancellation points do not start the unwind again).
   bool CancelRequested() const {
@@ -321,6 +336,12 @@ class FiberTask final : public Parker {
   SignalWait* sig_wait_ = nullptr;
   std::atomic<uint64_t> sig_hold_{0};
   std::atomic<int> sig_watch_taken_{0};
+  // Routed signals pending with the kernel's siginfo (signal_route.h): their bits, and the
+  // siginfo of each (64 entries, allocated by the first one; freed when the task is recycled).
+  // The router writes an entry only while its bit and the pending bit are clear; the fiber reads
+  // it, then clears the bit.
+  std::atomic<uint64_t> sig_routed_{0};
+  std::atomic<siginfo_t*> routed_info_{nullptr};
   std::atomic<bool> cancel_pending_{false};
   bool cancel_disabled_ = false;
   bool cancel_async_ = false;  // remembered for pthread_setcanceltype; acted on as deferred

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <new>
 
@@ -14,7 +15,9 @@
 #include "core/fibers/call_on_stack.h"
 #include "core/fibers/fiber_scheduler.h"
 #include "core/fibers/fiber_thread_state.h"
+#include "core/fibers/signal_route.h"
 #include "core/fibers/syscall_offload.h"
+#include "core/fibers/worker.h"
 #include "core/threads/sigurg.h"
 
 namespace gonet::core {
@@ -168,6 +171,8 @@ int FiberTask::SigMask(int how, const sigset_t* set, sigset_t* old) {
   if (set == nullptr) return 0;
   sig_mask_.store(next & ~kUnblockable, std::memory_order_seq_cst);
   SwitchSignalMask(*this);
+  NoteFiberMasksChanged();
+  TakeProcessSignals(~next);
   // Unblocked a pending signal: the kernel delivers it before sigprocmask returns.
   if (HasDeliverableSignal()) DeliverSignals();
   return 0;
@@ -185,8 +190,11 @@ bool FiberTask::DeliverSignals() {
     sig_pending_.fetch_and(~bit, std::memory_order_acq_rel);
     bool queued = (sig_queued_.fetch_and(~bit, std::memory_order_relaxed) & bit) != 0;
     // Taken from the process by a SignalWait's watch: the kernel's siginfo (kill, alarm...).
-    siginfo_t taken_info;
+    siginfo_t taken_info, routed_info;
     const siginfo_t* taken = TakeWatchedInfo(sig, &taken_info);
+    // Or given to this fiber by the router (signal_route.h), with the kernel's siginfo too.
+    const siginfo_t* routed = TakeRoutedInfo(sig, &routed_info);
+    if (taken == nullptr) taken = routed;
     struct sigaction sa {};
     Disposition(sig, &sa);
     bool info = (sa.sa_flags & SA_SIGINFO) != 0;
@@ -279,9 +287,13 @@ long RawSigTimedWait(const uint64_t* set, siginfo_t* info, const timespec* timeo
 int FiberTask::SigTimedWait(const sigset_t* set, siginfo_t* info, const timespec* timeout) {
   uint64_t want = Word(*set) & ~kUnblockable;
   sigwait_set_.store(want, std::memory_order_seq_cst);
+  NoteFiberMasksChanged();  // the sysmon lets the kernel deliver what it waits for (signal_route)
   struct Clear {
     std::atomic<uint64_t>& w;
-    ~Clear() { w.store(0, std::memory_order_seq_cst); }
+    ~Clear() {
+      w.store(0, std::memory_order_seq_cst);
+      NoteFiberMasksChanged();
+    }
   } clear{sigwait_set_};
   int saved_errno = errno;
   for (;;) {
@@ -290,12 +302,19 @@ int FiberTask::SigTimedWait(const sigset_t* set, siginfo_t* info, const timespec
     const uint32_t kicks = sigwait_kicks_.load(std::memory_order_seq_cst);
     const uint32_t handled = signals_handled();
     if (int sig = TakePending(sig_pending_, sig_queued_, thread_state_if_any(), want, info)) {
+      siginfo_t routed;
+      if (TakeRoutedInfo(sig, &routed) != nullptr && info != nullptr) *info = routed;
       errno = saved_errno;
       return sig;
     }
-    // One already pending for the process: at once, without a thread hop.
+    // One already pending for the process: at once, without a thread hop (gonet's own queue of
+    // them first, signal_route.h, then the kernel's).
     siginfo_t local;
     siginfo_t* out = info != nullptr ? info : &local;
+    if (int sig = TakeProcessSignal(want, out)) {
+      errno = saved_errno;
+      return sig;
+    }
     timespec zero{0, 0};
     long r = RawSigTimedWait(&want, out, &zero);
     if (r > 0) return static_cast<int>(r);
@@ -325,8 +344,98 @@ int FiberTask::SigPending(sigset_t* set) const {
   uint64_t kernel = 0;
   sys::Call(SYS_rt_sigpending, &kernel, sizeof kernel);
   uint64_t mask = sig_mask_.load(std::memory_order_relaxed);
-  SetWord(set, (kernel | sig_pending_.load(std::memory_order_acquire)) & mask);
+  SetWord(set,
+          (kernel | sig_pending_.load(std::memory_order_acquire) | ProcessPendingSignals()) & mask);
   return 0;
+}
+
+FiberTask* FiberTask::ChooseForProcessSignal(int sig) {
+  if (g_task_base == nullptr) return nullptr;
+  const uint64_t bit = Bit(sig);
+  FiberTask* pick = nullptr;
+  size_t n = g_task_count.load(std::memory_order_acquire);
+  for (size_t i = 0; i < n; ++i) {
+    FiberTask& t = g_task_base[i];
+    if (!t.alive_.load(std::memory_order_acquire)) continue;
+    uint64_t pending = t.sig_pending_.load(std::memory_order_acquire) |
+                       t.sig_routed_.load(std::memory_order_acquire);
+    if ((pending & bit) != 0) continue;
+    if ((t.sigwait_set_.load(std::memory_order_acquire) & bit) != 0) return &t;
+    if (pick == nullptr && (t.sig_mask_.load(std::memory_order_acquire) & bit) == 0) pick = &t;
+  }
+  return pick;
+}
+
+uint64_t FiberTask::SignalsAcceptedByFibers() {
+  if (g_task_base == nullptr) return 0;
+  uint64_t accepted = 0;
+  size_t n = g_task_count.load(std::memory_order_acquire);
+  for (size_t i = 0; i < n; ++i) {
+    FiberTask& t = g_task_base[i];
+    if (!t.alive_.load(std::memory_order_acquire)) continue;
+    accepted |= ~t.sig_mask_.load(std::memory_order_acquire) |
+                t.sigwait_set_.load(std::memory_order_acquire);
+  }
+  return accepted;
+}
+
+void FiberTask::MakePendingRouted(int sig, const siginfo_t& info) {
+  const uint64_t bit = Bit(sig);
+  siginfo_t* slots = routed_info_.load(std::memory_order_acquire);
+  if (slots == nullptr) {
+    auto* fresh = static_cast<siginfo_t*>(calloc(64, sizeof(siginfo_t)));
+    if (fresh != nullptr) {
+      if (routed_info_.compare_exchange_strong(slots, fresh, std::memory_order_acq_rel)) {
+        slots = fresh;
+      } else {
+        free(fresh);
+      }
+    }
+  }
+  // Out of memory: pending all the same, with the siginfo of pthread_kill.
+  if (slots != nullptr) {
+    slots[sig - 1] = info;
+    sig_routed_.fetch_or(bit, std::memory_order_release);
+  }
+  sig_queued_.fetch_and(~bit, std::memory_order_relaxed);
+  sig_pending_.fetch_or(bit, std::memory_order_seq_cst);
+}
+
+bool FiberTask::TakeRouted(int sig, const siginfo_t& info) {
+  if (!alive_.load(std::memory_order_acquire)) return false;
+  MakePendingRouted(sig, info);
+  const uint64_t bit = Bit(sig);
+  // As Kill: a sigwait for it is woken; a fiber that does not block it is woken or kicked.
+  if ((sigwait_set_.load(std::memory_order_seq_cst) & bit) != 0) {
+    sigwait_kicks_.fetch_add(1, std::memory_order_seq_cst);
+    Unpark();
+  } else if ((sig_mask_.load(std::memory_order_seq_cst) & bit) == 0) {
+    Unpark();
+    KickIfRunning();
+  }
+  return true;
+}
+
+const siginfo_t* FiberTask::TakeRoutedInfo(int sig, siginfo_t* out) {
+  const uint64_t bit = Bit(sig);
+  if ((sig_routed_.load(std::memory_order_acquire) & bit) == 0) return nullptr;
+  siginfo_t* slots = routed_info_.load(std::memory_order_acquire);
+  if (slots == nullptr) return nullptr;
+  *out = slots[sig - 1];
+  sig_routed_.fetch_and(~bit, std::memory_order_acq_rel);  // after the copy: the router waits
+  return out;
+}
+
+void FiberTask::TakeProcessSignals(uint64_t accepts) {
+  if (GONET_LIKELY(ProcessPendingSignals() == 0)) return;
+  siginfo_t info;
+  for (;;) {
+    uint64_t mine =
+        sig_pending_.load(std::memory_order_acquire) | sig_routed_.load(std::memory_order_acquire);
+    int sig = TakeProcessSignal(accepts & ~mine, &info);
+    if (sig == 0) return;
+    MakePendingRouted(sig, info);
+  }
 }
 
 SignalWait::SignalWait(const sigset_t* mask, Watch watch) : t_(FiberScheduler::Current()) {
@@ -335,6 +444,10 @@ SignalWait::SignalWait(const sigset_t* mask, Watch watch) : t_(FiberScheduler::C
   uint64_t lets_through = ~during & ~kNeverWatched;
   watch_ = watch == Watch::kAll ? lets_through : lets_through & old_;
   t_->sig_mask_.store(during, std::memory_order_seq_cst);
+  NoteFiberMasksChanged();
+  // Pending for the process and let through by the wait's mask: delivered at the call, as the
+  // kernel would (signal_route.h).
+  t_->TakeProcessSignals(~during & ~kNeverWatched);
   if (watch_ != 0) StartWatch();  // installs the machine's mask with the watched signals held
   if (!watching_) SwitchSignalMask(*t_);
 }
@@ -397,6 +510,7 @@ SignalWait::~SignalWait() {
   if (t_->HasDeliverableSignal()) t_->DeliverSignals();
   t_->sig_mask_.store(old_, std::memory_order_seq_cst);
   SwitchSignalMask(*t_);
+  NoteFiberMasksChanged();
   if (t_->HasDeliverableSignal()) t_->DeliverSignals();
 }
 

@@ -155,6 +155,7 @@ Job* WaitForJob(Helper* h) {
 void* HelperMain(void* arg) {
   SanitizerThreadStart();  // made with libc's pthread_create (sanitizer_thread_start.h)
   prctl(PR_SET_NAME, "gonet-offload", 0, 0, 0);
+  MarkGonetThread();
   t_helper_tid = static_cast<int>(sys::Call(SYS_gettid));
   auto* h = static_cast<Helper*>(arg);
   // The first job came with the thread (wake is already 1).

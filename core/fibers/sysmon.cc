@@ -8,6 +8,7 @@
 #include "core/base/thread_signals.h"
 #include "core/fibers/fiber_signals.h"
 #include "core/fibers/machine_state.h"
+#include "core/fibers/signal_route.h"
 #include "core/fibers/worker.h"
 #include "core/stats/stats.h"
 
@@ -24,8 +25,12 @@ FiberWorker* AwaitWorker(Machine* m) {
   return std::exchange(m->worker, nullptr);
 }
 
+// The ticking sysmon's sleep, which PokeSysmon ends early (futex word: 1 once poked).
+std::atomic<uint32_t> g_sysmon_poke{0};
+
 void* WorkerMain(void* arg) {
   SanitizerThreadStart();
+  MarkGonetThread();
   auto* m = static_cast<Machine*>(arg);
   InstallWorkerAltStack();
   NoteMachineSignalMask(g_machine_mask);  // created with it (StartMachine)
@@ -103,6 +108,7 @@ void* SysmonMain(void*) {
   sigdelset(&mask, SIGURG);
   pthread_sigmask(SIG_SETMASK, &mask, nullptr);
   pthread_setname_np(pthread_self(), "gonet-sysmon");
+  MarkGonetThread();
   if (SysmonStartHook hook = g_sysmon_start_hook.load(std::memory_order_acquire)) hook();
   int quiet_ticks = 0;
   int64_t next_scan = Nanotime() + kStackScanNs;
@@ -112,8 +118,11 @@ void* SysmonMain(void*) {
     next_scan = now + kStackScanNs;
   };
   for (;;) {
-    timespec tick{0, kSysmonTickNs};
-    sys::Call(SYS_nanosleep, &tick, nullptr);  // raw: not fibers mode's nanosleep hook
+    RouteProcessSignals();  // process-directed signals for fibers (signal_route.h)
+    if (g_sysmon_poke.load(std::memory_order_acquire) == 0) {
+      FutexWaitUntil(&g_sysmon_poke, 0, Nanotime() + kSysmonTickNs);
+    }
+    g_sysmon_poke.store(0, std::memory_order_relaxed);
     int64_t now = Nanotime();
     bool running = Retake(now);
     if (running) FiberTask::KickRunningTasks();  // a signal for a fiber that computes
@@ -157,6 +166,15 @@ std::atomic<SysmonStartHook> g_sysmon_start_hook{nullptr};
 std::atomic<int> g_machines{0};
 // Sysmon: 0 ticking, 1 asleep until a fiber runs (futex word), 2 not started.
 std::atomic<uint32_t> g_sysmon_asleep{2};
+
+void PokeSysmon() {
+  g_sysmon_poke.store(1, std::memory_order_release);
+  FutexWake(&g_sysmon_poke);
+  uint32_t one = 1;
+  if (g_sysmon_asleep.compare_exchange_strong(one, 0, std::memory_order_seq_cst)) {
+    FutexWake(&g_sysmon_asleep);
+  }
+}
 
 // Starts a machine thread: running w, or (w == nullptr) as a spare that waits to be given one.
 Machine* StartMachine(FiberWorker* w) {

@@ -1,6 +1,8 @@
+#include <cstdlib>
 #include <new>
 
 #include "core/fibers/fiber_signals.h"
+#include "core/fibers/signal_route.h"
 #include "core/fibers/worker.h"
 #include "core/stats/stats.h"
 
@@ -51,6 +53,8 @@ void FiberWorker::Recycle(FiberTask* t) {
   delete[] t->specific_;
   t->specific_ = nullptr;
   delete t->extra_.exchange(nullptr, std::memory_order_acq_rel);
+  free(t->routed_info_.exchange(nullptr, std::memory_order_acq_rel));
+  t->sig_routed_.store(0, std::memory_order_relaxed);
   SpinGuard g(g_free_mu);
   t->free_next_ = g_free;
   g_free = t;
@@ -58,6 +62,7 @@ void FiberWorker::Recycle(FiberTask* t) {
 
 void FiberWorker::OnExit(FiberTask* t) {
   Count(Stats().fibers_live, -1);
+  NoteFiberMasksChanged();  // one fewer (signal_route.h)
   t->alive_.store(false, std::memory_order_release);
   bool detached;
   Parker* joiner;

@@ -226,6 +226,9 @@ extern std::atomic<SysmonStartHook> g_sysmon_start_hook;  // SetSysmonStartHook
 extern std::atomic<int> g_machines;
 // Sysmon: 0 ticking, 1 asleep until a fiber runs (futex word), 2 not started.
 extern std::atomic<uint32_t> g_sysmon_asleep;
+// Makes the sysmon go round its loop now, ticking or asleep (a signal queued for routing:
+// signal_route.h). Async-signal-safe: atomics and futex wakes.
+void PokeSysmon();
 
 // Task storage (task.cc).
 // Tasks are type-stable (parker.h: a late Unpark must land on valid memory), and a pthread_t

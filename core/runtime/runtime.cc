@@ -18,6 +18,7 @@
 #include "core/fibers/fiber_stack.h"
 #include "core/fibers/fiber_sync.h"
 #include "core/fibers/fiber_tls.h"
+#include "core/fibers/signal_route.h"
 #include "core/fibers/syscall_offload.h"
 #include "core/fibers/tls_scan.h"
 #include "core/observe/crash_report.h"
@@ -123,7 +124,12 @@ void Init() {
     EnsureDumpHandler();
   }
   // Issue 14: __thread/thread_local per fiber; names on stderr what must stay shared.
-  if (c.mode == RunMode::kFibers) fiber_tls::Init();
+  if (c.mode == RunMode::kFibers) {
+    fiber_tls::Init();
+    // The program's handlers behind gonet's trampoline, so that a process-directed signal reaches
+    // a fiber that accepts it (fibers/signal_route.h).
+    AdoptProgramHandlers();
+  }
   InstallCrashReporter();
   // ops (issue 6): publish the counters for `gonet stats`; last, so the flags are final.
   CreateStatsSegment(static_cast<int>(c.mode),
