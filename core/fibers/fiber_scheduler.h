@@ -81,8 +81,8 @@
 //     and ppoll/pselect/epoll_pwait with a mask park with the call's mask as the fiber's, and a
 //     watch (an offloaded sigtimedwait) takes the process-directed signals they wait for, for
 //     that fiber alone (SignalWait); sigpending answers the fiber's pending set and the
-//     process's. A process-directed signal can still land on an idle worker whose last fiber
-//     did not block it, and run its handler there, outside any fiber.
+//     process's. A process-directed signal that the kernel gives a gonet thread (an idle
+//     worker, the sysmon) is handed to a fiber that accepts it (fibers/signal_route.h).
 //     pthread_cancel(fiber) acts at the cancellation points glibc's threads have (parks in
 //     socket calls, sleeps, joins, condition and semaphore waits, offloaded cancellable calls),
 //     unwinding as glibc does (forced unwind, C cleanup handlers on the fiber); asynchronous

@@ -5,8 +5,9 @@
 // kernel only knows masks of OS threads, so a machine installs the mask of the fiber it is about
 // to run when it differs from the one it has (FiberWorker::Run: one compare per switch, a
 // sigprocmask only when fibers with different masks share a worker). A process-directed signal
-// therefore reaches a worker only while it runs, or last ran, a fiber that does not block it, and
-// its handler runs there, as on a thread that does not block it.
+// therefore reaches a worker only while it runs, or last ran, a fiber that does not block it; its
+// handler runs there when that fiber is running, and otherwise (an idle worker, the sysmon) the
+// signal is handed to a fiber that accepts it (signal_route.h).
 //
 // Thread-directed signals: the kernel cannot send a signal to a fiber, so pthread_kill and
 // pthread_sigqueue of a fiber make it pending on the fiber (FiberTask::Kill) and wake the fiber
