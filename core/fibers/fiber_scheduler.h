@@ -219,6 +219,13 @@ class FiberTask final : public Parker {
   // Runs the handlers of the pending signals this fiber does not block (on the fiber itself).
   // Returns true if every handler that ran had SA_RESTART (the caller's wait may restart).
   bool DeliverSignals();
+  // A handler the kernel runs on this fiber's machine (signal_route.h's trampoline, the fiber
+  // running and not blocking sig): the kernel blocked sa_mask and sig (unless SA_NODEFER) on the
+  // machine, and the fiber's own mask, which pthread_sigmask answers, must say so too for the
+  // handler's length. Enter returns the mask to give back; Leave gives it back and notes the
+  // machine mask the kernel restores at the handler's return (uc's). Async-signal-safe.
+  uint64_t EnterKernelHandler(int sig, const struct sigaction& sa);
+  void LeaveKernelHandler(uint64_t saved, const void* ucontext);
   // Handlers run on this fiber so far (the fiber's own counter: an offloaded call it waits for
   // is interrupted when it changes, syscall_offload.h).
   uint32_t signals_handled() const {

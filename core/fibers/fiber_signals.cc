@@ -70,11 +70,12 @@ void Disposition(int sig, struct sigaction* sa) {
   if (sigaction(sig, nullptr, sa) != 0) memset(sa, 0, sizeof *sa);
 }
 
-// The signal's action is to do nothing: SIG_IGN, or a default action that ignores.
+// The signal's action is to do nothing: SIG_IGN, or a default action that ignores. sa_handler
+// and sa_sigaction are one union: SIG_DFL or SIG_IGN with SA_SIGINFO (a program can install it,
+// and SA_RESETHAND leaves it) is still that, as the kernel reads it.
 bool Ignored(int sig) {
   struct sigaction sa {};
   Disposition(sig, &sa);
-  if ((sa.sa_flags & SA_SIGINFO) != 0) return false;
   return sa.sa_handler == SIG_IGN || (sa.sa_handler == SIG_DFL && DefaultIgnores(sig));
 }
 
@@ -178,6 +179,21 @@ int FiberTask::SigMask(int how, const sigset_t* set, sigset_t* old) {
   return 0;
 }
 
+uint64_t FiberTask::EnterKernelHandler(int sig, const struct sigaction& sa) {
+  uint64_t saved = sig_mask_.load(std::memory_order_relaxed);
+  uint64_t during = saved | Word(sa.sa_mask) | ((sa.sa_flags & SA_NODEFER) ? 0 : Bit(sig));
+  sig_mask_.store(during & ~kUnblockable, std::memory_order_seq_cst);
+  SwitchSignalMask(*this);  // what the kernel installed, and now what this machine notes
+  return saved;
+}
+
+void FiberTask::LeaveKernelHandler(uint64_t saved, const void* ucontext) {
+  sig_mask_.store(saved, std::memory_order_seq_cst);
+  // The kernel puts uc_sigmask back at sigreturn: noting it (not installing saved) keeps the
+  // note true even when the signal interrupted SigMask between its store and its install.
+  NoteMachineSignalMask(static_cast<const ucontext_t*>(ucontext)->uc_sigmask);
+}
+
 bool FiberTask::DeliverSignals() {
   bool all_restart = true;
   int saved_errno = errno;
@@ -198,8 +214,9 @@ bool FiberTask::DeliverSignals() {
     struct sigaction sa {};
     Disposition(sig, &sa);
     bool info = (sa.sa_flags & SA_SIGINFO) != 0;
-    if (!info && sa.sa_handler == SIG_IGN) continue;
-    if (!info && sa.sa_handler == SIG_DFL) {
+    // The union, whatever SA_SIGINFO says (Ignored): SIG_DFL with SA_SIGINFO is no handler to call.
+    if (sa.sa_handler == SIG_IGN) continue;
+    if (sa.sa_handler == SIG_DFL) {
       if (DefaultIgnores(sig)) continue;
       // Terminate, dump core or stop: the kernel's default action on the process, from this
       // machine with the signal unblocked.
@@ -217,7 +234,8 @@ bool FiberTask::DeliverSignals() {
     sig_mask_.store(during & ~kUnblockable, std::memory_order_seq_cst);
     SwitchSignalMask(*this);
     if (sa.sa_flags & SA_RESETHAND) {
-      struct sigaction dfl {};
+      // The kernel resets the handler alone: sa_flags and sa_mask read back as installed.
+      struct sigaction dfl = sa;
       dfl.sa_handler = SIG_DFL;
       sigaction(sig, &dfl, nullptr);
     }

@@ -202,11 +202,16 @@ void RunHere(int sig, siginfo_t* si, void* uc, const struct sigaction& sa) {
     return;
   }
   if ((sa.sa_flags & SA_RESETHAND) != 0) ResetHand(sig);
+  // On a fiber, its own mask (what pthread_sigmask answers in the handler) blocks what the
+  // kernel blocked for the handler, as a thread's does.
+  FiberTask* t = FiberScheduler::Current();
+  uint64_t saved = t != nullptr ? t->EnterKernelHandler(sig, sa) : 0;
   if ((sa.sa_flags & SA_SIGINFO) != 0) {
     sa.sa_sigaction(sig, si, uc);
   } else {
     sa.sa_handler(sig);
   }
+  if (t != nullptr) t->LeaveKernelHandler(saved, uc);
 }
 
 void Trampoline(int sig, siginfo_t* si, void* uc) {
@@ -251,7 +256,9 @@ void AdoptProgramHandlers() {
     if (!Routable(sig)) continue;
     struct sigaction cur {};
     if (RealSigaction(sig, nullptr, &cur) != 0) continue;
-    if (Install(sig, cur) != 0) Store(sig, cur);
+    // No handler: the kernel keeps it as it is. Installing it again through glibc would add
+    // SA_RESTORER and a restorer to a disposition the exec left with flags 0.
+    if (!IsHandler(cur) || Install(sig, cur) != 0) Store(sig, cur);
   }
   g_adopted.store(true, std::memory_order_release);
 }

@@ -20,6 +20,9 @@
 //   it (its machine's mask lagging)            merges, as a pending standard signal does), and
 //                                              poke the sysmon
 //
+// A handler run on a fiber runs with that fiber's own mask (what pthread_sigmask answers in it)
+// blocking what the kernel blocked for it: sa_mask and the signal, unless SA_NODEFER.
+//
 // The router (the sysmon, each time round its loop: RouteProcessSignals) gives each queued signal
 // to one fiber, as the kernel gives it to one thread: a fiber in sigwait for it, else the first
 // fiber that neither blocks it nor has it pending. That fiber has it pending with the kernel's
