@@ -7,12 +7,10 @@ namespace gonet::core {
 RunMode g_mode = RunMode::kOff;
 __thread int t_core_depth __attribute__((tls_model("initial-exec"))) = 0;
 
-namespace {
+namespace internal {
 Config g_config;
-}  // namespace
-
-const Config& config() { return g_config; }
-RunMode mode() { return g_mode; }
+}  // namespace internal
+using internal::g_config;
 
 void SetConfig(const Config& c) {
   g_config = c;

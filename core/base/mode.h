@@ -29,8 +29,13 @@ struct Config {
   int workers = 0;  // fibers mode: 0 = one per CPU in the affinity mask
 };
 
-const Config& config();
-RunMode mode();
+// Inline: every hooked call asks (out of line, each was a call to another cache line of code).
+namespace internal {
+extern Config g_config;
+}
+extern RunMode g_mode;
+inline const Config& config() { return internal::g_config; }
+inline RunMode mode() { return g_mode; }
 // Sets both (runtime/ only: Init, InitForTest).
 void SetConfig(const Config& c);
 
@@ -43,7 +48,6 @@ extern __thread int t_core_depth __attribute__((tls_model("initial-exec")));
 
 // True when core should handle the call: initialised, not passthrough mode, not re-entered.
 inline bool Enabled() {
-  extern RunMode g_mode;
   return (g_mode == RunMode::kThreads || g_mode == RunMode::kFibers) && t_core_depth == 0;
 }
 

@@ -13,16 +13,18 @@
 #include "core/threads/kernel_wait.h"
 
 namespace gonet::core {
+
+std::atomic<FdEntry*> internal::g_fd_chunks[kMaxFds / internal::kFdChunkSize];
+
 namespace {
 
-constexpr int kChunkShift = 10;
-constexpr int kChunkSize = 1 << kChunkShift;
+constexpr int kChunkShift = internal::kFdChunkShift;
+constexpr int kChunkSize = internal::kFdChunkSize;
 constexpr int kMaxChunks = kMaxFds / kChunkSize;
+using internal::g_fd_chunks;
 
 inline uint32_t Generation(uint64_t w) { return static_cast<uint32_t>(w >> 32); }
 
-// Top level of the table: 16K chunk pointers in .bss, zero pages until touched.
-std::atomic<FdEntry*> g_chunks[kMaxChunks];
 constinit TypeStableArena<SocketState> g_socket_states;
 constinit std::atomic<ArmHook> g_arm_hook{nullptr};  // runtime/ sets it at Init
 
@@ -74,15 +76,14 @@ void Adopt(int fd, FdEntry* e) {
 
 FdEntry* FdTable::Find(int fd) {
   if (fd < 0 || fd >= kMaxFds) return nullptr;
-  FdEntry* chunk = g_chunks[fd >> kChunkShift].load(std::memory_order_acquire);
+  FdEntry* chunk = g_fd_chunks[fd >> kChunkShift].load(std::memory_order_acquire);
   return chunk == nullptr ? nullptr : &chunk[fd & (kChunkSize - 1)];
 }
 
-FdEntry* FdTable::Get(int fd) {
-  if (fd < 0 || fd >= kMaxFds) return nullptr;
-  std::atomic<FdEntry*>& slot = g_chunks[fd >> kChunkShift];
+FdEntry* internal::GetSlow(int fd) {
+  std::atomic<FdEntry*>& slot = g_fd_chunks[fd >> kChunkShift];
   FdEntry* chunk = slot.load(std::memory_order_acquire);
-  if (GONET_UNLIKELY(chunk == nullptr)) {
+  if (chunk == nullptr) {
     void* mem = mmap(nullptr, sizeof(FdEntry) * kChunkSize, PROT_READ | PROT_WRITE,
                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (mem == MAP_FAILED) return nullptr;
@@ -158,7 +159,7 @@ bool FdTable::InstallNew(int fd, int family, int type, bool app_nonblock) {
 void FdTable::ResetAfterFork() {
   g_socket_states.ResetLockAfterFork();
   for (int c = 0; c < kMaxChunks; ++c) {
-    FdEntry* chunk = g_chunks[c].load(std::memory_order_relaxed);
+    FdEntry* chunk = g_fd_chunks[c].load(std::memory_order_relaxed);
     if (chunk == nullptr) continue;
     for (int i = 0; i < kChunkSize; ++i) {
       uint64_t w = chunk[i].word.load(std::memory_order_relaxed);
@@ -177,6 +178,10 @@ int FdRef::Acquire(int fd) {
     kind = e->kind.load(std::memory_order_acquire);
   }
   if (kind != FdKind::kSocket) return kPassthrough;
+  // Start loading the socket state before the read-modify-write below, which would otherwise
+  // make its (usually cold) line a second miss after the entry's. A hint: socket states are
+  // type-stable (never unmapped), and the pointer is read again after the increment.
+  __builtin_prefetch(e->sock.load(std::memory_order_relaxed));
   uint64_t w = e->word.fetch_add(1, std::memory_order_acq_rel);
   if (w & kFdClosingBit) {
     // Undo with the same generation check Release uses.

@@ -117,6 +117,7 @@ int Enter(FdRef& ref, int fd, int flags) {
     if (SocketState* s = FdTable::FindSocket(fd)) s->short_read_drains.store(false);
   }
   if (flags & MSG_DONTWAIT) return kPassthrough;
+  PrefetchKernelWaitRecord();  // threads mode's direct call writes it next (kernel_wait.h)
   int a = ref.Acquire(fd);
   if (a != 0) return a;
   if (ref.sock()->app_nonblock.load(std::memory_order_relaxed)) return kPassthrough;

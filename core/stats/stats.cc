@@ -8,13 +8,14 @@
 namespace gonet::core {
 namespace {
 Counters g_static_block;
-std::atomic<Counters*> g_block{&g_static_block};
 }  // namespace
-
-Counters& Stats() { return *g_block.load(std::memory_order_relaxed); }
+namespace internal {
+std::atomic<Counters*> g_stats_block{&g_static_block};
+}  // namespace internal
+using internal::g_stats_block;
 
 void SetStatsBlock(Counters* block) {
-  g_block.store(block ? block : &g_static_block, std::memory_order_release);
+  g_stats_block.store(block ? block : &g_static_block, std::memory_order_release);
 }
 
 size_t FormatStats(const Counters& c, char* buf, size_t cap) {

@@ -46,7 +46,10 @@ struct Counters {
 };
 
 // The live block. Points at a static block until the runtime moves it into shared memory.
-Counters& Stats();
+namespace internal {
+extern std::atomic<Counters*> g_stats_block;
+}
+inline Counters& Stats() { return *internal::g_stats_block.load(std::memory_order_relaxed); }
 void SetStatsBlock(Counters* block);
 
 inline void Count(std::atomic<int64_t>& c, int64_t n = 1) {

@@ -11,13 +11,18 @@
 #include "core/threads/sigurg.h"
 
 namespace gonet::core {
+
+namespace internal {
+__thread KernelWaitRecord* t_kernel_wait_record __attribute__((tls_model("initial-exec"))) =
+    nullptr;
+__thread volatile sig_atomic_t t_kernel_woken __attribute__((tls_model("initial-exec"))) = 0;
+}  // namespace internal
+using internal::t_kernel_wait_record;
+using internal::t_kernel_woken;
+
 namespace {
 
 constinit TypeStableArena<KernelWaitRecord> g_records;
-
-// Set by the handler when gonet's own SIGURG arrives; read and cleared by the interrupted call.
-__thread volatile sig_atomic_t t_woken __attribute__((tls_model("initial-exec"))) = 0;
-__thread KernelWaitRecord* t_record __attribute__((tls_model("initial-exec"))) = nullptr;
 
 struct RecordOwner {
   KernelWaitRecord* r = nullptr;
@@ -31,48 +36,15 @@ struct RecordOwner {
 };
 thread_local RecordOwner t_owner;
 
-KernelWaitRecord* MyRecord() {
-  KernelWaitRecord* r = t_record;
-  if (GONET_LIKELY(r != nullptr)) return r;
-  r = g_records.Alloc();
-  if (r == nullptr) return nullptr;
-  r->tid.store(static_cast<int>(sys::Call(SYS_gettid)), std::memory_order_relaxed);
-  t_record = r;
-  t_owner.r = r;
-  return r;
-}
-
 }  // namespace
 
-bool KernelWaitEnabled() {
-  return mode() == RunMode::kThreads && config().threads_wait_kernel &&
-         KernelWaitHandlerInstalled();
-}
-
-KernelWait::KernelWait(int fd, char op) : rec_(MyRecord()) {
-  t_woken = 0;
-  // Gauge apart from threads_parked, so that parks == wakes + threads_parked keeps holding for
-  // the pollDesc path: a blocking call made in the kernel is not a park.
-  Count(Stats().threads_in_kernel);
-  Count(Stats().kernel_waits);
-  if (rec_ == nullptr) return;
-  rec_->op.store(op, std::memory_order_relaxed);
-  rec_->since_ns.store(Nanotime(), std::memory_order_relaxed);
-  // seq_cst pairs with the closer's store of closing before it scans the records: either the
-  // closer sees this fd, or this thread sees closing in FdRef::Acquire... which it already passed,
-  // so the caller re-checks closing after registering (see io_ops.cc DirectCall).
-  rec_->fd.store(fd, std::memory_order_seq_cst);
-}
-
-KernelWait::~KernelWait() {
-  Count(Stats().threads_in_kernel, -1);
-  if (rec_ != nullptr) rec_->fd.store(-1, std::memory_order_release);
-}
-
-bool KernelWait::ConsumeWake() {
-  if (!t_woken) return false;
-  t_woken = 0;
-  return true;
+KernelWaitRecord* internal::NewKernelWaitRecord() {
+  KernelWaitRecord* r = g_records.Alloc();
+  if (r == nullptr) return nullptr;
+  r->tid.store(static_cast<int>(sys::Call(SYS_gettid)), std::memory_order_relaxed);
+  t_kernel_wait_record = r;
+  t_owner.r = r;
+  return r;
 }
 
 int WakeKernelWaiters(int fd) {
@@ -90,7 +62,7 @@ int WakeKernelWaiters(int fd) {
 
 void KernelWaitAfterForkChild() {
   g_records.ResetLockAfterFork();
-  KernelWaitRecord* mine = t_record;
+  KernelWaitRecord* mine = t_kernel_wait_record;
   uint32_t n = g_records.allocated();
   for (uint32_t i = 0; i < n; ++i) {
     KernelWaitRecord* r = g_records.Get(i);
@@ -99,8 +71,8 @@ void KernelWaitAfterForkChild() {
   if (mine != nullptr) mine->tid.store(static_cast<int>(sys::Call(SYS_gettid)));
 }
 
-void NoteKernelWake() { t_woken = 1; }
-KernelWaitRecord* CurrentKernelWaitRecord() { return t_record; }
+void NoteKernelWake() { t_kernel_woken = 1; }
+KernelWaitRecord* CurrentKernelWaitRecord() { return t_kernel_wait_record; }
 
 uint32_t KernelWaitRecordCount() { return g_records.allocated(); }
 KernelWaitRecord* KernelWaitRecordAt(uint32_t i) { return g_records.Get(i); }

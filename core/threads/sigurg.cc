@@ -15,9 +15,11 @@
 #include "core/threads/thread_parker.h"
 
 namespace gonet::core {
+namespace internal {
+std::atomic<bool> g_sigurg_handler_installed{false};
+}  // namespace internal
 namespace {
-
-std::atomic<bool> g_handler_installed{false};
+using internal::g_sigurg_handler_installed;
 std::atomic<bool> g_kernel_wait_handler{false};  // installed for the kernel wait (its SI_TKILL)
 std::atomic<int> g_pid{0};
 std::atomic<DumpAnswerer> g_answer{nullptr};
@@ -85,7 +87,7 @@ void InstallHandler(int flags) {
   sa.sa_sigaction = WakeHandler;
   sa.sa_flags = SA_SIGINFO | flags;
   sigemptyset(&sa.sa_mask);
-  if (sigaction(SIGURG, &sa, nullptr) == 0) g_handler_installed.store(true);
+  if (sigaction(SIGURG, &sa, nullptr) == 0) g_sigurg_handler_installed.store(true);
   // The program's restart policy for SIGURG is its own handler's, not gonet's.
   NoteSigaction(SIGURG, &g_app_urg);
 }
@@ -133,18 +135,16 @@ void InstallKernelWaitHandler() {
   InstallHandler(0);  // no SA_RESTART: the blocked call must return EINTR
 }
 
-bool KernelWaitHandlerInstalled() { return g_handler_installed.load(std::memory_order_relaxed); }
-
 bool EnsureDumpHandler() {
-  if (GONET_LIKELY(g_handler_installed.load(std::memory_order_acquire))) return true;
+  if (GONET_LIKELY(g_sigurg_handler_installed.load(std::memory_order_acquire))) return true;
   if (mode() != RunMode::kThreads && mode() != RunMode::kFibers) return false;
   // Once: the first parkers to sleep may race here.
   static std::atomic<bool> claimed{false};
   if (claimed.exchange(true, std::memory_order_acq_rel)) {
-    return g_handler_installed.load(std::memory_order_acquire);
+    return g_sigurg_handler_installed.load(std::memory_order_acquire);
   }
   InstallHandler(SA_RESTART);
-  return g_handler_installed.load(std::memory_order_acquire);
+  return g_sigurg_handler_installed.load(std::memory_order_acquire);
 }
 
 int SigurgPid() { return g_pid.load(std::memory_order_relaxed); }
@@ -154,7 +154,7 @@ void SigurgAfterForkChild() {
 }
 
 bool VirtualSigaction(int sig, const struct sigaction* act, struct sigaction* old, int* result) {
-  if (sig != SIGURG || !g_handler_installed.load(std::memory_order_acquire)) return false;
+  if (sig != SIGURG || !g_sigurg_handler_installed.load(std::memory_order_acquire)) return false;
   SpinGuard g(g_virtual_mu);
   if (old != nullptr) *old = g_app_urg;
   if (act != nullptr) g_app_urg = *act;

@@ -17,6 +17,7 @@
 
 #include <signal.h>
 
+#include <atomic>
 #include <cstdint>
 
 namespace gonet::core {
@@ -49,8 +50,14 @@ void EndRewoundSyscallWithEintr(void* ucontext);
 
 // Threads mode's kernel wait: installs the handler without SA_RESTART (Init).
 void InstallKernelWaitHandler();
-// True once the handler is gonet's and it answers the kernel wait's wake-ups.
-bool KernelWaitHandlerInstalled();
+// True once the handler is gonet's and it answers the kernel wait's wake-ups. Inline: every
+// blocking socket call in threads mode asks.
+namespace internal {
+extern std::atomic<bool> g_sigurg_handler_installed;
+}
+inline bool KernelWaitHandlerInstalled() {
+  return internal::g_sigurg_handler_installed.load(std::memory_order_relaxed);
+}
 
 // gonet dump in the modes without the kernel wait (netpoller path, fibers): installs the same
 // handler with SA_RESTART. Returns true once gonet's handler is installed. A program that
