@@ -68,8 +68,9 @@ void Load(int sig, struct sigaction* out) {
       CpuRelax();
       continue;
     }
-    for (int i = 0; i < kWords; ++i) buf[i] = d.words[i].load(std::memory_order_relaxed);
-    std::atomic_thread_fence(std::memory_order_acquire);
+    // Acquire loads (no fence: ThreadSanitizer does not model one): a word the writer stored
+    // after making seq odd makes the second load see that odd value or later.
+    for (int i = 0; i < kWords; ++i) buf[i] = d.words[i].load(std::memory_order_acquire);
     if (d.seq.load(std::memory_order_relaxed) == s) break;
   }
   memcpy(out, buf, sizeof *out);
@@ -80,7 +81,7 @@ void Store(int sig, const struct sigaction& sa) {
   uint64_t buf[kWords] = {};
   memcpy(buf, &sa, sizeof sa);
   d.seq.fetch_add(1, std::memory_order_acq_rel);
-  for (int i = 0; i < kWords; ++i) d.words[i].store(buf[i], std::memory_order_relaxed);
+  for (int i = 0; i < kWords; ++i) d.words[i].store(buf[i], std::memory_order_release);
   d.seq.fetch_add(1, std::memory_order_release);
 }
 
