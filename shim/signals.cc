@@ -46,11 +46,10 @@ int ProgramSigaction(int sig, const struct sigaction* act, struct sigaction* old
 
 // True when gonet, not libc, holds sig's disposition: then glibc's own signal(), sysv_signal(),
 // sigset()... must not run, since they install through glibc's internal sigaction, which no hook
-// sees. (Asking with neither act nor old changes nothing.)
+// sees. (Asking VirtualSigaction with neither act nor old changes nothing.)
 bool Served(int sig) {
   int unused = 0;
-  return core::VirtualSigaction(sig, nullptr, nullptr, &unused) ||
-         core::RoutedSigaction(sig, nullptr, nullptr, &unused);
+  return core::VirtualSigaction(sig, nullptr, nullptr, &unused) || core::RoutesDisposition(sig);
 }
 
 // What glibc's signal-family functions install, through ProgramSigaction: handler h, the flags,

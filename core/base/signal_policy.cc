@@ -4,25 +4,18 @@
 #include <cstdint>
 
 #include "core/base/sys.h"
+#include "core/base/thread_signals.h"
 
 namespace gonet::core {
 namespace {
 // Bit (sig-1) set: a handler (not SIG_DFL/SIG_IGN) without SA_RESTART is installed for sig.
 std::atomic<uint64_t> g_non_restart_mask{0};
-
-// The kernel's struct sigaction layout for rt_sigaction (glibc's differs).
-struct KernelSigaction {
-  void* handler;
-  unsigned long flags;
-  void* restorer;
-  uint64_t mask;
-};
 }  // namespace
 
 void NoteSigaction(int sig, const struct sigaction* act) {
   // 32 and 33 are glibc's own (SIGCANCEL, SIGSETXID): never a program's handler.
   if (sig < 1 || sig > 64 || sig == 32 || sig == 33 || act == nullptr) return;
-  uint64_t bit = uint64_t{1} << (sig - 1);
+  uint64_t bit = SignalBit(sig);
   bool handler = act->sa_handler != SIG_DFL && act->sa_handler != SIG_IGN;
   if (handler && !(act->sa_flags & SA_RESTART)) {
     g_non_restart_mask.fetch_or(bit, std::memory_order_relaxed);
@@ -33,7 +26,7 @@ void NoteSigaction(int sig, const struct sigaction* act) {
 
 void ScanInstalledHandlers() {
   for (int sig = 1; sig <= 64; ++sig) {
-    KernelSigaction old{};
+    sys::KernelSigaction old{};
     if (sys::Call(SYS_rt_sigaction, sig, nullptr, &old, 8) != 0) continue;
     struct sigaction act {};
     act.sa_handler = reinterpret_cast<void (*)(int)>(old.handler);

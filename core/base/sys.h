@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <type_traits>
 
 namespace gonet::sys {
@@ -81,5 +82,14 @@ inline long Call(long nr, Args... args) {
 #endif
 
 inline long Err(long r) { return r < 0 ? -r : 0; }
+
+// The kernel's struct sigaction for rt_sigaction (glibc's differs: its sa_mask is 128 bytes and
+// its restorer is glibc's own). With SIG_DFL or SIG_IGN no restorer is needed.
+struct KernelSigaction {
+  void* handler;
+  unsigned long flags;
+  void* restorer;
+  uint64_t mask;
+};
 
 }  // namespace gonet::sys

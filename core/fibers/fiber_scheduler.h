@@ -306,6 +306,9 @@ class FiberTask final : public Parker {
   // A routed signal made pending on this fiber with its siginfo, without waking it (TakeRouted,
   // and the fiber itself taking one pending for the process); and its siginfo, read once.
   void MakePendingRouted(int sig, const siginfo_t& info);
+  // After a signal became pending on this fiber from another thread (Kill, TakeRouted): wakes a
+  // sigwait for it, or a parked fiber that does not block it, and kicks a running one.
+  void WakeForSignal(uint64_t bit);
   const siginfo_t* TakeRoutedInfo(int sig, siginfo_t* out);
   // Takes the signals pending for the process that `accepts` lets through onto this fiber
   // (running): as the kernel delivers them to a thread that unblocks or waits for them.

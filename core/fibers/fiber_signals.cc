@@ -26,19 +26,6 @@ namespace {
 // The mask this machine has installed (signals 1..64, bit sig-1: the kernel's first word).
 __thread uint64_t t_mask_installed __attribute__((tls_model("initial-exec"))) = 0;
 
-constexpr uint64_t Bit(int sig) { return uint64_t{1} << (sig - 1); }
-// Never blocked, as the kernel and glibc's pthread_sigmask decide: SIGKILL, SIGSTOP, and glibc's
-// internal cancellation and setxid signals (32, 33).
-constexpr uint64_t kUnblockable = Bit(SIGKILL) | Bit(SIGSTOP) | Bit(32) | Bit(33);
-
-constexpr uint64_t SyncFaultBits() {
-  uint64_t m = 0;
-  for (int sig : kSyncFaultSignals) m |= Bit(sig);
-  return m;
-}
-// What a SignalWait's watch never takes (header): SIGURG, the faults, the unblockable ones.
-constexpr uint64_t kNeverWatched = kUnblockable | Bit(SIGURG) | SyncFaultBits();
-
 uint64_t Word(const sigset_t& s) {
   uint64_t w;
   memcpy(&w, &s, sizeof w);
@@ -57,11 +44,6 @@ void Install(uint64_t mask) {
   }
 }
 
-// Signals whose default action is to do nothing.
-bool DefaultIgnores(int sig) {
-  return sig == SIGCHLD || sig == SIGURG || sig == SIGWINCH || sig == SIGCONT;
-}
-
 // The program's disposition of sig (its own view of SIGURG, which gonet may hold:
 // threads/sigurg.h).
 void Disposition(int sig, struct sigaction* sa) {
@@ -76,7 +58,7 @@ void Disposition(int sig, struct sigaction* sa) {
 bool Ignored(int sig) {
   struct sigaction sa {};
   Disposition(sig, &sa);
-  return sa.sa_handler == SIG_IGN || (sa.sa_handler == SIG_DFL && DefaultIgnores(sig));
+  return sa.sa_handler == SIG_IGN || (sa.sa_handler == SIG_DFL && DefaultActionIgnores(sig));
 }
 
 // A handler's third argument: this context (getcontext returns twice: kept apart).
@@ -120,7 +102,7 @@ int FiberTask::Kill(int sig, int code, const sigval& value) {
   // Exited, not yet joined: glibc 2.36 answers 0 for pthread_kill, ESRCH for pthread_sigqueue.
   if (!alive_.load(std::memory_order_acquire)) return code == SI_QUEUE ? ESRCH : 0;
   if (sig == 0) return 0;
-  uint64_t bit = Bit(sig);
+  uint64_t bit = SignalBit(sig);
   if (code == SI_QUEUE) {
     FiberThreadState* x = thread_state();
     if (x == nullptr) return EAGAIN;  // as sigqueue when it cannot queue
@@ -130,15 +112,21 @@ int FiberTask::Kill(int sig, int code, const sigval& value) {
     sig_queued_.fetch_and(~bit, std::memory_order_relaxed);
   }
   sig_pending_.fetch_or(bit, std::memory_order_seq_cst);
+  if (this == FiberScheduler::Current() &&
+      (sigwait_set_.load(std::memory_order_seq_cst) & bit) == 0) {
+    if (HasDeliverableSignal()) DeliverSignals();  // as the kernel: before pthread_kill returns
+    return 0;
+  }
+  WakeForSignal(bit);
+  return 0;
+}
+
+void FiberTask::WakeForSignal(uint64_t bit) {
   // A sigwait for it (SigTimedWait): wake the fiber, which interrupts the helper's wait.
   if ((sigwait_set_.load(std::memory_order_seq_cst) & bit) != 0) {
     sigwait_kicks_.fetch_add(1, std::memory_order_seq_cst);
     Unpark();
-    return 0;
-  }
-  if (this == FiberScheduler::Current()) {
-    if (HasDeliverableSignal()) DeliverSignals();  // as the kernel: before pthread_kill returns
-    return 0;
+    return;
   }
   // Blocked: it stays pending until the fiber unblocks it (SigMask delivers it then). Not
   // blocked: a parked fiber is woken for it, a running one interrupted (signal_kick.cc).
@@ -146,7 +134,6 @@ int FiberTask::Kill(int sig, int code, const sigval& value) {
     Unpark();
     KickIfRunning();
   }
-  return 0;
 }
 
 int FiberTask::SigMask(int how, const sigset_t* set, sigset_t* old) {
@@ -170,7 +157,7 @@ int FiberTask::SigMask(int how, const sigset_t* set, sigset_t* old) {
   }
   if (old != nullptr) SetWord(old, cur);
   if (set == nullptr) return 0;
-  sig_mask_.store(next & ~kUnblockable, std::memory_order_seq_cst);
+  sig_mask_.store(next & ~kUnblockableSignals, std::memory_order_seq_cst);
   SwitchSignalMask(*this);
   NoteFiberMasksChanged();
   TakeProcessSignals(~next);
@@ -181,8 +168,8 @@ int FiberTask::SigMask(int how, const sigset_t* set, sigset_t* old) {
 
 uint64_t FiberTask::EnterKernelHandler(int sig, const struct sigaction& sa) {
   uint64_t saved = sig_mask_.load(std::memory_order_relaxed);
-  uint64_t during = saved | Word(sa.sa_mask) | ((sa.sa_flags & SA_NODEFER) ? 0 : Bit(sig));
-  sig_mask_.store(during & ~kUnblockable, std::memory_order_seq_cst);
+  uint64_t during = saved | Word(sa.sa_mask) | ((sa.sa_flags & SA_NODEFER) ? 0 : SignalBit(sig));
+  sig_mask_.store(during & ~kUnblockableSignals, std::memory_order_seq_cst);
   SwitchSignalMask(*this);  // what the kernel installed, and now what this machine notes
   return saved;
 }
@@ -202,7 +189,7 @@ bool FiberTask::DeliverSignals() {
         sig_pending_.load(std::memory_order_acquire) & ~sig_mask_.load(std::memory_order_relaxed);
     if (ready == 0) break;
     int sig = __builtin_ctzll(ready) + 1;
-    uint64_t bit = Bit(sig);
+    uint64_t bit = SignalBit(sig);
     sig_pending_.fetch_and(~bit, std::memory_order_acq_rel);
     bool queued = (sig_queued_.fetch_and(~bit, std::memory_order_relaxed) & bit) != 0;
     // Taken from the process by a SignalWait's watch: the kernel's siginfo (kill, alarm...).
@@ -217,7 +204,7 @@ bool FiberTask::DeliverSignals() {
     // The union, whatever SA_SIGINFO says (Ignored): SIG_DFL with SA_SIGINFO is no handler to call.
     if (sa.sa_handler == SIG_IGN) continue;
     if (sa.sa_handler == SIG_DFL) {
-      if (DefaultIgnores(sig)) continue;
+      if (DefaultActionIgnores(sig)) continue;
       // Terminate, dump core or stop: the kernel's default action on the process, from this
       // machine with the signal unblocked.
       Install(machine_signal_mask() & ~bit);
@@ -231,7 +218,7 @@ bool FiberTask::DeliverSignals() {
     ++sig_handled_;
     uint64_t saved = sig_mask_.load(std::memory_order_relaxed);
     uint64_t during = saved | Word(sa.sa_mask) | ((sa.sa_flags & SA_NODEFER) ? 0 : bit);
-    sig_mask_.store(during & ~kUnblockable, std::memory_order_seq_cst);
+    sig_mask_.store(during & ~kUnblockableSignals, std::memory_order_seq_cst);
     SwitchSignalMask(*this);
     if (sa.sa_flags & SA_RESETHAND) {
       // The kernel resets the handler alone: sa_flags and sa_mask read back as installed.
@@ -276,7 +263,7 @@ int TakePending(std::atomic<uint64_t>& pending, std::atomic<uint64_t>& queued,
     uint64_t hit = p & want;
     if (hit == 0) return 0;
     int sig = __builtin_ctzll(hit) + 1;
-    uint64_t bit = Bit(sig);
+    uint64_t bit = SignalBit(sig);
     if ((pending.fetch_and(~bit, std::memory_order_acq_rel) & bit) == 0) continue;
     bool q = (queued.fetch_and(~bit, std::memory_order_relaxed) & bit) != 0;
     if (info != nullptr) {
@@ -303,7 +290,7 @@ long RawSigTimedWait(const uint64_t* set, siginfo_t* info, const timespec* timeo
 }  // namespace
 
 int FiberTask::SigTimedWait(const sigset_t* set, siginfo_t* info, const timespec* timeout) {
-  uint64_t want = Word(*set) & ~kUnblockable;
+  uint64_t want = Word(*set) & ~kUnblockableSignals;
   sigwait_set_.store(want, std::memory_order_seq_cst);
   NoteFiberMasksChanged();  // the sysmon lets the kernel deliver what it waits for (signal_route)
   struct Clear {
@@ -369,7 +356,7 @@ int FiberTask::SigPending(sigset_t* set) const {
 
 FiberTask* FiberTask::ChooseForProcessSignal(int sig) {
   if (g_task_base == nullptr) return nullptr;
-  const uint64_t bit = Bit(sig);
+  const uint64_t bit = SignalBit(sig);
   FiberTask* pick = nullptr;
   size_t n = g_task_count.load(std::memory_order_acquire);
   for (size_t i = 0; i < n; ++i) {
@@ -398,7 +385,7 @@ uint64_t FiberTask::SignalsAcceptedByFibers() {
 }
 
 void FiberTask::MakePendingRouted(int sig, const siginfo_t& info) {
-  const uint64_t bit = Bit(sig);
+  const uint64_t bit = SignalBit(sig);
   siginfo_t* slots = routed_info_.load(std::memory_order_acquire);
   if (slots == nullptr) {
     auto* fresh = static_cast<siginfo_t*>(calloc(64, sizeof(siginfo_t)));
@@ -422,20 +409,12 @@ void FiberTask::MakePendingRouted(int sig, const siginfo_t& info) {
 bool FiberTask::TakeRouted(int sig, const siginfo_t& info) {
   if (!alive_.load(std::memory_order_acquire)) return false;
   MakePendingRouted(sig, info);
-  const uint64_t bit = Bit(sig);
-  // As Kill: a sigwait for it is woken; a fiber that does not block it is woken or kicked.
-  if ((sigwait_set_.load(std::memory_order_seq_cst) & bit) != 0) {
-    sigwait_kicks_.fetch_add(1, std::memory_order_seq_cst);
-    Unpark();
-  } else if ((sig_mask_.load(std::memory_order_seq_cst) & bit) == 0) {
-    Unpark();
-    KickIfRunning();
-  }
+  WakeForSignal(SignalBit(sig));  // as for Kill (the router is never this fiber)
   return true;
 }
 
 const siginfo_t* FiberTask::TakeRoutedInfo(int sig, siginfo_t* out) {
-  const uint64_t bit = Bit(sig);
+  const uint64_t bit = SignalBit(sig);
   if ((sig_routed_.load(std::memory_order_acquire) & bit) == 0) return nullptr;
   siginfo_t* slots = routed_info_.load(std::memory_order_acquire);
   if (slots == nullptr) return nullptr;
@@ -458,14 +437,14 @@ void FiberTask::TakeProcessSignals(uint64_t accepts) {
 
 SignalWait::SignalWait(const sigset_t* mask, Watch watch) : t_(FiberScheduler::Current()) {
   old_ = t_->sig_mask_.load(std::memory_order_relaxed);
-  uint64_t during = mask != nullptr ? Word(*mask) & ~kUnblockable : old_;
-  uint64_t lets_through = ~during & ~kNeverWatched;
+  uint64_t during = mask != nullptr ? Word(*mask) & ~kUnblockableSignals : old_;
+  uint64_t lets_through = ~during & ~kSignalsLeftAlone;
   watch_ = watch == Watch::kAll ? lets_through : lets_through & old_;
   t_->sig_mask_.store(during, std::memory_order_seq_cst);
   NoteFiberMasksChanged();
   // Pending for the process and let through by the wait's mask: delivered at the call, as the
   // kernel would (signal_route.h).
-  t_->TakeProcessSignals(~during & ~kNeverWatched);
+  t_->TakeProcessSignals(~during & ~kSignalsLeftAlone);
   if (watch_ != 0) StartWatch();  // installs the machine's mask with the watched signals held
   if (!watching_) SwitchSignalMask(*t_);
 }
@@ -483,7 +462,7 @@ long SignalWait::WatchCall(void* self) {
     int sig = static_cast<int>(r);
     w->state_->watch_info = info;
     w->t_->sig_watch_taken_.store(sig, std::memory_order_release);
-    w->t_->sig_pending_.fetch_or(Bit(sig), std::memory_order_seq_cst);
+    w->t_->sig_pending_.fetch_or(SignalBit(sig), std::memory_order_seq_cst);
   }
   return r;
 }
@@ -509,7 +488,7 @@ void SignalWait::EndWatch() {
     // Nothing is delivered inside this park (a handler there would run with the job in flight);
     // what arrives meanwhile stays pending for the caller's delivery.
     uint64_t mask = t_->sig_mask_.load(std::memory_order_relaxed);
-    t_->sig_mask_.store((~kUnblockable & ~SyncFaultBits()) | (mask & SyncFaultBits()),
+    t_->sig_mask_.store((~kUnblockableSignals & ~SyncFaultBits()) | (mask & SyncFaultBits()),
                         std::memory_order_seq_cst);
     int saved_errno = errno;
     FinishOffload(&job_);

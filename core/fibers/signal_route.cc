@@ -19,23 +19,13 @@
 namespace gonet::core {
 namespace {
 
-constexpr uint64_t Bit(int sig) { return uint64_t{1} << (sig - 1); }
-
+// Routed: a signal fibers mode may take for a fiber (the others: base/thread_signals.h).
 bool Routable(int sig) {
-  if (sig < 1 || sig > 64 || sig == SIGKILL || sig == SIGSTOP || sig == SIGURG) return false;
-  if (sig == 32 || sig == 33) return false;  // glibc's cancellation and setxid signals
-  for (int fault : kSyncFaultSignals) {
-    if (sig == fault) return false;
-  }
-  return true;
+  return sig >= 1 && sig <= 64 && (kSignalsLeftAlone & SignalBit(sig)) == 0;
 }
 
 bool IsHandler(const struct sigaction& sa) {
   return sa.sa_handler != SIG_DFL && sa.sa_handler != SIG_IGN;  // the union, as the kernel reads it
-}
-
-bool DefaultIgnores(int sig) {
-  return sig == SIGCHLD || sig == SIGURG || sig == SIGWINCH || sig == SIGCONT;
 }
 
 std::atomic<RealSigactionFn> g_real{nullptr};
@@ -96,25 +86,16 @@ struct AllBlocked {
   ~AllBlocked() { sys::Call(SYS_rt_sigprocmask, SIG_SETMASK, &saved, nullptr, sizeof saved); }
 };
 
-// The kernel's own struct, for what the trampoline installs without glibc: SIG_DFL needs no
-// restorer.
-struct KernelSigaction {
-  void (*handler)(int);
-  unsigned long flags;
-  void (*restorer)();
-  uint64_t mask;
-};
-
 void RealDefault(int sig) {
-  KernelSigaction k{SIG_DFL, 0, nullptr, 0};
+  sys::KernelSigaction k{nullptr, 0, nullptr, 0};  // SIG_DFL, installed without glibc
   sys::Call(SYS_rt_sigaction, sig, &k, nullptr, sizeof k.mask);
 }
 
 void NoteHandled(int sig, bool handled) {
   if (handled) {
-    g_handled.fetch_or(Bit(sig), std::memory_order_acq_rel);
+    g_handled.fetch_or(SignalBit(sig), std::memory_order_acq_rel);
   } else {
-    g_handled.fetch_and(~Bit(sig), std::memory_order_acq_rel);
+    g_handled.fetch_and(~SignalBit(sig), std::memory_order_acq_rel);
   }
   g_masks_gen.fetch_add(1, std::memory_order_release);
 }
@@ -175,7 +156,7 @@ void Queue(int sig, const siginfo_t* si) {
       q.info.si_signo = sig;
     }
     q.state.store(2, std::memory_order_release);
-    g_queued.fetch_or(Bit(sig), std::memory_order_release);
+    g_queued.fetch_or(SignalBit(sig), std::memory_order_release);
   }
   PokeSysmon();
 }
@@ -186,7 +167,7 @@ bool TakeQueued(int sig, siginfo_t* out) {
   if (!q.state.compare_exchange_strong(full, 1, std::memory_order_acquire)) return false;
   if (out != nullptr) *out = q.info;
   // The bit goes before the slot is free: a signal queued after that sets it again.
-  g_queued.fetch_and(~Bit(sig), std::memory_order_acq_rel);
+  g_queued.fetch_and(~SignalBit(sig), std::memory_order_acq_rel);
   q.state.store(0, std::memory_order_release);
   return true;
 }
@@ -197,7 +178,7 @@ void RunHere(int sig, siginfo_t* si, void* uc, const struct sigaction& sa) {
   if (!IsHandler(sa)) {
     // Changed since the kernel chose the trampoline: act as the new disposition does. A default
     // action that kills: the signal again, now with SIG_DFL, taken when this handler returns.
-    if (sa.sa_handler == SIG_IGN || DefaultIgnores(sig)) return;
+    if (sa.sa_handler == SIG_IGN || DefaultActionIgnores(sig)) return;
     RealDefault(sig);
     sys::Call(SYS_tgkill, sys::Call(SYS_getpid), sys::Call(SYS_gettid), sig);
     return;
@@ -220,7 +201,7 @@ void Trampoline(int sig, siginfo_t* si, void* uc) {
   struct sigaction sa;
   Load(sig, &sa);
   FiberTask* t = FiberScheduler::Current();
-  bool here = t != nullptr ? (t->signal_mask() & Bit(sig)) == 0 : !IsGonetThread();
+  bool here = t != nullptr ? (t->signal_mask() & SignalBit(sig)) == 0 : !IsGonetThread();
   if (!here && g_sysmon_asleep.load(std::memory_order_acquire) == 2) here = true;  // no router
   if (here) {
     RunHere(sig, si, uc, sa);
@@ -234,8 +215,7 @@ void Trampoline(int sig, siginfo_t* si, void* uc) {
 // handled signals some fiber accepts (header).
 uint64_t SysmonBaseMask() {
   sigset_t set;
-  HelperThreadMask(&set);
-  sigdelset(&set, SIGURG);
+  SigurgHelperThreadMask(&set);
   uint64_t w;
   memcpy(&w, &set, sizeof w);
   return w;
@@ -265,7 +245,7 @@ void AdoptProgramHandlers() {
 }
 
 bool RoutedSigaction(int sig, const struct sigaction* act, struct sigaction* old, int* result) {
-  if (!Routable(sig) || !g_adopted.load(std::memory_order_acquire)) return false;
+  if (!RoutesDisposition(sig)) return false;
   int r = 0;
   int err = 0;
   {
@@ -285,17 +265,22 @@ bool RoutedSigaction(int sig, const struct sigaction* act, struct sigaction* old
   return true;
 }
 
+bool RoutesDisposition(int sig) {
+  return Routable(sig) && g_adopted.load(std::memory_order_acquire);
+}
+
 void SetSignalInterrupts(int sig, bool interrupt) {
   if (sig < 1 || sig > 64) return;
   if (interrupt) {
-    g_interrupts.fetch_or(Bit(sig), std::memory_order_relaxed);
+    g_interrupts.fetch_or(SignalBit(sig), std::memory_order_relaxed);
   } else {
-    g_interrupts.fetch_and(~Bit(sig), std::memory_order_relaxed);
+    g_interrupts.fetch_and(~SignalBit(sig), std::memory_order_relaxed);
   }
 }
 
 bool SignalInterrupts(int sig) {
-  return sig >= 1 && sig <= 64 && (g_interrupts.load(std::memory_order_relaxed) & Bit(sig)) != 0;
+  return sig >= 1 && sig <= 64 &&
+         (g_interrupts.load(std::memory_order_relaxed) & SignalBit(sig)) != 0;
 }
 
 void NoteFiberMasksChanged() {

@@ -68,6 +68,8 @@ void AdoptProgramHandlers();
 // sigaction for a routed signal once the handlers are adopted: true if it answered (*result is
 // sigaction's return value, errno set on failure); false: not routed, the caller asks libc.
 bool RoutedSigaction(int sig, const struct sigaction* act, struct sigaction* old, int* result);
+// True when RoutedSigaction answers for sig (what the shim asks before glibc's signal() family).
+bool RoutesDisposition(int sig);
 
 // siginterrupt's memory, for signal(): glibc installs a handler given to signal() without
 // SA_RESTART once siginterrupt(sig, 1) was called (its _sigintr set, which gonet keeps instead).

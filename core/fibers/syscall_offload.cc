@@ -167,8 +167,8 @@ bool StartHelper(Helper* h) {
   pthread_attr_t attr;
   if (pthread_attr_init(&attr) != 0) return false;
   sigset_t all;
-  HelperThreadMask(&all);   // the program's signals, not its faults (base/thread_signals.h)
-  sigdelset(&all, SIGURG);  // gonet's interruption (header: Signals)
+  // The program's signals, not its faults, and not gonet's interruption (header: Signals).
+  SigurgHelperThreadMask(&all);
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
   pthread_attr_setstacksize(&attr, kHelperStackBytes);
   // glibc leaves its internal signals (cancellation, setxid) unblocked, as it must.

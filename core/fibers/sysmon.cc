@@ -104,8 +104,7 @@ void* SysmonMain(void*) {
   // Program signals go to the program's threads; faults reach it; and gonet's SIGURG, since the
   // sysmon answers gonet dump (dump.h: round one).
   sigset_t mask;
-  HelperThreadMask(&mask);
-  sigdelset(&mask, SIGURG);
+  SigurgHelperThreadMask(&mask);
   pthread_sigmask(SIG_SETMASK, &mask, nullptr);
   pthread_setname_np(pthread_self(), "gonet-sysmon");
   MarkGonetThread();
@@ -167,13 +166,17 @@ std::atomic<int> g_machines{0};
 // Sysmon: 0 ticking, 1 asleep until a fiber runs (futex word), 2 not started.
 std::atomic<uint32_t> g_sysmon_asleep{2};
 
-void PokeSysmon() {
-  g_sysmon_poke.store(1, std::memory_order_release);
-  FutexWake(&g_sysmon_poke);
+void WakeSleepingSysmon() {
   uint32_t one = 1;
   if (g_sysmon_asleep.compare_exchange_strong(one, 0, std::memory_order_seq_cst)) {
     FutexWake(&g_sysmon_asleep);
   }
+}
+
+void PokeSysmon() {
+  g_sysmon_poke.store(1, std::memory_order_release);
+  FutexWake(&g_sysmon_poke);
+  WakeSleepingSysmon();
 }
 
 // Starts a machine thread: running w, or (w == nullptr) as a spare that waits to be given one.

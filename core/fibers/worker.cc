@@ -170,12 +170,7 @@ bool FiberWorker::Run(FiberTask* t) {
   // sysmon's store of g_sysmon_asleep before it looks at every status.
   uint64_t gen = (status.load(std::memory_order_relaxed) >> 2) + 1;
   status.store((gen << 2) | kInFiber, std::memory_order_seq_cst);
-  if (GONET_UNLIKELY(g_sysmon_asleep.load(std::memory_order_seq_cst) == 1)) {
-    uint32_t one = 1;
-    if (g_sysmon_asleep.compare_exchange_strong(one, 0, std::memory_order_seq_cst)) {
-      FutexWake(&g_sysmon_asleep);
-    }
-  }
+  if (GONET_UNLIKELY(g_sysmon_asleep.load(std::memory_order_seq_cst) == 1)) WakeSleepingSysmon();
   SwitchAltStack(t->extra_.load(std::memory_order_relaxed));
   SwitchSignalMask(*t);
   bool finished = t->fiber_.Resume();

@@ -226,6 +226,8 @@ extern std::atomic<SysmonStartHook> g_sysmon_start_hook;  // SetSysmonStartHook
 extern std::atomic<int> g_machines;
 // Sysmon: 0 ticking, 1 asleep until a fiber runs (futex word), 2 not started.
 extern std::atomic<uint32_t> g_sysmon_asleep;
+// Ends the sysmon's sleep (1 -> 0), if it sleeps: a fiber is about to run (FiberWorker::Run).
+void WakeSleepingSysmon();
 // Makes the sysmon go round its loop now, ticking or asleep (a signal queued for routing:
 // signal_route.h). Async-signal-safe: atomics and futex wakes.
 void PokeSysmon();
