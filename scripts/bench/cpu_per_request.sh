@@ -25,10 +25,7 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 # shellcheck source=server_control.sh
 . "$ROOT/scripts/bench/server_control.sh"
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/gonet-cpu.XXXXXX")
-SERVER_PID=""
-trap '[[ -n $SERVER_PID ]] && stop_pid "$SERVER_PID"; rm -rf "$WORK"' EXIT
-ulimit -n "$(ulimit -Hn)"
+bench_workdir cpu
 TICKS=$(getconf CLK_TCK)
 
 SERVERS=("gonet-fibers" "epoll_echo")

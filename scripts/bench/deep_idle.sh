@@ -39,17 +39,7 @@ done
 # shellcheck source=server_control.sh
 . "$ROOT/scripts/bench/server_control.sh"
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/gonet-deep-idle.XXXXXX")
-SERVER_PID=""
-LOAD_PID=""
-cleanup() {
-  [[ -n $LOAD_PID ]] && stop_pid "$LOAD_PID"
-  [[ -n $SERVER_PID ]] && stop_pid "$SERVER_PID"
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-ulimit -n "$(ulimit -Hn)"
+bench_workdir deep-idle
 
 PIN_SERVER=(taskset -c "$SERVER_CPU")
 PIN_LOAD=(taskset -c "$LOAD_CPU")

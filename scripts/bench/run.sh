@@ -59,20 +59,7 @@ done
 # shellcheck source=server_control.sh
 . "$ROOT/scripts/bench/server_control.sh"
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/gonet-bench.XXXXXX")
-SERVER_PID=""
-SAMPLER_PID=""
-cleanup() {
-  [[ -n $SAMPLER_PID ]] && stop_pid "$SAMPLER_PID"
-  [[ -n $SERVER_PID ]] && stop_pid "$SERVER_PID"
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# Thread-per-connection servers at 10,000 connections need 10,000 fds and do not raise the soft
-# limit themselves.
-ulimit -n "$(ulimit -Hn)"
+bench_workdir bench
 
 PIN_SERVER=(taskset -c "$SERVER_CPU")
 PIN_LOAD=(taskset -c "$LOAD_CPU")

@@ -1,6 +1,28 @@
-# Sourced by run.sh and ../demo.sh: starting a sample server in the background, learning its
+# Sourced by the benchmarks (run.sh, deep_idle.sh, cpu_per_request.sh, threads_overhead.sh) and
+# ../demo.sh: a scratch directory with its clean-up, starting a sample server in the background, learning its
 # port, stopping it (or anything else this shell started) without leaving it behind, and
 # sampling its peak RSS and thread count while it runs.
+
+# bench_workdir NAME: a scratch directory in WORK, and traps that on exit stop whatever the script
+# left running (LOAD_PID, SAMPLER_PID, SERVER_PID, in that order) and remove it; INT and TERM exit
+# 130 through them. Also raises the fd limit to the hard one: thread-per-connection servers at
+# 10,000 connections need 10,000 fds and do not raise the soft limit themselves.
+bench_workdir() {
+  WORK=$(mktemp -d "${TMPDIR:-/tmp}/gonet-$1.XXXXXX")
+  SERVER_PID=""
+  SAMPLER_PID=""
+  LOAD_PID=""
+  trap bench_cleanup EXIT
+  trap 'exit 130' INT TERM
+  ulimit -n "$(ulimit -Hn)"
+}
+
+bench_cleanup() {
+  [[ -n $LOAD_PID ]] && stop_pid "$LOAD_PID"
+  [[ -n $SAMPLER_PID ]] && stop_pid "$SAMPLER_PID"
+  [[ -n $SERVER_PID ]] && stop_pid "$SERVER_PID"
+  rm -rf "$WORK"
+}
 
 # stop_pid PID: SIGTERM, up to 3 s of grace, then SIGKILL; reaps it if it is our child.
 stop_pid() {

@@ -43,17 +43,7 @@ for tool in "$BUILD/loadgen" "$BUILD/echo_threads" "$BUILD/libgonet.so"; do
   [[ -e $tool ]] || { echo "threads_overhead: $tool is missing; build first" >&2; exit 1; }
 done
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/gonet-threads-overhead.XXXXXX")
-SERVER_PID=""
-SAMPLER_PID=""
-cleanup() {
-  [[ -n $SAMPLER_PID ]] && stop_pid "$SAMPLER_PID"
-  [[ -n $SERVER_PID ]] && stop_pid "$SERVER_PID"
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-ulimit -n "$(ulimit -Hn)"
+bench_workdir threads-overhead
 TICKS=$(getconf CLK_TCK)
 PIN_LOAD=(taskset -c 1)  # start_sampler's pinning (server_control.sh)
 LOAD_CPU=1
