@@ -113,6 +113,12 @@ void ReadBack(int sig) {
       List(Word(old.sa_mask)).c_str(), old.sa_restorer != nullptr ? "set" : "none");
 }
 
+// What an installer of the signal() family returned, then what sigaction reads back after it.
+void ShowPrevAndReadBack(sighandler_t prev, const char* what, int sig) {
+  ShowPrev(prev, what, sig);
+  ReadBack(sig);
+}
+
 void ShowMask(const char* when) {
   Say("  %s: this thread blocks %s", when, List(ThreadMask()).c_str());
 }
@@ -175,24 +181,16 @@ void InstallEveryWay(int sig) {
          Who(reinterpret_cast<void*>(prev.sa_sigaction)));
     ReadBack(sig);
   }
-  ShowPrev(signal(sig, HandlerA), "signal", sig);
-  ReadBack(sig);
-  ShowPrev(bsd_signal(sig, HandlerB), "bsd_signal", sig);
-  ReadBack(sig);
-  ShowPrev(ssignal(sig, HandlerA), "ssignal", sig);
-  ReadBack(sig);
-  ShowPrev(sysv_signal(sig, HandlerB), "sysv_signal", sig);
-  ReadBack(sig);
-  ShowPrev(sigset(sig, HandlerA), "sigset", sig);
-  ReadBack(sig);
+  ShowPrevAndReadBack(signal(sig, HandlerA), "signal", sig);
+  ShowPrevAndReadBack(bsd_signal(sig, HandlerB), "bsd_signal", sig);
+  ShowPrevAndReadBack(ssignal(sig, HandlerA), "ssignal", sig);
+  ShowPrevAndReadBack(sysv_signal(sig, HandlerB), "sysv_signal", sig);
+  ShowPrevAndReadBack(sigset(sig, HandlerA), "sigset", sig);
   Show(sigignore(sig), "sigignore(%s)", SigName(sig).c_str());
   ReadBack(sig);
-  ShowPrev(sigset(sig, SIG_DFL), "sigset SIG_DFL", sig);
-  ReadBack(sig);
-  ShowPrev(signal(sig, SIG_IGN), "signal SIG_IGN", sig);
-  ReadBack(sig);
-  ShowPrev(signal(sig, SIG_DFL), "signal SIG_DFL", sig);
-  ReadBack(sig);
+  ShowPrevAndReadBack(sigset(sig, SIG_DFL), "sigset SIG_DFL", sig);
+  ShowPrevAndReadBack(signal(sig, SIG_IGN), "signal SIG_IGN", sig);
+  ShowPrevAndReadBack(signal(sig, SIG_DFL), "signal SIG_DFL", sig);
   Reset(sig);
 }
 
@@ -207,15 +205,12 @@ void Siginterrupt(int sig) {
   Must(sigaction(sig, &act, nullptr), "sigaction");
   Show(siginterrupt(sig, 1), "siginterrupt(%s, 1) over sigaction's handler", SigName(sig).c_str());
   ReadBack(sig);
-  ShowPrev(signal(sig, HandlerA), "signal after siginterrupt 1", sig);
-  ReadBack(sig);
+  ShowPrevAndReadBack(signal(sig, HandlerA), "signal after siginterrupt 1", sig);
   Show(siginterrupt(sig, 0), "siginterrupt(%s, 0)", SigName(sig).c_str());
   ReadBack(sig);
-  ShowPrev(signal(sig, HandlerB), "signal after siginterrupt 0", sig);
-  ReadBack(sig);
+  ShowPrevAndReadBack(signal(sig, HandlerB), "signal after siginterrupt 0", sig);
   Show(siginterrupt(sig, 1), "siginterrupt(%s, 1)", SigName(sig).c_str());
-  ShowPrev(bsd_signal(sig, SIG_IGN), "bsd_signal SIG_IGN after siginterrupt 1", sig);
-  ReadBack(sig);
+  ShowPrevAndReadBack(bsd_signal(sig, SIG_IGN), "bsd_signal SIG_IGN after siginterrupt 1", sig);
   Show(siginterrupt(sig, 0), "siginterrupt(%s, 0)", SigName(sig).c_str());
   Reset(sig);
 }
